@@ -46,6 +46,8 @@ class JobFiles:
     name: str
     suffix: str = DEFAULT_SUFFIX
     qtype: str = 'local'
+    #: a submission script written by someone else (``submit_file``)
+    script: Optional[str] = None
 
     @property
     def base(self) -> str:
@@ -53,7 +55,7 @@ class JobFiles:
 
     @property
     def submission(self) -> str:
-        return self.base + SUBMISSION_EXT.get(self.qtype, '')
+        return self.script or self.base + SUBMISSION_EXT.get(self.qtype, '')
 
     @property
     def exec_script(self) -> Optional[str]:

@@ -12,6 +12,7 @@ import enum
 import importlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -114,6 +115,15 @@ class BatchSystem(abc.ABC):
     @abc.abstractmethod
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel the listed jobs."""
+
+    def block(self, job_ids: Sequence[str], timeout: float) -> bool:
+        """Wait up to ``timeout`` s for news of the listed jobs; True if some may have ended.
+
+        Real batch systems can only be polled, so the default just sleeps; the local
+        queue overrides this to wake the moment a job finishes.
+        """
+        time.sleep(max(0.0, timeout))
+        return False
 
     def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
         """Accounting for jobs that left the queue (e.g. ``sacct``); empty if not known."""

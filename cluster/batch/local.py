@@ -1,0 +1,116 @@
+"""Local mode: jobs run on this machine through the dependency-aware :mod:`cluster.jobqueue`.
+
+Command jobs run their submission script with bash in a worker; function jobs run the
+same payload and runner in the worker's own interpreter, writing the same files a node
+would (stdout, stderr, exit code, tagged result).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from typing import Dict, Mapping, Optional, Sequence
+
+from .. import function
+from ..errors import JobError
+from ..script import JobFiles, write_atomic
+from . import BatchSystem, JobInfo, State
+
+logger = logging.getLogger(__name__)
+
+
+def _queue(create: bool = True):
+    from .. import config_file, jobqueue
+    if jobqueue.JQUEUE is None and not create:
+        return None
+    cores = config_file.get('jobqueue', 'cores')
+    return jobqueue.get_jobqueue(int(cores) if cores not in (None, '', 'None') else None)
+
+
+def execute(files: JobFiles, is_function: bool, outfile: str, errfile: str) -> int:
+    """Run one job inside a worker; raise JobError on a non-zero exit so dependents fail."""
+    if is_function:
+        code = _run_function(files, outfile, errfile)
+        write_atomic(files.exitcode, f'{code}\n')
+    else:
+        with open(outfile, 'ab') as out, open(errfile, 'ab') as err:
+            code = subprocess.call(['bash', files.submission], stdout=out, stderr=err,
+                                   stdin=subprocess.DEVNULL)
+    if code != 0:
+        raise JobError(f'job {files.name} exited with code {code}')
+    return code
+
+
+def _run_function(files: JobFiles, outfile: str, errfile: str) -> int:
+    """Run the payload with fd 1 and 2 sent to the job's files, then restore everything."""
+    saved_path, saved_cwd = list(sys.path), os.getcwd()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds = os.dup(1), os.dup(2)
+    with open(outfile, 'ab') as out, open(errfile, 'ab') as err:
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            return function.run_in_process(files)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            for fd in saved_fds:
+                os.close(fd)
+            sys.path[:] = saved_path
+            os.chdir(saved_cwd)
+
+
+class Local(BatchSystem):
+    """This machine, through the local JobQueue."""
+
+    name = 'local'
+
+    def available(self) -> bool:
+        return True
+
+    def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
+               options: Optional[Mapping] = None) -> str:
+        options = options or {}
+        try:
+            deps = [int(d) for d in dependencies]
+        except ValueError:
+            raise JobError(f'local job ids are numbers; cannot depend on {list(dependencies)}') \
+                from None
+        is_function = os.path.exists(files.pickle_in)
+        job_id = _queue().add(execute, args=(files, is_function,
+                                             options.get('outfile', files.outfile),
+                                             options.get('errfile', files.errfile)),
+                              dependencies=deps, cores=options.get('cores', 1), name=files.name)
+        return str(job_id)
+
+    def statuses(self, job_ids: Optional[Sequence[str]] = None,
+                 user: Optional[str] = None) -> Dict[str, JobInfo]:
+        queue = _queue(create=False)
+        if queue is None:
+            return {}
+        jobs = dict(queue.jobs)
+        wanted = jobs if job_ids is None else {int(i): jobs[int(i)] for i in job_ids
+                                                if int(i) in jobs}
+        return {str(i): JobInfo(str(i), job.state, exitcode=job.exitcode, name=job.name,
+                                node='localhost', start=job.start, end=job.end,
+                                reason=job.reason)
+                for i, job in wanted.items()}
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        queue = _queue(create=False)
+        if queue is not None:
+            for job_id in job_ids:
+                queue.cancel(int(job_id))
+
+    def block(self, job_ids: Sequence[str], timeout: float) -> bool:
+        queue = _queue(create=False)
+        if queue is None:
+            return super().block(job_ids, timeout)
+        return queue.wait_any([int(i) for i in job_ids], timeout)
+
+
+SYSTEM = Local

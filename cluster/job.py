@@ -1,0 +1,321 @@
+"""The Job API: :class:`Job` and the helpers ``submit``, ``make_job``, ``make_job_file``,
+``submit_file``, ``clean`` and ``clean_dir``.
+
+Nothing here knows which batch system it talks to: headers and scripts come from
+``cluster.batch.<system>``, states from the shared :class:`cluster.queue.Watcher`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+from . import batch, function, queue
+from .batch import JobInfo, State
+from .errors import JobError, OptionError
+from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script, reserve
+
+logger = logging.getLogger(__name__)
+
+Command = Union[str, Callable]
+
+
+def _merged_options(profile: Optional[str], kwds: dict) -> dict:
+    """Keywords of the default profile < the named profile < the call, normalised."""
+    from . import config_file
+    from .options import check_arguments
+    merged = dict(config_file.get_profile('default').args)
+    if profile and profile != 'default':
+        merged.update(config_file.get_profile(profile).args)
+    merged.update(check_arguments(kwds))
+    return merged
+
+
+def _default_name(command: Command) -> str:
+    if callable(command):
+        raw = getattr(command, '__name__', 'function')
+    else:
+        words = shlex.split(command) if command.strip() else ['job']
+        raw = os.path.basename(words[0]) if words else 'job'
+    name = re.sub(r'[^A-Za-z0-9_.+-]+', '_', raw).strip('._') or 'job'
+    return name[:64]
+
+
+def _dependency_ids(depends: Sequence[Any], qtype: str) -> List[str]:
+    ids = []
+    for dep in depends:
+        if isinstance(dep, Job):
+            if dep.id is None:
+                raise JobError(f'dependency {dep.name} has not been submitted yet')
+            if dep.qtype != qtype:
+                raise JobError(f'dependency {dep.name} runs on {dep.qtype}, not {qtype}')
+            ids.append(dep.id)
+        else:
+            ids.append(str(getattr(dep, 'id', dep)))
+    return ids
+
+
+class Job:
+    """A shell command or a Python function to run as a batch job.
+
+    >>> Job('echo hi').submit().get()
+    (0, 'hi\\n', '')
+    """
+
+    def __init__(self, command: Command, args: Optional[Sequence] = None,
+                 name: Optional[str] = None, path: Optional[str] = None,
+                 qtype: Optional[str] = None, profile: Optional[str] = None, **kwds: Any) -> None:
+        if not callable(command) and not isinstance(command, str):
+            raise JobError(f'a job is a shell command string or a function, not {command!r}')
+        if isinstance(command, str) and not command.strip():
+            raise JobError('the command of a job is empty')
+        self.command = command
+        self.args = args
+        self.kwargs: Dict[str, Any] = dict(kwds.pop('kwargs', None) or {})
+        self.profile = profile
+        self.options = _merged_options(profile, kwds)
+        self.qtype = qtype or batch.detect()
+        self.system = batch.get(self.qtype)
+        self.name = self.options.pop('name', None) or name or _default_name(command)
+        suffix = self.options.pop('suffix', DEFAULT_SUFFIX)
+        filedir = self.options.pop('filedir', None) or path or os.getcwd()
+        self.runpath = self.options.pop('dir', None) or os.getcwd()
+        self.depends = list(self.options.pop('depends', None) or [])
+        self.imports = self.options.pop('imports', None) or []
+        self.modules = self.options.pop('modules', None) or []
+        self.files: JobFiles = reserve(filedir, self.name, suffix, self.qtype)
+        self.name = self.files.name
+        self.outfile = self.options.get('outfile') or self.files.outfile
+        self.errfile = self.options.get('errfile') or self.files.errfile
+        self.is_function = callable(command)
+        self.submission = Script(self.files.submission)
+        self.function = Script(self.files.function_py) if self.is_function else None
+        self.scripts: List[Script] = [self.submission]
+        self.id: Optional[str] = None
+        self._info: Optional[JobInfo] = None
+        self._written = False
+
+    # writing and submitting -------------------------------------------------------------
+    def _body(self) -> str:
+        quote = shlex.quote
+        if self.is_function:
+            command = function.run_command(self.files)
+        else:
+            command = self.command + ''.join(' ' + quote(str(a)) for a in self.args or ())
+        code = quote(self.files.exitcode)
+        lines = [MARKER,
+                 f'_cluster_exit() {{ code=$?; printf "%s\\n" "$code" > {code}.$$ '
+                 f'&& mv -f {code}.$$ {code}; exit "$code"; }}',
+                 'trap _cluster_exit EXIT',
+                 f'cd {quote(self.runpath)} || exit 1']
+        lines += [f'module load {quote(module)}' for module in self.modules]
+        lines.append(command)
+        return '\n'.join(lines)
+
+    def write(self, overwrite: bool = True) -> 'Job':
+        """Write the submission script(s), and for a function job the payload and runner."""
+        options = dict(self.options, name=self.name, outfile=self.outfile, errfile=self.errfile)
+        if self.is_function:
+            function.write_payload(self.files, self.command, self.args or (), self.kwargs,
+                                   self.imports)
+        header = self.system.render_header(options, self.files)
+        texts = self.system.render_scripts(self.files, header, self._body())
+        self.scripts = [Script(path, text) for path, text in texts.items()]
+        for script in self.scripts:
+            if script.path == self.submission.path:
+                self.submission = script
+            script.write(overwrite)
+        if self.function is not None:
+            self.function.text = function.runner_source()
+        self._written = True
+        return self
+
+    def submit(self, max_queue_len: Optional[int] = None) -> 'Job':
+        """Write the job if needed, wait for room in the queue, submit it; return self."""
+        if self.id is not None:
+            raise JobError(f'job {self.name} was already submitted as {self.id}')
+        dependencies = _dependency_ids(self.depends, self.qtype)
+        if not self._written:
+            self.write()
+        queue.Queue(qtype=self.qtype).wait_to_submit(max_queue_len)
+        options = dict(self.options, outfile=self.outfile, errfile=self.errfile)
+        self.id = self.system.submit(self.files, dependencies, options)
+        self._watcher.track(self.id, self.files)
+        logger.info('submitted %s as %s job %s', self.name, self.qtype, self.id)
+        return self
+
+    # state -------------------------------------------------------------------------------
+    @property
+    def _watcher(self) -> queue.Watcher:
+        return queue.watcher(self.system)
+
+    def _require_id(self) -> str:
+        if self.id is None:
+            raise JobError(f'job {self.name} has not been submitted')
+        return self.id
+
+    def update(self) -> JobInfo:
+        """Refresh and return the job's :class:`JobInfo` (cached per poll interval)."""
+        self._info = self._watcher.info(self._require_id())
+        return self._info
+
+    update_queue_info = update
+
+    @property
+    def info(self) -> JobInfo:
+        return self._info or self.update()
+
+    @property
+    def state(self) -> State:
+        return self.update().state if self.id else State.UNKNOWN
+
+    @property
+    def done(self) -> bool:
+        return self.id is not None and self.state.final
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the job ends; True when it completed successfully."""
+        self._info = self._watcher.wait([self._require_id()], timeout)[self.id]
+        return self._info.state == State.COMPLETED and not self._info.exitcode
+
+    def cancel(self) -> None:
+        """Ask the batch system to cancel the job."""
+        self.system.cancel([self._require_id()])
+
+    # results -----------------------------------------------------------------------------
+    def get_exitcode(self) -> Optional[int]:
+        """The exit code, once the job has ended (None when the system gave none)."""
+        self.wait()
+        code = queue.read_exitcode(self.files)
+        return code if code is not None else self.info.exitcode
+
+    def _read(self, path: str) -> str:
+        self.wait()
+        try:
+            with open(path, errors='replace') as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return ''
+
+    def get_stdout(self) -> str:
+        return self._read(self.outfile)
+
+    def get_stderr(self) -> str:
+        return self._read(self.errfile)
+
+    def get(self) -> Any:
+        """(exit_code, stdout, stderr) of a command; the value of a function, or its error."""
+        self.wait()
+        if not self.is_function:
+            return self.get_exitcode(), self.get_stdout(), self.get_stderr()
+        if os.path.exists(self.files.pickle_out):
+            return function.read_result(self.files)
+        info = self.info
+        raise JobError(f'function job {self.name} ({self.id}) ended {info.state}'
+                       + (f': {info.reason}' if info.reason else '')
+                       + (f'\nstderr:\n{self.get_stderr()[-2000:]}' if self.get_stderr() else ''))
+
+    # files ------------------------------------------------------------------------------
+    def clean(self, delete_outputs: bool = False) -> None:
+        """Delete the scripts and payload; the outputs too with ``delete_outputs``."""
+        paths = self.files.scripts() + [s.path for s in self.scripts]
+        if delete_outputs:
+            paths += self.files.outputs() + [self.outfile, self.errfile]
+        for path in set(paths):
+            Script(path).clean()
+
+    def __repr__(self) -> str:
+        state = self._info.state if self._info else ('written' if self._written else 'new')
+        return f'<Job {self.name} {self.qtype} id={self.id} {state}>'
+
+    def __str__(self) -> str:
+        what = getattr(self.command, '__qualname__', None) or self.command
+        rows = [('name', self.name), ('command', what), ('qtype', self.qtype),
+                ('id', self.id), ('state', self._info.state if self._info else None),
+                ('exit code', self._info.exitcode if self._info else None),
+                ('options', self.options), ('depends', _safe_ids(self.depends)),
+                ('submission', self.submission.path), ('stdout', self.outfile),
+                ('stderr', self.errfile)]
+        return 'Job\n' + '\n'.join(f'  {key:<11}{value}' for key, value in rows)
+
+
+def _safe_ids(depends: Sequence[Any]) -> List[str]:
+    return [str(getattr(d, 'id', d)) for d in depends]
+
+
+def make_job(command: Command, args: Optional[Sequence] = None, **kwds: Any) -> Job:
+    """A :class:`Job`, neither written nor submitted."""
+    return Job(command, args, **kwds)
+
+
+def make_job_file(command: Command, args: Optional[Sequence] = None, **kwds: Any) -> str:
+    """Write a job's files and return the path of its submission script."""
+    return Job(command, args, **kwds).write().submission.path
+
+
+def submit(command: Command, args: Optional[Sequence] = None, **kwds: Any) -> Job:
+    """Create, write and submit a job; return it.
+
+    >>> submit(sum, ([1, 2, 3],)).get()
+    6
+    """
+    max_queue_len = kwds.pop('max_queue_len', None)
+    return Job(command, args, **kwds).submit(max_queue_len)
+
+
+def submit_file(script_file: str, dependencies: Optional[Sequence] = None,
+                threads: Optional[int] = None, qtype: Optional[str] = None) -> str:
+    """Submit an existing script as it is; return the job id."""
+    if not os.path.isfile(script_file):
+        raise JobError(f'no script file {script_file!r}')
+    system = batch.get(qtype)
+    path = os.path.abspath(script_file)
+    files = JobFiles(os.path.dirname(path), os.path.basename(path), DEFAULT_SUFFIX,
+                     system.name, script=path)
+    options = {'cores': int(threads)} if threads else {}
+    job_id = system.submit(files, _dependency_ids(dependencies or [], system.name), options)
+    queue.watcher(system).track(job_id, files)
+    return job_id
+
+
+def clean(jobs: Union[Job, Sequence[Job]], delete_outputs: bool = False) -> None:
+    """Clean one job or a list of jobs."""
+    for job in jobs if isinstance(jobs, (list, tuple, set)) else [jobs]:
+        job.clean(delete_outputs)
+
+
+def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optional[str] = None,
+              confirm: bool = False, delete_outputs: bool = True) -> Set[str]:
+    """Delete the files of jobs this package wrote in ``directory``; return their paths.
+
+    Only job sets whose submission script carries this package's marker line are
+    touched, so a user's own file named like a job file is never deleted.
+    """
+    directory = os.path.abspath(directory)
+    qtypes = [qtype] if qtype else list(SUBMISSION_EXT)
+    doomed: Set[str] = set()
+    for entry in os.listdir(directory):
+        for kind in qtypes:
+            ending = f'.{suffix}{SUBMISSION_EXT.get(kind, "")}'
+            if entry.endswith(ending) and len(entry) > len(ending):
+                files = JobFiles(directory, entry[:-len(ending)], suffix, kind)
+                if _has_marker(files.submission):
+                    paths = files.all() if delete_outputs else files.scripts()
+                    doomed.update(p for p in paths if os.path.isfile(p))
+    if doomed and confirm:
+        answer = input(f'Delete {len(doomed)} files in {directory}? [y/N] ')
+        if answer.strip().lower() not in ('y', 'yes'):
+            return set()
+    for path in doomed:
+        os.unlink(path)
+    return doomed
+
+
+def _has_marker(path: str) -> bool:
+    try:
+        with open(path, errors='replace') as handle:
+            return MARKER in handle.read(16384)
+    except OSError:
+        return False
