@@ -635,8 +635,9 @@ def _help_text(qtypes: Tuple[str, ...]) -> str:
             for qtype in qtypes:
                 lines.append(f'      {qtype + ":":8}{_format_for(option, qtype)}')
         lines.append('')
-    lines.append('On torque, nodes, cores and features form one line: '
-                 '#PBS -l nodes=N:ppn=C:F1:F2.')
+    if 'torque' in qtypes:
+        lines.append('On torque, nodes, cores and features form one line: '
+                     '#PBS -l nodes=N:ppn=C:F1:F2.')
     return '\n'.join(lines)
 
 
