@@ -37,6 +37,7 @@ from fractions import Fraction
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .errors import OptionError
+from .script import DEFAULT_SUFFIX, check_name
 
 logger = logging.getLogger(__name__)
 
@@ -232,10 +233,12 @@ def _abspath(value: Any) -> str:
 
 
 def _plain_name(value: Any) -> str:
+    """A file-name part, by the rule of :func:`cluster.script.check_name`."""
     value = _text(value)
-    if not re.fullmatch(r'[A-Za-z0-9_.+-]+', value) or value in ('.', '..'):
-        raise _Bad('may only hold letters, digits and . _ + -')
-    return value
+    try:
+        return check_name(value)
+    except OptionError:
+        raise _Bad('may only hold letters, digits and . _ + -') from None
 
 
 _EXPORT_ITEM = re.compile(r'[A-Za-z_]\w*(?:=[^\s,\'"\\]*)?')
@@ -382,7 +385,7 @@ _TABLE = (
            'a path (str or os.PathLike), made absolute', None,
            'directory for the job scripts and outputs (default: dir)',
            None, None, 'directory for the job files', kind='job', group='files'),
-    Option('suffix', (), _plain_name, 'letters, digits and . _ + -', 'cluster',
+    Option('suffix', (), _plain_name, 'letters, digits and . _ + -', DEFAULT_SUFFIX,
            'suffix of the job files: <name>.<suffix>.out', None, None,
            'suffix of the job files', kind='job', group='files'),
     # environment
