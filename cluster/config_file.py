@@ -207,10 +207,14 @@ def _split(kwds: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     connection: Dict[str, Any] = {}
     for key, value in kwds.items():
         lower = key.strip().lower() if isinstance(key, str) else key
+        if isinstance(value, str) and not value.strip():
+            value = None                     # an empty value in the file means "not set"
         if lower in FORBIDDEN_KEYS:
             raise OptionError(f'{key!r} is never stored in a profile; a password comes from '
                               'the environment or a prompt')
         if lower in CONNECTION_KEYS:
+            if value is None:
+                continue
             try:
                 connection[lower] = _check_connection(lower, value)
             except ValueError as problem:
