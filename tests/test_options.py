@@ -465,3 +465,9 @@ def test_torque_wrapper_reads_the_torque_header(tmp_path):
         assert fields['Partition'] == partition, info
     finally:
         subprocess.run(['scancel', job_id], capture_output=True, timeout=30)
+
+
+def test_docstring_examples_hold():
+    import doctest
+    result = doctest.testmod(options)
+    assert result.attempted >= 4 and result.failed == 0
