@@ -1,2 +1,17 @@
-"""cluster: write a pipeline once, run it locally, on Slurm/Torque, or remotely."""
-__version__ = "0.1.0"
+"""cluster: write a pipeline once; run it on a laptop, a Slurm/Torque login node, or remotely.
+
+>>> import cluster
+>>> cluster.Job('echo hi', qtype='local').submit().get()
+(0, 'hi\\n', '')
+"""
+from .errors import (ClusterError, CommandError, ConfigError, JobError, OptionError,
+                     ProfileError, SubmissionError)
+from .job import Job, clean, clean_dir, make_job, make_job_file, submit, submit_file
+from .options import check_arguments, option_help
+from .queue import Queue, check_queue, get_cluster_environment, wait
+
+__version__ = '0.1.0'
+__all__ = ['Job', 'submit', 'make_job', 'make_job_file', 'submit_file', 'clean', 'clean_dir',
+           'Queue', 'wait', 'get_cluster_environment', 'check_queue', 'check_arguments',
+           'option_help', 'ClusterError', 'CommandError', 'ConfigError', 'JobError',
+           'OptionError', 'ProfileError', 'SubmissionError']

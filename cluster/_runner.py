@@ -6,7 +6,9 @@ that a node (or a remote host) without ``cluster`` installed can run it::
 
     python <name>_func.<suffix>.py      # reads  <that file>.pickle.in
                                         # writes <that file>.pickle.out
-The payload is a dict: function, args, kwargs, imports, sys_path, cwd. The result is
+The payload file holds two pickles: the context (sys_path, cwd, imports), applied first
+so that the call can refer to the submitter's own modules, then the call (function, args,
+kwargs). The result is
 ``('ok', value)`` or ``('error', exception, traceback_text)``, written atomically.
 """
 import os
@@ -43,6 +45,27 @@ def load_pickle(path):
         return dill.load(handle)
 
 
+def load_call(path):
+    """Read a payload: apply its context (sys.path, cwd, imports), then unpickle the call."""
+    import dill
+    check_private(path)
+    with open(path, 'rb') as handle:
+        context = dill.load(handle)
+        for entry in reversed(context.get('sys_path') or []):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        if context.get('cwd') and os.path.isdir(context['cwd']):
+            os.chdir(context['cwd'])
+        imported = _do_imports(context.get('imports'))
+        vars(sys.modules['__main__']).update(imported)
+        function, args, kwargs = dill.load(handle)
+    namespace = getattr(function, '__globals__', None)
+    if namespace is not None:
+        for name, value in imported.items():
+            namespace.setdefault(name, value)
+    return function, args, kwargs
+
+
 def dump_atomic(obj, path):
     """Pickle ``obj`` with dill into ``path`` (mode 0600) through a temporary file."""
     import dill
@@ -60,13 +83,17 @@ def dump_atomic(obj, path):
         raise
 
 
-def _do_imports(imports, namespace):
+def _do_imports(imports):
+    """Run the ``imports`` keyword ('numpy', 'import numpy as np', 'from a import b')."""
+    names = {}
     for spec in imports or ():
         spec = spec.strip()
         if spec.startswith(('import ', 'from ')):
-            exec(spec, namespace)  # the payload is trusted code already
+            exec(spec, names)  # the payload is trusted code already
         else:
-            namespace[spec.split('.')[0]] = __import__(spec)
+            names[spec.split('.')[0]] = __import__(spec)
+    names.pop('__builtins__', None)
+    return names
 
 
 def _error(exc, text):
@@ -82,15 +109,8 @@ def _error(exc, text):
 def run_files(pickle_in, pickle_out):
     """Run the payload in ``pickle_in``; write the tagged result; return 0 or 1."""
     try:
-        payload = load_pickle(pickle_in)
-        for entry in reversed(payload.get('sys_path') or []):
-            if entry not in sys.path:
-                sys.path.insert(0, entry)
-        if payload.get('cwd') and os.path.isdir(payload['cwd']):
-            os.chdir(payload['cwd'])
-        main = sys.modules['__main__'].__dict__
-        _do_imports(payload.get('imports'), main)
-        value = payload['function'](*payload.get('args', ()), **payload.get('kwargs', {}))
+        function, args, kwargs = load_call(pickle_in)
+        value = function(*args, **kwargs)
         result = ('ok', value)
     except BaseException as exc:  # the job's own failure, reported to the submitter
         result = _error(exc, traceback.format_exc())

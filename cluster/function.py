@@ -42,11 +42,11 @@ def write_payload(files: JobFiles, function: Callable, args: Sequence = (),
     An object that cannot be pickled raises :class:`JobError` naming the function.
     """
     import dill
-    payload = {'function': function, 'args': tuple(args or ()), 'kwargs': dict(kwargs or {}),
-               'imports': list(imports or ()), 'sys_path': [os.path.abspath(p) for p in sys.path],
-               'cwd': os.getcwd()}
+    context = {'imports': list(imports or ()), 'cwd': os.getcwd(),
+               'sys_path': [os.path.abspath(p) for p in sys.path]}
     try:
-        data = dill.dumps(payload, recurse=True)
+        data = dill.dumps(context) + dill.dumps(
+            (function, tuple(args or ()), dict(kwargs or {})), recurse=True)
     except Exception as exc:
         name = getattr(function, '__qualname__', repr(function))
         raise JobError(f'cannot pickle the call of {name} (function, args or kwargs): '

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install everything the tests need, start the real services, run the whole suite.
+# Needs root (or sudo): it installs Debian packages and starts Slurm, munge, MariaDB and sshd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh --test
+bash scripts/setup_xenon.sh          # java, the xenon-grpc jar, its proto, the gRPC stubs
+bash tests/cluster/slurm_up.sh       # munge, mariadb, slurmdbd, slurmctld, slurmd, Torque wrappers
+bash tests/cluster/sshd_up.sh        # an sshd on 127.0.0.1 with the test user clustertest
+# pytest exits 5 when it ran no test: that fails this script like any other failure.
+exec .venv/bin/python -m pytest -ra "$@"
