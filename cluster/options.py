@@ -259,8 +259,6 @@ def _export(value: Any) -> str:
     return ','.join(items)
 
 
-_BEGIN_UNITS = {'second': 'seconds', 'minute': 'minutes', 'hour': 'hours', 'day': 'days',
-                'week': 'weeks'}
 _NOW_RE = re.compile(r'now(?:\+(\d+)(seconds?|minutes?|hours?|days?|weeks?)?)?', re.IGNORECASE)
 
 
@@ -276,7 +274,7 @@ def _begin(value: Any) -> str:
         count, unit = now.groups()
         if count is None:
             return 'now'
-        return f'now+{int(count)}{_BEGIN_UNITS[(unit or "second").lower().rstrip("s")]}'
+        return f'now+{int(count)}{(unit or "second").lower().rstrip("s")}s'
     if re.fullmatch(r'\d{1,2}:\d{2}(?::\d{2})?', value):
         parts = [int(p) for p in value.split(':')] + [0]
         hour, minute, second = parts[:3]
@@ -337,8 +335,8 @@ _TABLE = (
     Option('mem', ('memory',), _mem,
            'an int in MB, or a string with a unit b, k/kb, m/mb, g/gb, t/tb '
            '(any case, 1024-based, decimals allowed): 4096, "4GB", "1.5g"',
-           None, 'memory per node, in MB', '--mem={}', '-l mem={}MB',
-           'not enforced', group='resources', metavar='N'),
+           None, 'memory in MB (slurm: per node; torque: for the whole job)',
+           '--mem={}', '-l mem={}MB', 'not enforced', group='resources', metavar='N'),
     Option('time', ('walltime',), _time,
            'D-HH:MM:SS, HH:MM:SS, MM:SS or SS (an int is seconds)',
            None, 'wall-clock time limit, normalised to HH:MM:SS',
@@ -354,7 +352,8 @@ _TABLE = (
            '--partition={}', '-q {}', 'ignored', metavar='NAME'),
     Option('account', (), _word, _WORD_ACCEPTS, None, 'account to charge',
            '--account={}', '-A {}', 'ignored', metavar='NAME'),
-    Option('qos', (), _word, _WORD_ACCEPTS, None, 'quality of service',
+    Option('qos', (), _word, _WORD_ACCEPTS, None,
+           'quality of service (torque: a Moab extension)',
            '--qos={}', '-l qos={}', 'ignored', metavar='NAME'),
     Option('name', ('jobname',), _plain_name, 'letters, digits and . _ + -', None,
            'job name shown by the batch system (defaults to the job file name)',
@@ -397,7 +396,8 @@ _TABLE = (
            'a comma-separated string or a list of module names or import statements '
            '("numpy", "import numpy as np", "from os import path")', None,
            'imports a function job needs before its function is unpickled',
-           None, None, 'imported before the function is unpickled', kind='job', group='environment'),
+           None, None, 'imported before the function is unpickled', kind='job',
+           group='environment'),
 )
 
 #: canonical name -> :class:`Option`, in table order (the order headers are written in)
