@@ -242,6 +242,8 @@ class Profile:
     def __init__(self, name: str, kwds: Optional[Mapping[str, Any]] = None,
                  builtin: bool = False) -> None:
         self.name = _check_profile_name(name)
+        if isinstance(kwds, Profile):
+            kwds = kwds.to_dict()
         self.args, self.connection = _split(dict(kwds or {}))
         self.builtin = builtin
 
@@ -546,12 +548,8 @@ def _apply(lines: List[str], edit: _Edit) -> List[str]:
     if section in layout.sections:
         end = layout.sections[section][1]
         return lines[:end] + new + lines[end:]
-    lines = list(lines)
-    if lines and not lines[-1].endswith('\n'):
-        lines[-1] += '\n'
-    if lines and lines[-1].strip():
-        lines.append('\n')
-    return lines + [f'[{section}]\n'] + new
+    gap = ['\n'] if lines and lines[-1].strip() else []
+    return lines + gap + [f'[{section}]\n'] + new
 
 
 def _expect(raw: Dict[str, Dict[str, str]], edit: _Edit) -> None:
