@@ -36,6 +36,7 @@ SUBMISSION_EXT: Dict[str, str] = {'slurm': '.sbatch', 'torque': '.qsub', 'local'
 #: batch systems that run a separate exec script from the submission script
 EXEC_SCRIPT_EXT: Dict[str, str] = {'slurm': '.script'}
 _NAME_RE = re.compile(r'^[A-Za-z0-9_.+-]+$')
+_NEXT_COUNT: Dict[tuple, int] = {}
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,15 @@ def reserve(directory: str, name: str, suffix: str = DEFAULT_SUFFIX,
     """
     check_name(name)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    candidate, count = name, 0
+    key = (os.path.abspath(directory), name, suffix)
+    count = _NEXT_COUNT.get(key, 0)  # where this process last found a free name
+    candidate = f'{name}_{count}' if count else name
     while True:
         files = JobFiles(os.path.abspath(directory), candidate, suffix, qtype)
         if not any(os.path.lexists(p) for p in files.all()[1:]):
             try:
                 os.close(os.open(files.submission, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                _NEXT_COUNT[key] = count + 1
                 return files
             except FileExistsError:
                 pass
