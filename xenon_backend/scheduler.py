@@ -1,0 +1,238 @@
+"""``Scheduler``: run jobs through a Xenon scheduler adaptor (local, ssh, at, slurm, torque, ...).
+
+>>> with Scheduler.create('local') as scheduler:        # doctest: +SKIP
+...     job = scheduler.submit_batch_job(JobDescription(executable='/bin/true'))
+...     scheduler.wait_until_done(job).exit_code
+0
+
+Behaviour of xenon-grpc 3.0.1 to keep in mind: the default queue is ``single`` (one
+job at a time; use ``multi`` or ``unlimited`` for more), a job is forgotten once a
+final status has been returned, the ``local`` adaptor accepts no properties and polls
+once a second, and every closed ``ssh`` scheduler leaks one SSH connection.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import grpc
+
+from . import _stubs
+from ._handle import Handle, create_request, pick_credential
+from .credentials import Credential
+from .messages import (InteractiveOutput, Job, JobDescription, JobStatus, QueueStatus,
+                       SchedulerAdaptorDescription)
+from .server import Server
+
+if TYPE_CHECKING:
+    from .filesystem import FileSystem
+
+logger = logging.getLogger(__name__)
+
+
+class InteractiveOutputStream:
+    """The output of an interactive job: iterate it (or call ``next()``) for chunks.
+
+    Each item has ``stdout`` and ``stderr`` bytes; either may be empty. Iteration ends
+    when the job has ended and its output is drained. ``cancel()`` stops the call.
+    """
+
+    def __init__(self, responses: Any, server: Server, method: str) -> None:
+        self._responses = responses
+        self._server = server
+        self._method = method
+
+    def __iter__(self) -> 'InteractiveOutputStream':
+        return self
+
+    def __next__(self) -> InteractiveOutput:
+        try:
+            reply = next(self._responses)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.CANCELLED:
+                raise StopIteration from None
+            raise self._server.translate(self._method, error) from None
+        return InteractiveOutput(Job(reply.job.id), reply.stdout, reply.stderr)
+
+    def next(self) -> InteractiveOutput:
+        """The next chunk (blocks until the job writes something)."""
+        return self.__next__()
+
+    def cancel(self) -> None:
+        """Stop receiving output (the job itself is not cancelled)."""
+        self._responses.cancel()
+
+
+class Scheduler(Handle):
+    """A scheduler open in the xenon-grpc server."""
+
+    _service = 'scheduler'
+    _field = 'scheduler'
+
+    # -- adaptors and the schedulers the server holds ---------------------------------------
+    @staticmethod
+    def get_adaptor_names(server: Optional[Server] = None) -> List[str]:
+        """Names of the scheduler adaptors."""
+        return list(Scheduler._server(server).call(
+            'scheduler', 'getAdaptorNames', _stubs.pb2().Empty(),
+            method='Scheduler.get_adaptor_names').name)
+
+    @staticmethod
+    def get_adaptor_descriptions(server: Optional[Server] = None
+                                 ) -> List[SchedulerAdaptorDescription]:
+        """Descriptions of all scheduler adaptors."""
+        reply = Scheduler._server(server).call(
+            'scheduler', 'getAdaptorDescriptions', _stubs.pb2().Empty(),
+            method='Scheduler.get_adaptor_descriptions')
+        return [SchedulerAdaptorDescription.from_proto(d) for d in reply.descriptions]
+
+    @staticmethod
+    def get_adaptor_description(name: str, server: Optional[Server] = None
+                                ) -> SchedulerAdaptorDescription:
+        """Description of the adaptor ``name``."""
+        reply = Scheduler._server(server).call(
+            'scheduler', 'getAdaptorDescription', _stubs.pb2().AdaptorName(name=name),
+            method='Scheduler.get_adaptor_description')
+        return SchedulerAdaptorDescription.from_proto(reply)
+
+    @classmethod
+    def create(cls, adaptor: str, location: str = '', properties: Optional[Dict[str, Any]] = None,
+               credential: Optional[Credential] = None, *, password_credential: Any = None,
+               certificate_credential: Any = None, default_credential: Any = None,
+               keytab_credential: Any = None, credential_map: Any = None,
+               server: Optional[Server] = None, timeout: Optional[float] = None) -> 'Scheduler':
+        """Open a scheduler with ``adaptor`` at ``location`` (e.g. ``'ssh'``, ``'host:2222'``).
+
+        ``properties`` are ``xenon.adaptors.schedulers.<adaptor>.*`` settings (the
+        ``local`` adaptor takes none). ``timeout`` (seconds) bounds every call made
+        through this object, except the waits, which have their own.
+        """
+        chosen = pick_credential(credential, password_credential=password_credential,
+                                 certificate_credential=certificate_credential,
+                                 default_credential=default_credential,
+                                 keytab_credential=keytab_credential, credential_map=credential_map)
+        server = cls._server(server)
+        reply = server.call('scheduler', 'create',
+                            create_request('scheduler', adaptor, location, properties, chosen),
+                            method='Scheduler.create', timeout=timeout)
+        logger.debug('opened %s scheduler %s', adaptor, reply.id)
+        return cls(reply.id, server, timeout)
+
+    @classmethod
+    def local_scheduler(cls, server: Optional[Server] = None) -> 'Scheduler':
+        """The server's ``local`` scheduler with default settings."""
+        server = cls._server(server)
+        reply = server.call('scheduler', 'localScheduler', _stubs.pb2().Empty(),
+                            method='Scheduler.local_scheduler')
+        return cls(reply.id, server)
+
+    @classmethod
+    def list_schedulers(cls, server: Optional[Server] = None) -> List['Scheduler']:
+        """All schedulers open in the server."""
+        server = cls._server(server)
+        reply = server.call('scheduler', 'listSchedulers', _stubs.pb2().Empty(),
+                            method='Scheduler.list_schedulers')
+        return [cls(s.id, server) for s in reply.schedulers]
+
+    # -- requests ---------------------------------------------------------------------------
+    def _job_request(self, job: Job) -> Any:
+        return _stubs.pb2().JobRequest(scheduler=self._proto(), job=job.to_proto())
+
+    def _wait_request(self, job: Job, timeout: int) -> Any:
+        return _stubs.pb2().WaitRequest(scheduler=self._proto(), job=job.to_proto(),
+                                        timeout=timeout)
+
+    # -- jobs -------------------------------------------------------------------------------
+    def submit_batch_job(self, description: JobDescription) -> Job:
+        """Submit a job; returns its handle at once."""
+        request = _stubs.pb2().SubmitBatchJobRequest(scheduler=self._proto(),
+                                                     description=description.to_proto())
+        return Job(self._call('submitBatchJob', request, 'submit_batch_job').id)
+
+    def submit_interactive_job(self, description: JobDescription,
+                               stdin_stream: Iterable[bytes] = ()
+                               ) -> Tuple[Job, InteractiveOutputStream]:
+        """Start a job whose stdin is fed from ``stdin_stream`` and whose output streams back.
+
+        ``stdin_stream`` is consumed in a gRPC thread, so it may block (e.g. on a
+        queue); its end closes the job's stdin. Returns ``(job, output_stream)``.
+        """
+        pb2 = _stubs.pb2()
+        scheduler = self._proto()
+
+        def requests() -> Iterator[Any]:
+            yield pb2.SubmitInteractiveJobRequest(scheduler=scheduler,
+                                                  description=description.to_proto())
+            for chunk in stdin_stream:
+                yield pb2.SubmitInteractiveJobRequest(stdin=bytes(chunk))
+
+        method = 'Scheduler.submit_interactive_job'
+        responses = self.server._stub('scheduler').submitInteractiveJob(requests())
+        output = InteractiveOutputStream(responses, self.server, method)
+        try:
+            first = next(responses)
+        except grpc.RpcError as error:
+            raise self.server.translate(method, error) from None
+        return Job(first.job.id), output
+
+    def get_queue_names(self) -> List[str]:
+        """Names of the queues (local: ``single``, ``multi``, ``unlimited``)."""
+        return list(self._call('getQueueNames', method='get_queue_names').name)
+
+    def get_default_queue_name(self) -> str:
+        """The queue a job goes to without ``queue_name`` (local and ssh: ``single``)."""
+        return self._call('getDefaultQueueName', method='get_default_queue_name').name
+
+    def get_jobs(self, *queues: str) -> List[Job]:
+        """Jobs in these queues (all queues when none are named)."""
+        request = _stubs.pb2().SchedulerAndQueues(scheduler=self._proto(), queues=list(queues))
+        return [Job(j.id) for j in self._call('getJobs', request, 'get_jobs').jobs]
+
+    def get_job_status(self, job: Job) -> JobStatus:
+        """Status of one job (a job is forgotten after its final status has been returned)."""
+        return JobStatus.from_proto(self._call('getJobStatus', self._job_request(job),
+                                               'get_job_status'))
+
+    def get_job_statuses(self, jobs: Iterable[Job]) -> List[JobStatus]:
+        """Statuses of many jobs in one call; an unknown job has ``error_type`` NOT_FOUND."""
+        request = _stubs.pb2().GetJobStatusesRequest(scheduler=self._proto(),
+                                                     jobs=[j.to_proto() for j in jobs])
+        reply = self._call('getJobStatuses', request, 'get_job_statuses')
+        return [JobStatus.from_proto(s) for s in reply.statuses]
+
+    def get_queue_status(self, queue: str) -> QueueStatus:
+        """Status of one queue."""
+        request = _stubs.pb2().GetQueueStatusRequest(scheduler=self._proto(), queue=queue)
+        return QueueStatus.from_proto(self._call('getQueueStatus', request, 'get_queue_status'))
+
+    def get_queue_statuses(self, *queues: str) -> List[QueueStatus]:
+        """Statuses of these queues (all when none are named)."""
+        request = _stubs.pb2().SchedulerAndQueues(scheduler=self._proto(), queues=list(queues))
+        reply = self._call('getQueueStatuses', request, 'get_queue_statuses')
+        return [QueueStatus.from_proto(s) for s in reply.statuses]
+
+    def wait_until_done(self, job: Job, timeout: int = 0) -> JobStatus:
+        """Wait for ``job`` to end, at most ``timeout`` milliseconds (0: no limit)."""
+        return JobStatus.from_proto(self._call('waitUntilDone', self._wait_request(job, timeout),
+                                               'wait_until_done', timeout=None))
+
+    def wait_until_running(self, job: Job, timeout: int = 0) -> JobStatus:
+        """Wait for ``job`` to start (or end), at most ``timeout`` milliseconds (0: no limit)."""
+        return JobStatus.from_proto(self._call('waitUntilRunning',
+                                               self._wait_request(job, timeout),
+                                               'wait_until_running', timeout=None))
+
+    def cancel_job(self, job: Job) -> JobStatus:
+        """Cancel ``job``; returns its status right after (over ssh the process may live on)."""
+        return JobStatus.from_proto(self._call('cancelJob', self._job_request(job), 'cancel_job'))
+
+    def get_default_runtime(self) -> int:
+        """Default maximum run time of a job in minutes (0: none)."""
+        return self._call('getDefaultRuntime', method='get_default_runtime').value
+
+    def get_file_system(self) -> 'FileSystem':
+        """The filesystem this scheduler uses (for ssh: an sftp filesystem on the same host)."""
+        from .filesystem import FileSystem
+        return FileSystem(self._call('getFileSystem', method='get_file_system').id, self.server,
+                          self.timeout)
+
