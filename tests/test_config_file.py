@@ -490,13 +490,20 @@ def _writer(index, barrier):
 
 def test_eight_processes_set_profile_at_once(conf):
     conf.write_text('# keep me\n[queue]\nsleep_len = 3\n')
-    context = multiprocessing.get_context('fork')
+    # spawn: fresh interpreters, safe whatever threads this test process runs
+    context = multiprocessing.get_context('spawn')
     barrier = context.Barrier(WRITERS)
     processes = [context.Process(target=_writer, args=(i, barrier)) for i in range(WRITERS)]
     for process in processes:
         process.start()
-    for process in processes:
-        process.join(timeout=120)
+    try:
+        for process in processes:
+            process.join(timeout=120)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=10)
     assert [p.exitcode for p in processes] == [0] * WRITERS
     profiles = config_file.get_profile()
     for index in range(WRITERS):
