@@ -16,6 +16,7 @@ from . import batch, function, queue
 from .batch import JobInfo, State
 from .errors import JobError, OptionError
 from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script, reserve
+from .storage import LocalStore, remove_local
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +86,13 @@ class Job:
         self.depends = list(self.options.pop('depends', None) or [])
         self.imports = self.options.pop('imports', None) or []
         self.modules = self.options.pop('modules', None) or []
+        self.store = LocalStore()
+        #: the job's files on this machine, and as the batch system sees them
         self.files: JobFiles = reserve(filedir, self.name, suffix, self.qtype)
+        self.target: JobFiles = self.store.target(self.files)
         self.name = self.files.name
-        self.outfile = self.options.get('outfile') or self.files.outfile
-        self.errfile = self.options.get('errfile') or self.files.errfile
+        self.outfile = self.options.get('outfile') or self.target.outfile
+        self.errfile = self.options.get('errfile') or self.target.errfile
         self.is_function = callable(command)
         self.submission = Script(self.files.submission)
         self.function = Script(self.files.function_py) if self.is_function else None
@@ -101,10 +105,10 @@ class Job:
     def _body(self) -> str:
         quote = shlex.quote
         if self.is_function:
-            command = function.run_command(self.files)
+            command = function.run_command(self.target)
         else:
             command = self.command + ''.join(' ' + quote(str(a)) for a in self.args or ())
-        code = quote(self.files.exitcode)
+        code = quote(self.target.exitcode)
         lines = [MARKER,
                  f'_cluster_exit() {{ code=$?; printf "%s\\n" "$code" > {code}.$$ '
                  f'&& mv -f {code}.$$ {code}; exit "$code"; }}',
@@ -120,15 +124,19 @@ class Job:
         if self.is_function:
             function.write_payload(self.files, self.command, self.args or (), self.kwargs,
                                    self.imports)
-        header = self.system.render_header(options, self.files)
-        texts = self.system.render_scripts(self.files, header, self._body())
-        self.scripts = [Script(path, text) for path, text in texts.items()]
+        header = self.system.render_header(options, self.target)
+        texts = self.system.render_scripts(self.target, header, self._body())
+        self.scripts = [Script(self.store.local(self.files, path), text)
+                        for path, text in texts.items()]
         for script in self.scripts:
             if script.path == self.submission.path:
                 self.submission = script
             script.write(overwrite)
         if self.function is not None:
             self.function.text = function.runner_source()
+        pushed = list(texts) + ([self.target.function_py, self.target.pickle_in]
+                                if self.is_function else [])
+        self.store.push(self.files, pushed)
         self._written = True
         return self
 
@@ -141,8 +149,8 @@ class Job:
             self.write()
         queue.Queue(qtype=self.qtype).wait_to_submit(max_queue_len)
         options = dict(self.options, outfile=self.outfile, errfile=self.errfile)
-        self.id = self.system.submit(self.files, dependencies, options)
-        self._watcher.track(self.id, self.files)
+        self.id = self.system.submit(self.target, dependencies, options)
+        self._watcher.track(self.id, self.files, self.store)
         logger.info('submitted %s as %s job %s', self.name, self.qtype, self.id)
         return self
 
@@ -188,16 +196,12 @@ class Job:
     def get_exitcode(self) -> Optional[int]:
         """The exit code, once the job has ended (None when the system gave none)."""
         self.wait()
-        code = queue.read_exitcode(self.files)
+        code = queue.read_exitcode(self.files, self.store)
         return code if code is not None else self.info.exitcode
 
-    def _read(self, path: str) -> str:
+    def _read(self, target_path: str) -> str:
         self.wait()
-        try:
-            with open(path, errors='replace') as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return ''
+        return self.store.read_text(self.files, target_path) or ''
 
     def get_stdout(self) -> str:
         return self._read(self.outfile)
@@ -210,6 +214,7 @@ class Job:
         self.wait()
         if not self.is_function:
             return self.get_exitcode(), self.get_stdout(), self.get_stderr()
+        self.store.pull(self.files, [self.target.pickle_out])
         if os.path.exists(self.files.pickle_out):
             return function.read_result(self.files)
         info = self.info
@@ -220,11 +225,14 @@ class Job:
     # files ------------------------------------------------------------------------------
     def clean(self, delete_outputs: bool = False) -> None:
         """Delete the scripts and payload; the outputs too with ``delete_outputs``."""
-        paths = self.files.scripts() + [s.path for s in self.scripts]
+        targets = self.target.scripts() + ([self.target.function_py]
+                                           if self.is_function else [])
         if delete_outputs:
-            paths += self.files.outputs() + [self.outfile, self.errfile]
-        for path in set(paths):
-            Script(path).clean()
+            targets += self.target.outputs() + [self.outfile, self.errfile]
+        targets = sorted(set(targets))
+        self.store.delete(self.files, targets)
+        remove_local({self.store.local(self.files, t) for t in targets}
+                     | {s.path for s in self.scripts})
 
     def __repr__(self) -> str:
         state = self._info.state if self._info else ('written' if self._written else 'new')
@@ -276,7 +284,7 @@ def submit_file(script_file: str, dependencies: Optional[Sequence] = None,
                      system.name, script=path)
     options = {'cores': int(threads)} if threads else {}
     job_id = system.submit(files, _dependency_ids(dependencies or [], system.name), options)
-    queue.watcher(system).track(job_id, files)
+    queue.watcher(system).track(job_id, files, LocalStore())
     return job_id
 
 

@@ -18,6 +18,7 @@ from . import batch
 from .batch import BatchSystem, JobInfo, State
 from .errors import ClusterError, CommandError
 from .script import JobFiles
+from .storage import LocalStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +38,15 @@ def _setting(key: str, fallback: float) -> float:
         return fallback
 
 
-def read_exitcode(files: Optional[JobFiles]) -> Optional[int]:
+def read_exitcode(files: Optional[JobFiles], store: Optional[LocalStore] = None) -> Optional[int]:
     """The exit code a job script wrote, or None when there is none (yet)."""
     if files is None:
         return None
+    store = store or LocalStore()
+    text = store.read_text(files, store.target(files).exitcode)
     try:
-        with open(files.exitcode) as handle:
-            return int(handle.read().strip())
-    except (OSError, ValueError):
+        return int(text.strip()) if text else None
+    except ValueError:
         return None
 
 
@@ -57,7 +59,7 @@ class Watcher:
         self.user = user or getpass.getuser()
         self.interval = _setting('queue_update', 2.0) if interval is None else interval
         self.polls = 0
-        self._files: Dict[str, Optional[JobFiles]] = {}
+        self._files: Dict[str, tuple] = {}  # id -> (local JobFiles, store)
         self._info: Dict[str, JobInfo] = {}
         self._listing: Dict[str, JobInfo] = {}
         self._missing: Dict[str, int] = {}
@@ -66,10 +68,11 @@ class Watcher:
         self._lock = threading.Lock()       # guards the dictionaries
         self._poll_lock = threading.Lock()  # one poll at a time
 
-    def track(self, job_id: str, files: Optional[JobFiles] = None) -> None:
+    def track(self, job_id: str, files: Optional[JobFiles] = None,
+              store: Optional[LocalStore] = None) -> None:
         """Start following ``job_id``; ``files`` lets it be settled from its exit-code file."""
         with self._lock:
-            self._files[job_id] = files
+            self._files[job_id] = (files, store)
             self._info.setdefault(job_id, JobInfo(job_id, State.PENDING))
 
     def info(self, job_id: str) -> JobInfo:
@@ -136,7 +139,7 @@ class Watcher:
         settled: Dict[str, JobInfo] = {}
         ask: List[str] = []
         for job_id in job_ids:
-            code = read_exitcode(self._files.get(job_id))
+            code = read_exitcode(*self._files.get(job_id, (None, None)))
             info = seen.get(job_id)
             if info is not None and info.exitcode is None and code is not None:
                 info.exitcode = code
