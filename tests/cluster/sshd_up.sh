@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Start a test sshd on 127.0.0.1 for the ssh/sftp tests (Xenon's ssh and sftp adaptors).
+#
+# For Debian as root, without systemd. Idempotent: installs openssh-server only when sshd
+# is missing, makes the test user, its ed25519 key pair and the host keys only once, and
+# leaves a running test sshd alone unless its configuration changed.
+#
+#   bash tests/cluster/sshd_up.sh      # prints the env file; then: ssh -i KEY -p PORT clustertest@127.0.0.1
+#   bash tests/cluster/sshd_down.sh    # stops it again
+#
+# What the tests read (from $STATE/sshd.env, default /var/lib/cluster-test/sshd.env):
+#   CLUSTER_TEST_SSH_HOST, CLUSTER_TEST_SSH_PORT, CLUSTER_TEST_SSH_USER,
+#   CLUSTER_TEST_SSH_KEY (private ed25519 key, root-only), CLUSTER_TEST_SSH_KNOWN_HOSTS
+#
+# This sshd is separate from any system sshd: own config, host keys, pid file and log,
+# listening on 127.0.0.1 only, public-key login only, for the test user only, no PAM.
+# Environment: SSHD_PORT (default 2222), CLUSTER_TEST_STATE (default /var/lib/cluster-test).
+set -euo pipefail
+
+PORT=${SSHD_PORT:-2222}
+STATE=${CLUSTER_TEST_STATE:-/var/lib/cluster-test}
+TEST_USER=clustertest
+KEY_DIR=$STATE/ssh
+SSHD_DIR=$STATE/sshd
+CONFIG=$SSHD_DIR/sshd_config
+PIDFILE=$SSHD_DIR/sshd.pid
+LOGFILE=$SSHD_DIR/sshd.log
+ENV_FILE=$STATE/sshd.env
+KEY=$KEY_DIR/id_ed25519
+KNOWN_HOSTS=$KEY_DIR/known_hosts
+SSHD=/usr/sbin/sshd
+
+log() { echo "[sshd_up] $*"; }
+die() { echo "[sshd_up] ERROR: $*" >&2; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "must run as root"
+
+# --- 1. package ------------------------------------------------------------------------
+if [[ ! -x $SSHD ]] || ! command -v ssh-keygen >/dev/null || ! command -v ssh >/dev/null; then
+    # keep the package's maintainer scripts from starting the system sshd
+    policy=/usr/sbin/policy-rc.d
+    backup=
+    if [[ -e $policy ]]; then backup=$(mktemp); cp -p "$policy" "$backup"; fi
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"
+    restore_policy() { if [[ -n $backup ]]; then mv -f "$backup" "$policy"; else rm -f "$policy"; fi; }
+    trap restore_policy EXIT
+    log "installing openssh-server"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        openssh-server openssh-client >/dev/null
+    restore_policy; trap - EXIT
+fi
+
+# --- 2. the test user: unlocked for key login ('*' = no password, not '!' = locked) ------
+if ! id "$TEST_USER" >/dev/null 2>&1; then
+    useradd -m -s /bin/bash "$TEST_USER"
+fi
+usermod -p '*' "$TEST_USER"
+HOME_DIR=$(getent passwd "$TEST_USER" | cut -d: -f6)
+GROUP=$(id -gn "$TEST_USER")
+if [[ ! -d $HOME_DIR ]]; then
+    mkdir -p "$HOME_DIR"; chown "$TEST_USER:$GROUP" "$HOME_DIR"; chmod 755 "$HOME_DIR"
+fi
+
+# --- 3. keys -----------------------------------------------------------------------------
+install -d -m 700 "$STATE" "$KEY_DIR" "$SSHD_DIR"
+if [[ ! -s $KEY || ! -s $KEY.pub ]]; then
+    rm -f "$KEY" "$KEY.pub"
+    ssh-keygen -q -t ed25519 -N '' -C "$TEST_USER@cluster-test" -f "$KEY"
+    log "made the test user's key $KEY"
+fi
+chmod 600 "$KEY"
+for type in ed25519 ecdsa; do
+    host_key=$SSHD_DIR/ssh_host_${type}_key
+    [[ -s $host_key ]] || ssh-keygen -q -t "$type" -N '' -C "cluster-test-host" -f "$host_key"
+done
+install -d -m 700 -o "$TEST_USER" -g "$GROUP" "$HOME_DIR/.ssh"
+AUTH=$HOME_DIR/.ssh/authorized_keys
+touch "$AUTH"
+grep -qxF "$(cat "$KEY.pub")" "$AUTH" || cat "$KEY.pub" >> "$AUTH"
+chown "$TEST_USER:$GROUP" "$AUTH"; chmod 600 "$AUTH"
+: > "$KNOWN_HOSTS.new"
+for type in ed25519 ecdsa; do
+    echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$SSHD_DIR/ssh_host_${type}_key.pub")" >> "$KNOWN_HOSTS.new"
+done
+mv -f "$KNOWN_HOSTS.new" "$KNOWN_HOSTS"; chmod 644 "$KNOWN_HOSTS"
+
+# --- 4. configuration -------------------------------------------------------------------
+SFTP_SERVER=/usr/lib/openssh/sftp-server
+[[ -x $SFTP_SERVER ]] || SFTP_SERVER=internal-sftp
+cat > "$CONFIG.new" <<EOF
+# test sshd of the cluster project (tests/cluster/sshd_up.sh); not the system sshd
+ListenAddress 127.0.0.1
+Port $PORT
+HostKey $SSHD_DIR/ssh_host_ed25519_key
+HostKey $SSHD_DIR/ssh_host_ecdsa_key
+PidFile $PIDFILE
+UsePAM no
+PermitRootLogin no
+AllowUsers $TEST_USER
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthorizedKeysFile .ssh/authorized_keys
+StrictModes yes
+X11Forwarding no
+PrintMotd no
+MaxStartups 50:30:100
+MaxSessions 50
+LogLevel VERBOSE
+Subsystem sftp $SFTP_SERVER
+EOF
+mkdir -p /run/sshd; chmod 755 /run/sshd
+"$SSHD" -t -f "$CONFIG.new" || die "the generated $CONFIG.new is invalid"
+
+running() { [[ -s $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+if running && cmp -s "$CONFIG" "$CONFIG.new"; then
+    rm -f "$CONFIG.new"
+    log "test sshd already running (pid $(cat "$PIDFILE"))"
+else
+    if running; then
+        log "configuration changed: restarting the test sshd"
+        pid=$(cat "$PIDFILE"); kill "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    fi
+    mv -f "$CONFIG.new" "$CONFIG"
+    "$SSHD" -f "$CONFIG" -E "$LOGFILE"
+fi
+
+# --- 5. ready when the test user can really log in ------------------------------------
+ready() {
+    ssh -q -i "$KEY" -p "$PORT" -o BatchMode=yes -o ConnectTimeout=2 \
+        -o UserKnownHostsFile="$KNOWN_HOSTS" -o StrictHostKeyChecking=yes \
+        "$TEST_USER@127.0.0.1" true </dev/null
+}
+deadline=$(( $(date +%s) + 30 ))
+until ready; do
+    (( $(date +%s) < deadline )) || { tail -n 20 "$LOGFILE" >&2 || true; die "no key login to $TEST_USER@127.0.0.1:$PORT within 30 s"; }
+    sleep 0.1
+done
+
+cat > "$ENV_FILE" <<EOF
+CLUSTER_TEST_SSH_HOST=127.0.0.1
+CLUSTER_TEST_SSH_PORT=$PORT
+CLUSTER_TEST_SSH_USER=$TEST_USER
+CLUSTER_TEST_SSH_KEY=$KEY
+CLUSTER_TEST_SSH_KNOWN_HOSTS=$KNOWN_HOSTS
+EOF
+chmod 644 "$ENV_FILE"
+log "ready: $TEST_USER@127.0.0.1:$PORT with key $KEY (pid $(cat "$PIDFILE")); settings in $ENV_FILE"
+cat "$ENV_FILE"
