@@ -426,6 +426,8 @@ def _state() -> _State:
 
 def _typed_setting(state: _State, section: str, key: str, raw: str) -> Any:
     value = parse_value(raw)
+    if value is None:                        # an empty value means "not set"
+        return DEFAULTS.get(section, {}).get(key)
     check = _SETTING_CHECKS.get((section, key))
     if check:
         try:
@@ -650,8 +652,8 @@ def set(section: str, key: str, value: Any) -> None:  # noqa: A001 (the seed's n
         set_profile(section[len(PROFILE_PREFIX):], {key: value}, update=True)
         return
     check = _SETTING_CHECKS.get((section, key))
-    if check:
-        typed = parse_value(value) if isinstance(value, str) else value
+    typed = parse_value(value) if isinstance(value, str) else value
+    if check and typed is not None:              # empty (None) means the built-in default
         try:
             check(typed)
         except ValueError as problem:

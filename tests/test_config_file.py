@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -122,6 +123,9 @@ def test_settings_values_are_checked_on_write(conf):
     assert not conf.exists()
     config_file.set('jobqueue', 'cores', '')
     assert config_file.get('jobqueue', 'cores') is None
+    config_file.set('queue', 'sleep_len', None)                    # empty: built-in default
+    assert 'sleep_len =\n' in conf.read_text()
+    assert config_file.get('queue', 'sleep_len') == 1
 
 
 def test_settings_values_are_checked_on_read(conf):
@@ -513,6 +517,25 @@ def test_eight_processes_set_profile_at_once(conf):
     text = conf.read_text()
     assert text.startswith('# keep me\n[queue]\nsleep_len = 3\n')
     assert config_file.check_file()
+
+
+def test_threads_of_one_process_do_not_lose_writes(conf):
+    errors = []
+
+    def write_some(index):
+        try:
+            for number in range(5):
+                config_file.set(f'thread{index}', f'k{number}', number)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+    threads = [threading.Thread(target=write_some, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    for index in range(8):
+        assert config_file.get(f'thread{index}') == {f'k{n}': n for n in range(5)}
 
 
 # ---------------------------------------------------------------------------------------
