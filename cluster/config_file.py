@@ -740,7 +740,7 @@ def set_profile(name: str, args: Any, update: bool = True) -> Profile:
 
 def _canonical(key: str) -> str:
     from .options import canonical
-    lower = key.strip().lower()
+    lower = str(key).strip().lower()
     if lower in CONNECTION_KEYS:
         return lower
     try:
