@@ -1,0 +1,60 @@
+"""Helpers shared by the scheduler back ends: retried status commands and time parsing."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Optional, Sequence, Tuple
+
+from ..errors import CommandError
+
+logger = logging.getLogger(__name__)
+
+#: a runner result: (exit_code, stdout, stderr)
+Result = Tuple[int, str, str]
+
+
+def run_retried(runner: Callable[..., Result], argv: Sequence[str], *, tries: int = 4,
+                timeout: float = 60, backoff: float = 0.5,
+                accept: Optional[Callable[[Result], bool]] = None,
+                retry: Optional[Callable[[Result], bool]] = None) -> Result:
+    """Run ``argv`` through ``runner``; retry failures with exponential backoff.
+
+    ``accept(result)`` says a non-zero result is an answer after all (e.g. "unknown job
+    id"); ``retry(result)`` says a failure is worth another try (default: every failure).
+    After ``tries`` failures a :class:`CommandError` carrying the last output is raised.
+    """
+    code, out, err = 127, '', ''
+    for attempt in range(max(1, tries)):
+        if attempt:
+            pause = min(backoff * 2 ** (attempt - 1), 10.0)
+            logger.info('%s failed (exit %s: %s); try %d of %d in %.1f s', argv[0], code,
+                        (err or out).strip()[:200], attempt + 1, tries, pause)
+            time.sleep(pause)
+        code, out, err = runner(list(argv), stdin=None, timeout=timeout)
+        if code == 0 or (accept is not None and accept((code, out, err))):
+            return code, out, err
+        if retry is not None and not retry((code, out, err)):
+            break
+    raise CommandError(list(argv), code, out, err)
+
+
+def parse_iso(text: str) -> Optional[float]:
+    """Epoch seconds from a scheduler's local ``YYYY-MM-DDTHH:MM:SS``; None for
+    'Unknown', 'N/A', 'None' and anything else that is not a time."""
+    text = (text or '').strip()
+    try:
+        return time.mktime(time.strptime(text, '%Y-%m-%dT%H:%M:%S'))
+    except ValueError:
+        return None
+
+
+def parse_ctime(text: str) -> Optional[float]:
+    """Epoch seconds from a ctime-style local time (``Sat Nov 21 03:51:13 2026``) or
+    from a plain integer of epoch seconds; None otherwise."""
+    text = ' '.join((text or '').split())
+    if text.isdigit():
+        return float(text)
+    try:
+        return time.mktime(time.strptime(text, '%a %b %d %H:%M:%S %Y'))
+    except ValueError:
+        return None

@@ -1,0 +1,298 @@
+"""Slurm: ``sbatch`` submits, one ``squeue`` call tracks every job, ``sacct`` settles them.
+
+A job is two scripts: the submission script (``.sbatch``: ``#SBATCH`` header and one
+line) runs the exec script (``.script``: the job body) with ``bash``. The body runs
+once, on the first node of the allocation; a multi-node command uses ``srun`` itself.
+
+Slurm forgets a finished job after ``MinJobAge``, and it treats a dependency on a job it
+has forgotten as satisfied. :meth:`Slurm.submit` therefore checks the dependencies
+first: a job whose dependency is known to have failed is submitted held and cancelled
+at once, so it ends CANCELLED with that reason instead of running.
+"""
+from __future__ import annotations
+
+import logging
+import shlex
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from ..errors import CommandError, SubmissionError
+from ..script import MARKER, JobFiles
+from . import BatchSystem, JobInfo, Runner, State, local_runner
+from ._commands import parse_iso, run_retried
+
+logger = logging.getLogger(__name__)
+
+#: every Slurm job state (long names of squeue %T and sacct State) -> State
+STATES: Dict[str, State] = {
+    'PENDING': State.PENDING,
+    'CONFIGURING': State.PENDING,      # nodes allocated, booting
+    'REQUEUED': State.PENDING,
+    'REQUEUE_FED': State.PENDING,
+    'RUNNING': State.RUNNING,
+    'COMPLETING': State.RUNNING,       # script ended, epilog and cleanup still running
+    'RESIZING': State.RUNNING,
+    'SIGNALING': State.RUNNING,
+    'STAGE_OUT': State.RUNNING,
+    'COMPLETED': State.COMPLETED,
+    'FAILED': State.FAILED,
+    'NODE_FAIL': State.FAILED,
+    'BOOT_FAIL': State.FAILED,
+    'OUT_OF_MEMORY': State.FAILED,
+    'SPECIAL_EXIT': State.FAILED,
+    'CANCELLED': State.CANCELLED,
+    'PREEMPTED': State.CANCELLED,
+    'REVOKED': State.CANCELLED,        # a federation sibling ran it instead
+    'TIMEOUT': State.TIMEOUT,
+    'DEADLINE': State.TIMEOUT,         # --deadline reached
+    'SUSPENDED': State.HELD,
+    'STOPPED': State.HELD,
+    'REQUEUE_HOLD': State.HELD,
+    'RESV_DEL_HOLD': State.HELD,
+}
+#: squeue's compact codes (%t) -> the long names above
+SHORT_CODES: Dict[str, str] = {
+    'PD': 'PENDING', 'CF': 'CONFIGURING', 'RQ': 'REQUEUED', 'RF': 'REQUEUE_FED',
+    'R': 'RUNNING', 'CG': 'COMPLETING', 'RS': 'RESIZING', 'SI': 'SIGNALING',
+    'SO': 'STAGE_OUT', 'CD': 'COMPLETED', 'F': 'FAILED', 'NF': 'NODE_FAIL',
+    'BF': 'BOOT_FAIL', 'OOM': 'OUT_OF_MEMORY', 'SE': 'SPECIAL_EXIT', 'CA': 'CANCELLED',
+    'PR': 'PREEMPTED', 'RV': 'REVOKED', 'TO': 'TIMEOUT', 'DL': 'DEADLINE',
+    'S': 'SUSPENDED', 'ST': 'STOPPED', 'RH': 'REQUEUE_HOLD', 'RD': 'RESV_DEL_HOLD',
+}
+#: pending reasons that mean a hold
+HELD_REASONS = frozenset({'JobHeldUser', 'JobHeldAdmin'})
+#: a pending reason that means the job can never start (without kill_invalid_depend)
+NEVER_REASON = 'DependencyNeverSatisfied'
+
+#: squeue fields, '|'-separated; the job name goes last since it may hold anything
+SQUEUE_FORMAT = '%i|%T|%r|%u|%N|%S|%e|%j'
+#: sacct fields for --parsable2 ('|'-separated); no JobName: slurmdbd may record
+#: 'allocation' there instead of the name given
+SACCT_FIELDS = 'JobID,State,ExitCode,Reason,User,NodeList,Start,End'
+
+
+def map_state(native: str) -> State:
+    """The shared :class:`State` for a Slurm state ('CANCELLED by 0' and 'CD' included)."""
+    word = (native or '').split(' ', 1)[0].rstrip('+').upper()
+    word = SHORT_CODES.get(word, word)
+    state = STATES.get(word)
+    if state is None:
+        logger.debug('unknown slurm state %r', native)
+        return State.UNKNOWN
+    return state
+
+
+def parse_exitcode(text: str) -> Optional[int]:
+    """``'code:signal'`` -> the exit code, or 128 + signal when a signal ended the job."""
+    try:
+        code, _, signal = (text or '').strip().partition(':')
+        code_num, signal_num = int(code), int(signal or 0)
+    except ValueError:
+        return None
+    return 128 + signal_num if signal_num else code_num
+
+
+def _none(text: str) -> Optional[str]:
+    text = (text or '').strip()
+    return None if text in ('', 'None', 'none', '(null)', 'N/A', 'n/a', 'Unknown') else text
+
+
+def _job_state(state: State, reason: Optional[str]) -> State:
+    if state is State.PENDING and reason in HELD_REASONS:
+        return State.HELD
+    if state is State.PENDING and reason == NEVER_REASON:
+        return State.CANCELLED  # it would wait forever; report it as the failure it is
+    return state
+
+
+def parse_squeue(text: str) -> Dict[str, JobInfo]:
+    """Parse ``squeue -h -o SQUEUE_FORMAT`` output into JobInfo by job id."""
+    jobs: Dict[str, JobInfo] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split('|', 7)
+        if len(parts) < 8:
+            logger.debug('unparsed squeue line %r', line)
+            continue
+        job_id, native, reason, user, nodes, start, end, name = parts
+        state = map_state(native)
+        reason = _none(reason)
+        state = _job_state(state, reason)
+        started = state not in (State.PENDING, State.HELD, State.UNKNOWN)
+        jobs[job_id.strip()] = JobInfo(
+            id=job_id.strip(), state=state, name=name, user=_none(user),
+            node=_none(nodes), start=parse_iso(start) if started else None,
+            end=parse_iso(end) if state.final else None, reason=reason)
+    return jobs
+
+
+def parse_sacct(text: str) -> Dict[str, JobInfo]:
+    """Parse ``sacct --parsable2 --noheader -X -o SACCT_FIELDS`` into JobInfo by id."""
+    jobs: Dict[str, JobInfo] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split('|')
+        if len(parts) < 8:
+            logger.debug('unparsed sacct line %r', line)
+            continue
+        job_id, native, code, reason, user, nodes, start, end = parts[:8]
+        if '.' in job_id:
+            continue  # a step, not the allocation
+        state = map_state(native)
+        reason = _none(reason)
+        if native.startswith('CANCELLED by'):
+            reason = reason or native.lower()
+        state = _job_state(state, reason)
+        jobs[job_id] = JobInfo(
+            id=job_id, state=state, exitcode=parse_exitcode(code) if state.final else None,
+            user=_none(user), node=_none(nodes), start=parse_iso(start),
+            end=parse_iso(end), reason=reason)
+    return jobs
+
+
+def _unknown_id(result) -> bool:
+    return 'Invalid job id' in result[2]
+
+
+def _connection_problem(result) -> bool:
+    text = (result[1] + result[2]).lower()
+    return any(word in text for word in (
+        'unable to contact', 'connection refused', 'connect failure', 'socket timed out',
+        'temporarily unable', 'communication connection failure'))
+
+
+class Slurm(BatchSystem):
+    """A Slurm cluster; commands go through :attr:`runner` (local or remote)."""
+
+    name = 'slurm'
+    submit_command = 'sbatch'
+    #: tries of a failing status command before it is an error, and their timeout
+    status_tries = 4
+    status_timeout = 60.0
+    backoff = 0.5
+
+    def __init__(self, runner: Runner = local_runner) -> None:
+        super().__init__(runner)
+        self._accounting: Optional[bool] = None
+        #: ids submitted held and cancelled because a dependency failed -> reason
+        self._doomed: Dict[str, str] = {}
+
+    # scripts ------------------------------------------------------------------------------
+    def render_scripts(self, files: JobFiles, header: Sequence[str], body: str) -> Dict[str, str]:
+        """The ``.sbatch`` (header + ``bash <exec script>``) and the ``.script`` (body)."""
+        exec_script = files.exec_script
+        if exec_script is None:
+            return super().render_scripts(files, header, body)
+        marker = [] if body.startswith(MARKER) else [MARKER]
+        submission = ['#!/bin/bash', MARKER, *header, f'bash {shlex.quote(exec_script)}']
+        return {files.submission: '\n'.join(submission) + '\n',
+                exec_script: '\n'.join(['#!/bin/bash', *marker, body]) + '\n'}
+
+    # submission ---------------------------------------------------------------------------
+    def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
+               options: Optional[Mapping] = None) -> str:
+        """``sbatch --parsable [--dependency=afterok:a:b] <script>``; returns the job id.
+
+        A refused job raises :class:`SubmissionError` with sbatch's message; the scripts
+        stay on disk.
+        """
+        deps = [str(d) for d in dependencies]
+        doomed = self._failed_dependency(deps) if deps else None
+        argv = ['sbatch', '--parsable']
+        if doomed:
+            argv.append('--hold')
+        elif deps:
+            argv.append('--dependency=afterok:' + ':'.join(deps))
+        argv.append(files.submission)
+        try:
+            _, out, _ = run_retried(self.runner, argv, tries=3, timeout=self.status_timeout,
+                                    backoff=self.backoff, retry=_connection_problem)
+        except CommandError as exc:
+            raise SubmissionError(argv, exc.code, exc.stdout, exc.stderr) from None
+        job_id = out.strip().splitlines()[-1].split(';', 1)[0].strip() if out.strip() else ''
+        if not job_id:
+            raise SubmissionError(argv, 0, out, '', message='sbatch printed no job id')
+        if doomed:
+            self._doomed[job_id] = doomed
+            logger.warning('job %s (%s) cancelled at submission: %s', job_id, files.name, doomed)
+            self.cancel([job_id])
+        logger.debug('sbatch %s -> %s', files.submission, job_id)
+        return job_id
+
+    def _failed_dependency(self, deps: List[str]) -> Optional[str]:
+        """Why a dependency can never be satisfied, or None (unknown counts as fine)."""
+        known = self.statuses(deps)
+        missing = [d for d in deps if d not in known]
+        if missing:
+            known.update(self.final_info(missing))
+        for dep in deps:
+            info = known.get(dep)
+            if info is None:
+                logger.debug('dependency %s unknown to squeue and sacct', dep)
+            elif info.state.final and (info.state is not State.COMPLETED or info.exitcode):
+                detail = f' with exit code {info.exitcode}' if info.exitcode else ''
+                return f'dependency {dep} ended {info.state.value}{detail}'
+        return None
+
+    # status --------------------------------------------------------------------------------
+    def statuses(self, job_ids: Optional[Sequence[str]] = None,
+                 user: Optional[str] = None) -> Dict[str, JobInfo]:
+        """One ``squeue -h -t all`` call for the ids (or for ``user``'s jobs)."""
+        argv = ['squeue', '-h', '-t', 'all', '-o', SQUEUE_FORMAT]
+        if job_ids is not None:
+            ids = [str(i) for i in job_ids]
+            if not ids:
+                return {}
+            argv += ['-j', ','.join(ids)]
+        elif user:
+            argv += ['-u', user]
+        code, out, _ = run_retried(self.runner, argv, tries=self.status_tries,
+                                   timeout=self.status_timeout, backoff=self.backoff,
+                                   accept=lambda r: job_ids is not None and _unknown_id(r))
+        jobs = parse_squeue(out if code == 0 else '')
+        if job_ids is not None:
+            wanted = set(str(i) for i in job_ids)
+            jobs = {k: v for k, v in jobs.items() if k in wanted}
+        self._mark_doomed(jobs)
+        return jobs
+
+    def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
+        """One ``sacct`` call; empty when accounting is off or unreachable."""
+        ids = [str(i) for i in job_ids]
+        if not ids or self._accounting is False:
+            return {}
+        argv = ['sacct', '-j', ','.join(ids), '--parsable2', '--noheader', '-X',
+                '-o', SACCT_FIELDS]
+        try:
+            _, out, _ = run_retried(self.runner, argv, tries=2, timeout=self.status_timeout,
+                                    backoff=self.backoff)
+        except CommandError as exc:
+            if 'accounting storage is disabled' in (exc.stderr + exc.stdout).lower():
+                logger.info('slurm accounting is disabled; exit codes come from files')
+                self._accounting = False
+            else:
+                logger.warning('sacct failed; exit codes come from files: %s', exc)
+            return {}
+        self._accounting = True
+        jobs = {k: v for k, v in parse_sacct(out).items() if k in set(ids)}
+        self._mark_doomed(jobs)
+        return jobs
+
+    def _mark_doomed(self, jobs: Dict[str, JobInfo]) -> None:
+        for job_id, info in jobs.items():
+            if job_id in self._doomed:
+                info.reason = self._doomed[job_id]
+                if not info.state.final:
+                    info.state = State.CANCELLED
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """``scancel`` the jobs; ids already gone are not an error."""
+        ids = [str(i) for i in job_ids]
+        if ids:
+            run_retried(self.runner, ['scancel', *ids], tries=self.status_tries,
+                        timeout=self.status_timeout, backoff=self.backoff,
+                        accept=_unknown_id, retry=_connection_problem)
+
+
+SYSTEM = Slurm

@@ -1,0 +1,328 @@
+"""Torque / PBS: ``qsub`` submits, one ``qstat -f`` call tracks every job, ``qdel`` cancels.
+
+Three flavours answer ``qstat`` differently; the flavour is found once, lazily, from
+``qstat --version``:
+
+* ``torque`` (Adaptive Computing): ``qstat -f -x`` prints the full status as XML; a
+  finished job stays in state C for ``keep_completed`` seconds with ``exit_status``.
+* ``pbspro`` (PBS Professional / OpenPBS): ``-x`` there means *history*, so
+  ``qstat -f -x`` shows finished jobs (state F, ``Exit_status``) in the text format.
+* ``wrapper`` (Slurm's ``slurm-wlm-torque`` scripts, and anything unrecognised): plain
+  ``qstat -f`` text; states Q/R/C only, no exit status; an unknown id prints nothing and
+  exits 153. The wrappers' ``qsub`` ignores ``#PBS -o/-e``, so they go on the command line.
+
+The final states C and F say nothing about success: the exit status decides, and where
+there is none the job's own exit-code file does (see :mod:`cluster.queue`).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import xml.etree.ElementTree as ElementTree
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set
+
+from ..errors import CommandError, SubmissionError
+from ..script import JobFiles
+from . import BatchSystem, JobInfo, Runner, State, local_runner
+from ._commands import parse_ctime, run_retried
+
+logger = logging.getLogger(__name__)
+
+#: every Torque and PBS Pro job_state letter -> State (C, F, X: decided by the exit status)
+STATES: Dict[str, State] = {
+    'Q': State.PENDING,     # queued
+    'W': State.PENDING,     # waiting for its execution time
+    'T': State.PENDING,     # in transit to a new location
+    'M': State.PENDING,     # PBS Pro: moved to another server
+    'R': State.RUNNING,
+    'E': State.RUNNING,     # exiting after having run: exit status may not be final yet
+    'B': State.RUNNING,     # PBS Pro: job array begun
+    'H': State.HELD,
+    'S': State.HELD,        # suspended
+    'U': State.HELD,        # PBS Pro: suspended, workstation busy
+    'C': State.COMPLETED,   # Torque: completed after having run (or cancelled, or failed)
+    'F': State.COMPLETED,   # PBS Pro: finished (or deleted, or failed)
+    'X': State.COMPLETED,   # PBS Pro: subjob expired (finished)
+}
+#: Torque's negative exit statuses (pbs_mom could not run, or killed, the job)
+TORQUE_EXEC_CODES: Dict[int, str] = {
+    -1: 'JOB_EXEC_FAIL1', -2: 'JOB_EXEC_FAIL2', -3: 'JOB_EXEC_RETRY', -4: 'JOB_EXEC_INITABT',
+    -5: 'JOB_EXEC_INITRST', -6: 'JOB_EXEC_INITRMG', -7: 'JOB_EXEC_BADRESRT',
+    -8: 'JOB_EXEC_CMDFAIL', -9: 'JOB_EXEC_STDOUTFAIL', -10: 'JOB_EXEC_OVERLIMIT_MEM',
+    -11: 'JOB_EXEC_OVERLIMIT_WT', -12: 'JOB_EXEC_OVERLIMIT_CPUT',
+    -13: 'JOB_EXEC_RETRY_CGROUP', -14: 'JOB_EXEC_RETRY_PROLOGUE',
+}
+#: PBS Pro's negative exit statuses
+PBSPRO_EXEC_CODES: Dict[int, str] = {
+    -1: 'JOB_EXEC_FAIL1', -2: 'JOB_EXEC_FAIL2', -3: 'JOB_EXEC_RETRY', -4: 'JOB_EXEC_INITABT',
+    -5: 'JOB_EXEC_INITRST', -6: 'JOB_EXEC_INITRMG', -7: 'JOB_EXEC_BADRESRT',
+    -10: 'JOB_EXEC_FAILUID', -11: 'JOB_EXEC_RERUN', -12: 'JOB_EXEC_CHKP',
+    -13: 'JOB_EXEC_FAIL_PASSWORD', -14: 'JOB_EXEC_RERUN_ON_SIS_FAIL', -15: 'JOB_EXEC_QUERST',
+    -16: 'JOB_EXEC_FAILHOOK_RERUN', -17: 'JOB_EXEC_FAILHOOK_DELETE', -18: 'JOB_EXEC_HOOK_RERUN',
+    -19: 'JOB_EXEC_HOOK_DELETE', -20: 'JOB_EXEC_RERUN_MS_FAIL', -25: 'JOB_EXEC_KILL_NCPUS_SUM',
+    -27: 'JOB_EXEC_KILL_MEM', -29: 'JOB_EXEC_KILL_WALLTIME',
+}
+_WALLTIME_CODES = {'torque': -11, 'pbspro': -29}
+#: qstat's exit code for an unknown job id (Torque, and the Slurm wrappers)
+UNKNOWN_JOB_EXIT = 153
+
+_HEAD_RE = re.compile(r'^Job Id:\s*(\S+)')
+_ATTR_RE = re.compile(r'^\s+([A-Za-z_][\w.]*)\s*=\s?(.*)$')
+
+
+def map_state(letter: str) -> State:
+    """The shared :class:`State` for a job_state letter (before the exit status is read)."""
+    state = STATES.get((letter or '').strip().upper())
+    if state is None:
+        logger.debug('unknown torque/pbs job state %r', letter)
+        return State.UNKNOWN
+    return state
+
+
+def parse_qstat_f(text: str) -> List[Dict[str, str]]:
+    """Split ``qstat -f`` text into one attribute dict per job (key ``Job Id`` included).
+
+    Long values that qstat wraps onto tab-indented continuation lines are joined.
+    """
+    jobs: List[Dict[str, str]] = []
+    current: Optional[Dict[str, str]] = None
+    last_key = None
+    for line in text.splitlines():
+        head = _HEAD_RE.match(line)
+        if head:
+            current = {'Job Id': head.group(1)}
+            jobs.append(current)
+            last_key = None
+            continue
+        if current is None or not line.strip():
+            continue
+        attr = _ATTR_RE.match(line)
+        if attr:
+            last_key = attr.group(1)
+            current[last_key] = attr.group(2).strip()
+        elif last_key is not None and line[:1] in ('\t', ' '):
+            current[last_key] += line.strip()
+    return jobs
+
+
+def parse_qstat_xml(text: str) -> List[Dict[str, str]]:
+    """Parse Torque's ``qstat -f -x`` XML into attribute dicts like :func:`parse_qstat_f`.
+
+    Nested elements become dotted keys (``Resource_List.walltime``). Empty output is
+    no jobs (Torque before 6.1 printed nothing when the queue was empty).
+    """
+    text = text.strip()
+    if not text:
+        return []
+    root = ElementTree.fromstring(text)
+    jobs = []
+    for element in root.iter('Job'):
+        attrs: Dict[str, str] = {}
+        for child in element:
+            if len(child):
+                for grandchild in child:
+                    attrs[f'{child.tag}.{grandchild.tag}'] = (grandchild.text or '').strip()
+            else:
+                attrs[child.tag] = (child.text or '').strip()
+        attrs['Job Id'] = attrs.pop('Job_Id', '')
+        jobs.append(attrs)
+    return jobs
+
+
+def _seconds(hms: Optional[str]) -> Optional[int]:
+    """[[HH:]MM:]SS -> seconds (None if not a duration)."""
+    if not hms:
+        return None
+    try:
+        total = 0
+        for part in hms.split(':'):
+            total = total * 60 + int(part)
+        return total
+    except ValueError:
+        return None
+
+
+def _nodes(exec_host: Optional[str]) -> Optional[str]:
+    """'n1/0+n1/1+n2/0' or 'n1/0*2' -> 'n1,n2'."""
+    if not exec_host:
+        return None
+    hosts: List[str] = []
+    for part in exec_host.split('+'):
+        host = part.split('/', 1)[0].strip()
+        if host and host not in hosts:
+            hosts.append(host)
+    return ','.join(hosts) or None
+
+
+def job_info(attrs: Mapping[str, str], flavour: str = 'torque') -> JobInfo:
+    """One job's attributes (from text or XML) -> :class:`JobInfo`."""
+    state = map_state(attrs.get('job_state', ''))
+    raw = attrs.get('exit_status', attrs.get('Exit_status'))
+    status: Optional[int] = None
+    try:
+        status = int(raw) if raw not in (None, '') else None
+    except ValueError:
+        logger.debug('unparsed exit status %r', raw)
+    exitcode, reason = None, None
+    if state is State.COMPLETED and status is not None:
+        state, exitcode, reason = _final(status, attrs, flavour)
+    owner = attrs.get('Job_Owner') or attrs.get('euser') or ''
+    user = owner.split('@', 1)[0].split('(', 1)[0] or None
+    start = parse_ctime(attrs.get('start_time') or attrs.get('stime') or '')
+    end = parse_ctime(attrs.get('comp_time') or attrs.get('obittime') or '')
+    return JobInfo(id=attrs.get('Job Id', ''), state=state, exitcode=exitcode,
+                   name=attrs.get('Job_Name'), user=user, node=_nodes(attrs.get('exec_host')),
+                   start=start, end=end if state.final else None,
+                   reason=reason or attrs.get('comment') or None)
+
+
+def _final(status: int, attrs: Mapping[str, str], flavour: str):
+    """(state, exit code, reason) of a finished job from its exit status."""
+    if status == 0:
+        return State.COMPLETED, 0, None
+    codes = PBSPRO_EXEC_CODES if flavour == 'pbspro' else TORQUE_EXEC_CODES
+    if status < 0:
+        name = codes.get(status, 'unknown exec code')
+        if status == _WALLTIME_CODES.get(flavour, -11):
+            return State.TIMEOUT, None, f'{name} ({status}): walltime exceeded'
+        return State.FAILED, None, f'{name} ({status})'
+    signal = None
+    if status > 256:
+        signal = status - 256           # Torque: 256 + signal
+    elif 128 < status < 254 and flavour == 'pbspro':
+        signal = status % 128           # PBS Pro: 128 + signal
+    if signal is None:
+        return State.FAILED, status, None
+    used = _seconds(attrs.get('resources_used.walltime'))
+    limit = _seconds(attrs.get('Resource_List.walltime'))
+    if used is not None and limit and used >= limit:
+        return State.TIMEOUT, 128 + signal, f'killed by signal {signal} after its walltime'
+    return State.FAILED, 128 + signal, f'killed by signal {signal}'
+
+
+def _short(job_id: str) -> str:
+    """The part of an id before the server name: '123.head.domain' -> '123'."""
+    return job_id.split('.', 1)[0]
+
+
+def _unknown_id(result) -> bool:
+    code, out, err = result
+    return code == UNKNOWN_JOB_EXIT or 'unknown job id' in (out + err).lower()
+
+
+def _connection_problem(result) -> bool:
+    text = (result[1] + result[2]).lower()
+    return any(word in text for word in (
+        'unable to contact', 'connection refused', 'cannot connect', 'connect failure',
+        'socket timed out', 'temporarily unable', 'communication failure', 'timed out'))
+
+
+class Torque(BatchSystem):
+    """Torque, PBS Pro, or Slurm's Torque wrappers; commands go through :attr:`runner`."""
+
+    name = 'torque'
+    submit_command = 'qsub'
+    status_tries = 4
+    status_timeout = 60.0
+    backoff = 0.5
+
+    def __init__(self, runner: Runner = local_runner) -> None:
+        super().__init__(runner)
+        self._flavour: Optional[str] = None
+        #: ids this instance cancelled: their C/F state means cancelled
+        self._cancelled: Set[str] = set()
+
+    # flavour -------------------------------------------------------------------------------
+    @property
+    def flavour(self) -> str:
+        """'torque', 'pbspro' or 'wrapper', from ``qstat --version`` (asked once)."""
+        if self._flavour is None:
+            code, out, err = self.runner(['qstat', '--version'], stdin=None, timeout=30)
+            text = (out + err).lower()
+            if code == 0 and 'pbs_version' in text:
+                self._flavour = 'pbspro'
+            elif code == 0 and 'version:' in text:
+                self._flavour = 'torque'
+            else:
+                self._flavour = 'wrapper'
+            logger.debug('qstat flavour: %s', self._flavour)
+        return self._flavour
+
+    # submission ----------------------------------------------------------------------------
+    def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
+               options: Optional[Mapping] = None) -> str:
+        """``qsub [-W depend=afterok:a:b] -o <out> -e <err> <script>``; returns the job id."""
+        options = options or {}
+        argv = ['qsub']
+        if dependencies:
+            argv += ['-W', 'depend=afterok:' + ':'.join(str(d) for d in dependencies)]
+        argv += ['-o', str(options.get('outfile') or files.outfile),
+                 '-e', str(options.get('errfile') or files.errfile), files.submission]
+        try:
+            _, out, _ = run_retried(self.runner, argv, tries=3, timeout=self.status_timeout,
+                                    backoff=self.backoff, retry=_connection_problem)
+        except CommandError as exc:
+            raise SubmissionError(argv, exc.code, exc.stdout, exc.stderr) from None
+        lines = [line.strip() for line in out.splitlines() if line.strip()]
+        if not lines:
+            raise SubmissionError(argv, 0, out, '', message='qsub printed no job id')
+        logger.debug('qsub %s -> %s', files.submission, lines[-1])
+        return lines[-1]
+
+    # status --------------------------------------------------------------------------------
+    def statuses(self, job_ids: Optional[Sequence[str]] = None,
+                 user: Optional[str] = None) -> Dict[str, JobInfo]:
+        """One ``qstat -f`` call (XML on Torque) for the ids, or every job of ``user``."""
+        ids = None if job_ids is None else [str(i) for i in job_ids]
+        if ids is not None and not ids:
+            return {}
+        flavour = self.flavour
+        argv = ['qstat', '-f'] + (['-x'] if flavour in ('torque', 'pbspro') else []) + (ids or [])
+        code, out, err = run_retried(self.runner, argv, tries=self.status_tries,
+                                     timeout=self.status_timeout, backoff=self.backoff,
+                                     accept=_unknown_id)
+        records = parse_qstat_xml(out) if flavour == 'torque' else parse_qstat_f(out)
+        infos = [job_info(attrs, flavour) for attrs in records]
+        if ids is None:
+            infos = [i for i in infos if not user or i.user == user]
+            return self._marked({info.id: info for info in infos})
+        return self._marked(self._match(ids, infos))
+
+    @staticmethod
+    def _match(ids: Iterable[str], infos: Iterable[JobInfo]) -> Dict[str, JobInfo]:
+        """Key the answer by the ids as asked ('123.head' may come back '123.head.domain')."""
+        by_short = {_short(info.id): info for info in infos}
+        found = {}
+        for job_id in ids:
+            info = by_short.get(_short(job_id))
+            if info is not None:
+                info.id = job_id
+                found[job_id] = info
+        return found
+
+    def _marked(self, jobs: Dict[str, JobInfo]) -> Dict[str, JobInfo]:
+        for job_id, info in jobs.items():
+            if _short(job_id) in self._cancelled and info.state.final \
+                    and info.state is not State.TIMEOUT:
+                info.state = State.CANCELLED
+                info.reason = info.reason or 'cancelled with qdel'
+        return jobs
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """``qdel`` the jobs; an id that is already finished or gone is not an error."""
+        ids = [str(i) for i in job_ids]
+        if not ids:
+            return
+        self._cancelled.update(_short(i) for i in ids)
+        code, out, err = run_retried(self.runner, ['qdel', *ids], tries=self.status_tries,
+                                     timeout=self.status_timeout, backoff=self.backoff,
+                                     retry=_connection_problem,
+                                     accept=lambda result: not _connection_problem(result))
+        if code != 0:
+            alive = [i for i, info in self.statuses(ids).items() if not info.state.final]
+            if alive:
+                raise CommandError(['qdel', *ids], code, out, err,
+                                   message=f'jobs {", ".join(alive)} still queued or running')
+
+
+SYSTEM = Torque
