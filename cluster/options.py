@@ -13,6 +13,9 @@ Two kinds of options exist:
     used by the job code itself (``modules``, ``depends``, ``dir``, ``filedir``,
     ``suffix``, ``imports``) and never rendered.
 
+The value checks live in :mod:`cluster.option_values`, the help texts in
+:mod:`cluster.option_docs`.
+
 >>> check_arguments({'memory': '4GB', 'walltime': '1-00:00:00', 'cpus': 4})
 {'mem': 4096, 'time': '24:00:00', 'cores': 4}
 >>> options_to_string({'mem': '4GB', 'cores': 2}, 'torque')
@@ -29,265 +32,21 @@ from __future__ import annotations
 import datetime
 import difflib
 import logging
-import math
-import os
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from . import option_values as values
 from .errors import OptionError
-from .script import DEFAULT_SUFFIX, check_name
+from .script import DEFAULT_SUFFIX
 
 logger = logging.getLogger(__name__)
 
 #: the systems whose script headers this module knows; local mode has no header
 QTYPES: Tuple[str, ...] = ('slurm', 'torque', 'local')
 PREFIX: Dict[str, str] = {'slurm': '#SBATCH', 'torque': '#PBS'}
-HELP_MODES: Tuple[str, ...] = ('string', 'print', 'table', 'markdown')
+#: the groups options are listed in by the help
 GROUPS: Tuple[str, ...] = ('resources', 'scheduling', 'files', 'environment')
-
-
-class _Bad(ValueError):
-    """Raised by a normaliser; :func:`check_arguments` turns it into an OptionError."""
-
-
-# ---------------------------------------------------------------------------------------
-# normalisers: each takes the raw value and returns the normalised one, or raises _Bad
-# ---------------------------------------------------------------------------------------
-
-_SCALAR_REJECT = (list, tuple, set, frozenset, dict)
-_UNSAFE = re.compile(r'[\s\'"\\]|[\x00-\x1f\x7f]')
-
-
-def _no_list(value: Any) -> None:
-    if isinstance(value, _SCALAR_REJECT):
-        raise _Bad(f'a {type(value).__name__} was given where a single value belongs')
-
-
-def _text(value: Any) -> str:
-    """A str (or path) without newlines or control characters."""
-    _no_list(value)
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str):
-        raise _Bad(f'expected a string, got {type(value).__name__}')
-    value = value.strip()
-    if not value:
-        raise _Bad('empty')
-    if re.search(r'[\x00-\x1f\x7f]', value):
-        raise _Bad('contains a newline or control character')
-    return value
-
-
-def _word(value: Any) -> str:
-    """A str without whitespace, quotes or backslashes (safe in a header line)."""
-    value = _text(value)
-    if _UNSAFE.search(value):
-        raise _Bad('contains whitespace, a quote or a backslash')
-    return value
-
-
-def _positive_int(value: Any) -> int:
-    _no_list(value)
-    if isinstance(value, bool):
-        raise _Bad('a bool is not a count')
-    if isinstance(value, str) and re.fullmatch(r'\s*\d+\s*', value):
-        value = int(value)
-    if not isinstance(value, int):
-        raise _Bad('not a whole number')
-    if value < 1:
-        raise _Bad('must be at least 1')
-    return value
-
-
-_MEM_RE = re.compile(r'(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?i?b?)', re.IGNORECASE)
-_MEM_FACTOR = {'': 1024 ** 2, 'b': 1, 'k': 1024, 'm': 1024 ** 2, 'g': 1024 ** 3, 't': 1024 ** 4}
-
-
-def _mem(value: Any) -> int:
-    """Megabytes (1024-based) as a positive int; strings may carry a unit."""
-    _no_list(value)
-    if isinstance(value, bool):
-        raise _Bad('a bool is not an amount of memory')
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value <= 0:
-            raise _Bad('must be more than 0')
-        return max(1, math.ceil(Fraction(value)))
-    if not isinstance(value, str):
-        raise _Bad(f'expected a number or a string, got {type(value).__name__}')
-    match = _MEM_RE.fullmatch(value.strip())
-    unit = match.group(2).lower() if match else ''
-    if not match or unit in ('i', 'ib') or (len(unit) > 1 and unit[0] == 'b'):
-        raise _Bad('not a number with an optional unit')
-    number = Fraction(match.group(1))
-    if number <= 0:
-        raise _Bad('must be more than 0')
-    megabytes = number * _MEM_FACTOR[unit[:1]] / 1024 ** 2
-    return max(1, math.ceil(megabytes))
-
-
-_TIME_RE = re.compile(r'(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?')
-
-
-def _time(value: Any) -> str:
-    """``HH:MM:SS`` with days folded into hours."""
-    _no_list(value)
-    if isinstance(value, bool):
-        raise _Bad('a bool is not a time')
-    if isinstance(value, datetime.timedelta):
-        seconds = math.ceil(value.total_seconds())
-    elif isinstance(value, int):
-        seconds = value
-    elif isinstance(value, str):
-        match = _TIME_RE.fullmatch(value.strip())
-        if not match:
-            raise _Bad('not a time')
-        days, *fields = match.groups()
-        fields = [int(f) for f in fields if f is not None]
-        if days is not None and len(fields) != 3:
-            raise _Bad('with days, give D-HH:MM:SS')
-        if days is not None and fields[0] >= 24:
-            raise _Bad('hours after days must be below 24')
-        if any(f >= 60 for f in fields[1:]):
-            raise _Bad('minutes and seconds must be below 60')
-        seconds = 0
-        for field in fields:
-            seconds = seconds * 60 + field
-        seconds += int(days or 0) * 86400
-    else:
-        raise _Bad(f'expected a string or an int, got {type(value).__name__}')
-    if seconds < 1:
-        raise _Bad('must be at least one second')
-    hours, rest = divmod(seconds, 3600)
-    return f'{hours:02d}:{rest // 60:02d}:{rest % 60:02d}'
-
-
-def _str_list(item_check: Callable[[str], str]) -> Callable[[Any], List[str]]:
-    def normalise(value: Any) -> List[str]:
-        if isinstance(value, str):
-            items = value.split(',')
-        elif isinstance(value, (list, tuple)):
-            items = list(value)
-        else:
-            raise _Bad(f'expected a string or a list of strings, got {type(value).__name__}')
-        result = []
-        for item in items:
-            if not isinstance(item, str):
-                raise _Bad(f'item {item!r} is not a string')
-            result.append(item_check(item))
-        return result
-    return normalise
-
-
-def _feature(item: str) -> str:
-    item = item.strip()
-    if not re.fullmatch(r'[\w.+-]+', item):
-        raise _Bad(f'feature {item!r} may only hold letters, digits and _ . + -')
-    return item
-
-
-def _module(item: str) -> str:
-    item = item.strip()
-    if not re.fullmatch(r'[\w.+/@:-]+', item):
-        raise _Bad(f'module {item!r} may only hold letters, digits and _ . + / @ : -')
-    return item
-
-
-_IMPORT_RE = re.compile(r'(?:(?:from\s+[\w.]+\s+)?import\s+)?[\w.]+(?:\s+as\s+\w+)?'
-                        r'(?:\s*,\s*[\w.]+(?:\s+as\s+\w+)?)*')
-
-
-def _import(item: str) -> str:
-    item = ' '.join(item.split())
-    if not _IMPORT_RE.fullmatch(item) or (',' in item and 'import' not in item):
-        raise _Bad(f'{item!r} is neither a module name nor one import statement')
-    return item
-
-
-def _depends(value: Any) -> list:
-    items = list(value) if isinstance(value, (list, tuple)) else [value]
-    result = []
-    for item in items:
-        if isinstance(item, bool) or item is None or isinstance(item, _SCALAR_REJECT):
-            raise _Bad(f'item {item!r} is not a job id or a job')
-        if isinstance(item, int):
-            if item < 0:
-                raise _Bad(f'job id {item!r} is negative')
-            result.append(str(item))
-        elif isinstance(item, str):
-            result.append(_word(item))
-        elif hasattr(item, 'id'):
-            result.append(item)
-        else:
-            raise _Bad(f'item {item!r} is not a job id or a job')
-    return result
-
-
-def _path(value: Any) -> str:
-    return os.path.expanduser(_text(value))
-
-
-def _abspath(value: Any) -> str:
-    return os.path.abspath(_path(value))
-
-
-def _plain_name(value: Any) -> str:
-    """A file-name part, by the rule of :func:`cluster.script.check_name`."""
-    value = _text(value)
-    try:
-        return check_name(value)
-    except OptionError:
-        raise _Bad('may only hold letters, digits and . _ + -') from None
-
-
-_EXPORT_ITEM = re.compile(r'[A-Za-z_]\w*(?:=[^\s,\'"\\]*)?')
-
-
-def _export(value: Any) -> str:
-    value = _word(value)
-    items = []
-    for item in value.split(','):
-        if item.upper() in ('ALL', 'NONE'):
-            items.append(item.upper())
-        elif _EXPORT_ITEM.fullmatch(item):
-            items.append(item)
-        else:
-            raise _Bad(f'{item!r} is not ALL, NONE, NAME or NAME=value')
-    if 'NONE' in items and len(items) > 1:
-        raise _Bad('NONE cannot be combined with other items')
-    return ','.join(items)
-
-
-_NOW_RE = re.compile(r'now(?:\+(\d+)(seconds?|minutes?|hours?|days?|weeks?)?)?', re.IGNORECASE)
-
-
-def _begin(value: Any) -> str:
-    _no_list(value)
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone().replace(tzinfo=None)
-        return value.replace(microsecond=0).isoformat()
-    value = _word(value)
-    now = _NOW_RE.fullmatch(value)
-    if now:
-        count, unit = now.groups()
-        if count is None:
-            return 'now'
-        return f'now+{int(count)}{(unit or "second").lower().rstrip("s")}s'
-    if re.fullmatch(r'\d{1,2}:\d{2}(?::\d{2})?', value):
-        parts = [int(p) for p in value.split(':')] + [0]
-        hour, minute, second = parts[:3]
-        if hour > 23 or minute > 59 or second > 59:
-            raise _Bad('not a valid time of day')
-        return f'{hour:02d}:{minute:02d}:{second:02d}'
-    if re.fullmatch(r'\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2})?)?', value):
-        try:
-            moment = datetime.datetime.fromisoformat(value)
-        except ValueError as error:
-            raise _Bad(str(error)) from None
-        return moment.isoformat()
-    raise _Bad('not a recognised start time')
 
 
 # ---------------------------------------------------------------------------------------
@@ -325,74 +84,75 @@ _WORD_ACCEPTS = 'a string without whitespace, quotes or backslashes'
 
 _TABLE = (
     # resources
-    Option('cores', ('cpus', 'threads'), _positive_int, 'a positive int (or numeric string)',
+    Option('cores', ('cpus', 'threads'), values.positive_int, 'a positive int (or numeric string)',
            1, 'CPU cores the job needs on each node',
            '--cpus-per-task={}', '-l nodes=1:ppn={}',
            'cores reserved in the local job queue', group='resources', metavar='N'),
-    Option('nodes', (), _positive_int, 'a positive int (or numeric string)',
+    Option('nodes', (), values.positive_int, 'a positive int (or numeric string)',
            1, 'number of nodes', '--nodes={}', '-l nodes={}',
            'ignored: one machine', group='resources', metavar='N'),
-    Option('mem', ('memory',), _mem,
+    Option('mem', ('memory',), values.megabytes,
            'an int in MB, or a string with a unit b, k/kb, m/mb, g/gb, t/tb '
            '(any case, 1024-based, decimals allowed): 4096, "4GB", "1.5g"',
            None, 'memory in MB (slurm: per node; torque: for the whole job)',
            '--mem={}', '-l mem={}MB', 'not enforced', group='resources', metavar='N'),
-    Option('time', ('walltime',), _time,
+    Option('time', ('walltime',), values.hms_time,
            'D-HH:MM:SS, HH:MM:SS, MM:SS or SS (an int is seconds)',
            None, 'wall-clock time limit, normalised to HH:MM:SS',
            '--time={}', '-l walltime={}', 'not enforced', group='resources',
            metavar='HH:MM:SS'),
-    Option('features', ('constraint',), _str_list(_feature),
+    Option('features', ('constraint',), values.str_list(values.feature),
            'a comma-separated string or a list of strings (letters, digits, _ . + -)',
            None, 'node features the job needs (all of them)',
            '--constraint={}', '-l nodes=1:{}', 'ignored', group='resources',
            metavar='F1,F2'),
     # scheduling
-    Option('partition', ('queue',), _word, _WORD_ACCEPTS, None, 'partition (queue) to use',
+    Option('partition', ('queue',), values.word, _WORD_ACCEPTS, None, 'partition (queue) to use',
            '--partition={}', '-q {}', 'ignored', metavar='NAME'),
-    Option('account', (), _word, _WORD_ACCEPTS, None, 'account to charge',
+    Option('account', (), values.word, _WORD_ACCEPTS, None, 'account to charge',
            '--account={}', '-A {}', 'ignored', metavar='NAME'),
-    Option('qos', (), _word, _WORD_ACCEPTS, None,
+    Option('qos', (), values.word, _WORD_ACCEPTS, None,
            'quality of service (torque: a Moab extension)',
            '--qos={}', '-l qos={}', 'ignored', metavar='NAME'),
-    Option('name', ('jobname',), _plain_name, 'letters, digits and . _ + -', None,
+    Option('name', ('jobname',), values.plain_name, 'letters, digits and . _ + -', None,
            'job name shown by the batch system (defaults to the job file name)',
            '--job-name={}', '-N {}', 'the job name', metavar='NAME'),
-    Option('export', (), _export,
+    Option('export', (), values.export,
            'ALL, NONE, or a comma-separated list of NAME or NAME=value (no spaces)',
            None, 'environment variables passed to the job',
            '--export={}', '-v {}', 'the whole environment is passed', metavar='VARS'),
-    Option('begin', (), _begin,
+    Option('begin', (), values.begin,
            'YYYY-MM-DD[THH:MM[:SS]], HH:MM[:SS], now, now+N[seconds|minutes|hours|days|weeks] '
            'or a datetime',
            None, 'earliest start time', '--begin={}', '-a {}', 'ignored', metavar='TIME'),
-    Option('depends', ('depend', 'dependency', 'dependencies'), _depends,
+    Option('depends', ('depend', 'dependency', 'dependencies'), values.depends,
            'a job id (str or int), a job object (with .id), or a list of them',
            None, 'jobs that must complete successfully first',
            None, None, 'waits for those jobs in the local queue', kind='job'),
     # files
-    Option('outfile', ('stdout',), _path, 'a path (str or os.PathLike)', None,
+    Option('outfile', ('stdout',), values.path, 'a path (str or os.PathLike)', None,
            'file for standard output (default <name>.<suffix>.out)',
            '--output={}', '-o {}', 'file for standard output', group='files', metavar='PATH'),
-    Option('errfile', ('stderr',), _path, 'a path (str or os.PathLike)', None,
+    Option('errfile', ('stderr',), values.path, 'a path (str or os.PathLike)', None,
            'file for standard error (default <name>.<suffix>.err)',
            '--error={}', '-e {}', 'file for standard error', group='files', metavar='PATH'),
-    Option('dir', ('path', 'runpath'), _abspath, 'a path (str or os.PathLike), made absolute',
-           None, 'directory the job runs in (default: the current one)',
+    Option('dir', ('path', 'runpath'), values.abspath,
+           'a path (str or os.PathLike), made absolute', None,
+           'directory the job runs in (default: the current one)',
            None, None, 'directory the job runs in', kind='job', group='files'),
-    Option('filedir', ('scriptpath',), _abspath,
+    Option('filedir', ('scriptpath',), values.abspath,
            'a path (str or os.PathLike), made absolute', None,
            'directory for the job scripts and outputs (default: dir)',
            None, None, 'directory for the job files', kind='job', group='files'),
-    Option('suffix', (), _plain_name, 'letters, digits and . _ + -', DEFAULT_SUFFIX,
+    Option('suffix', (), values.plain_name, 'letters, digits and . _ + -', DEFAULT_SUFFIX,
            'suffix of the job files: <name>.<suffix>.out', None, None,
            'suffix of the job files', kind='job', group='files'),
     # environment
-    Option('modules', (), _str_list(_module),
+    Option('modules', (), values.str_list(values.module_name),
            'a comma-separated string or a list of module names', None,
            'environment modules loaded (module load) before the job runs',
            None, None, 'loaded if the module command exists', kind='job', group='environment'),
-    Option('imports', (), _str_list(_import),
+    Option('imports', (), values.str_list(values.import_statement),
            'a comma-separated string or a list of module names or import statements '
            '("numpy", "import numpy as np", "from os import path")', None,
            'imports a function job needs before its function is unpickled',
@@ -437,7 +197,7 @@ def canonical(name: str) -> str:
 def _normalise(option: Option, given: str, value: Any) -> Any:
     try:
         return option.normalise(value)
-    except _Bad as problem:
+    except values.BadValue as problem:
         label = repr(given) if given == option.name else f'{given!r} ({option.name})'
         raise OptionError(f'bad value for keyword {label}: {value!r}: {problem}; '
                           f'accepted: {option.accepts}') from None
@@ -485,7 +245,7 @@ def _torque_begin(value: str) -> str:
     if re.fullmatch(r'\d{2}:\d{2}:\d{2}', value):
         hour, minute, second = value.split(':')
         return f'{hour}{minute}.{second}'
-    now = _NOW_RE.fullmatch(value)
+    now = values.NOW_RE.fullmatch(value)
     if now:
         count, unit = now.groups()
         delta = datetime.timedelta(**{unit or 'seconds': int(count or 0)})
@@ -505,7 +265,8 @@ def _torque_nodes(nodes: Optional[int], cores: Optional[int], features: Optional
     return f'{PREFIX["torque"]} -l {spec}'
 
 
-_LIST_SEPARATOR = {'slurm': '&', 'torque': ':'}
+#: how a list value (features) is joined in a header line
+LIST_SEPARATOR: Dict[str, str] = {'slurm': '&', 'torque': ':'}
 
 
 def _argument(option: Option, value: Any, qtype: str) -> Optional[List[str]]:
@@ -516,7 +277,7 @@ def _argument(option: Option, value: Any, qtype: str) -> Optional[List[str]]:
     if option.name == 'features':
         if not value:
             return []
-        value = _LIST_SEPARATOR[qtype].join(value)
+        value = LIST_SEPARATOR[qtype].join(value)
     elif qtype == 'torque' and option.name == 'begin':
         value = _torque_begin(value)
     elif qtype == 'torque' and option.name == 'export':
@@ -524,7 +285,7 @@ def _argument(option: Option, value: Any, qtype: str) -> Optional[List[str]]:
         rest = [item for item in items if item not in ('ALL', 'NONE')]
         return (['-V'] if 'ALL' in items else []) + ([template.format(','.join(rest))]
                                                      if rest else [])
-    if _UNSAFE.search(str(value)):
+    if values.UNSAFE.search(str(value)):
         raise OptionError(f'value of keyword {option.name!r} cannot go into a {qtype} header '
                           f'line: {value!r} contains whitespace, a quote or a backslash')
     return [template.format(value)]
@@ -593,114 +354,12 @@ def options_to_string(option_dict: Mapping[str, Any], qtype: Optional[str] = Non
     return '\n'.join(lines)
 
 
-# ---------------------------------------------------------------------------------------
-# help
-# ---------------------------------------------------------------------------------------
-
-def _format_for(option: Option, qtype: str) -> str:
-    """How ``option`` appears in a ``qtype`` script, for help texts."""
-    if qtype == 'local':
-        return option.local
-    if not option.directive:
-        return '(used by the job code; not a header line)'
-    template = getattr(option, qtype)
-    if template is None:
-        return '(not available)'
-    metavar = option.metavar
-    if option.name == 'features':
-        metavar = _LIST_SEPARATOR[qtype].join(metavar.split(','))
-    return f'{PREFIX[qtype]} {template.format(metavar)}'
-
-
-def _help_qtypes(qtype: Optional[str]) -> Tuple[str, ...]:
-    if qtype is None:
-        return QTYPES
-    if qtype not in QTYPES:
-        raise OptionError(f'unknown qtype {qtype!r}; known: {", ".join(QTYPES)}')
-    return (qtype,)
-
-
-def _help_text(qtypes: Tuple[str, ...]) -> str:
-    lines = ['Keyword options (synonyms in brackets, default after "=").', '']
-    for group in GROUPS:
-        lines.append(group.capitalize())
-        for option in OPTIONS.values():
-            if option.group != group:
-                continue
-            title = option.name
-            if option.synonyms:
-                title += ' [' + ', '.join(option.synonyms) + ']'
-            if option.default is not None:
-                title += f' = {option.default!r}'
-            lines.append(f'  {title}')
-            lines.append(f'      {option.help}')
-            lines.append(f'      accepts: {option.accepts}')
-            for qtype in qtypes:
-                lines.append(f'      {qtype + ":":8}{_format_for(option, qtype)}')
-        lines.append('')
-    if 'torque' in qtypes:
-        lines.append('On torque, nodes, cores and features form one line: '
-                     '#PBS -l nodes=N:ppn=C:F1:F2.')
-    return '\n'.join(lines)
-
-
-def _help_rows(qtypes: Tuple[str, ...]) -> Tuple[List[str], List[List[str]]]:
-    header = ['Keyword', 'Synonyms', 'Default', *[q.capitalize() for q in qtypes],
-              'Accepts', 'Description']
-    rows = []
-    for option in OPTIONS.values():
-        formats = [_format_for(option, q) for q in qtypes]
-        rows.append([option.name, ', '.join(option.synonyms),
-                     '' if option.default is None else repr(option.default),
-                     *formats, option.accepts, option.help])
-    return header, rows
-
-
-def _is_directive_text(text: str) -> bool:
-    return text.startswith(tuple(PREFIX.values()))
-
-
-def _rst_cell(text: str) -> str:
-    if not text:
-        return ''
-    if _is_directive_text(text):
-        return f'``{text}``'
-    return re.sub(r'([\\*`|_])', r'\\\1', text)
-
-
-def _md_cell(text: str) -> str:
-    text = text.replace('|', '\\|')
-    return f'`{text}`' if _is_directive_text(text) else text
-
-
-def _help_table(qtypes: Tuple[str, ...], markdown: bool) -> str:
-    header, rows = _help_rows(qtypes)
-    if markdown:
-        lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-        lines += ['| ' + ' | '.join(_md_cell(c) for c in row) + ' |' for row in rows]
-        return '\n'.join(lines) + '\n'
-    lines = ['.. list-table:: Keyword options', '   :header-rows: 1', '']
-    for row in [header] + rows:
-        cells = [_rst_cell(c) for c in row]
-        lines.append(f'   * - {cells[0]}')
-        lines += [f'     - {cell}'.rstrip() for cell in cells[1:]]
-    return '\n'.join(lines) + '\n'
-
-
 def option_help(qtype: Optional[str] = None, mode: str = 'string') -> Optional[str]:
-    """Describe every keyword option.
+    """Describe every keyword option; see :func:`cluster.option_docs.option_help`.
 
     ``qtype`` limits the formats shown to one system (None: all of them). ``mode`` is
     'string' (return a readable listing), 'print' (print it, return None), 'table'
     (return a reStructuredText table) or 'markdown' (return a Markdown table).
     """
-    if mode not in HELP_MODES:
-        raise ValueError(f'unknown mode {mode!r}; accepted modes: {", ".join(HELP_MODES)}')
-    qtypes = _help_qtypes(qtype)
-    if mode in ('table', 'markdown'):
-        return _help_table(qtypes, markdown=mode == 'markdown')
-    text = _help_text(qtypes)
-    if mode == 'print':
-        print(text)
-        return None
-    return text
+    from .option_docs import option_help as render  # lazy: option_docs imports this module
+    return render(qtype, mode)
