@@ -97,12 +97,19 @@ class Watcher:
             if self._polled_at >= started or (
                     not force and time.monotonic() - self._polled_at < self.interval):
                 return  # another thread polled while this one waited
+            delay = 0.0
             try:
-                self._poll()
+                delay = self._poll()
             finally:
-                self._polled_at = time.monotonic()
+                # after a failed poll, the next one waits for the backoff, not the interval
+                self._polled_at = time.monotonic() + delay
 
-    def _poll(self) -> None:
+    def _backoff(self) -> float:
+        """Seconds to wait before polling again after a failed poll."""
+        return min(2.0 ** self._failures, 30.0)
+
+    def _poll(self) -> float:
+        """One status call; returns how much longer than the interval to wait after it."""
         try:
             listing = self.system.statuses(None, self.user)
         except CommandError as exc:
@@ -112,8 +119,7 @@ class Watcher:
             if self._failures >= MAX_POLL_FAILURES:
                 raise ClusterError(f'{self.system.name} status command failed '
                                    f'{self._failures} times in a row: {exc}') from exc
-            self._polled_at = time.monotonic() + min(2 ** self._failures, 30) - self.interval
-            return
+            return max(0.0, self._backoff() - self.interval)
         self._failures = 0
         self.polls += 1
         with self._lock:
@@ -133,6 +139,7 @@ class Watcher:
         updates.update(self._settle(settle, updates))
         with self._lock:
             self._info.update(updates)
+        return 0.0
 
     def _settle(self, job_ids: List[str], seen: Dict[str, JobInfo]) -> Dict[str, JobInfo]:
         """Final states for jobs that ended or left the queue: exit-code file, then accounting."""
