@@ -154,23 +154,51 @@ _BY_CODE = {
 }
 
 
+# xenon-grpc reports some failures as a plain XenonException; the message tells what it is
+_REFINE = [
+    (re.compile(r'authentication failed|auth fail|permission denied \(publickey', re.I),
+     InvalidCredentialException),
+]
+
+
 def make_exception(method: Any, error: grpc.RpcError) -> XenonException:
     """The :class:`XenonException` subclass matching a gRPC error raised by ``method``.
 
     The Java class named at the start of the details picks the class; without one the
     status code does (UNAVAILABLE: :class:`XenonServerError`, DEADLINE_EXCEEDED:
     :class:`DeadlineExceededException`), and anything else is an
-    :class:`UnknownRpcException`.
+    :class:`UnknownRpcException`. A plain ``XenonException`` whose message says that
+    authentication failed becomes :class:`InvalidCredentialException` (xenon-grpc 3.0.1
+    reports a refused key or password that way).
     """
     name = method if isinstance(method, str) else getattr(method, '__qualname__', repr(method))
     code = error.code() if hasattr(error, 'code') else None
-    details = (error.details() if hasattr(error, 'details') else None) or str(error)
+    details = error.details() if hasattr(error, 'details') else str(error)
+    if not details:
+        code_name = code.name if isinstance(code, grpc.StatusCode) else code
+        details = (f'xenon-grpc gave no details (gRPC status {code_name}: an unexpected error '
+                   f'in the server, such as a Java runtime exception)')
     match = _JAVA_CLASS.match(details)
     cls: Type[XenonException] = UnknownRpcException
     if match and match.group(1) in EXCEPTIONS:
         cls, details = EXCEPTIONS[match.group(1)], match.group(2)
     elif match and match.group(1).endswith('Exception'):
-        cls = XenonException
+        cls, details = XenonException, match.group(2)
     elif code in _BY_CODE:
         cls = _BY_CODE[code]
+    if cls is XenonException:
+        cls = next((refined for pattern, refined in _REFINE if pattern.search(details)), cls)
     return cls(name, code, details)
+
+
+def exception_from_message(method: str, message: str,
+                           default: Type[XenonException] = XenonException) -> XenonException:
+    """An exception for a status's ``error_message``, by the Java class it names if any.
+
+    xenon-grpc 3.0.1 sometimes reports e.g. a cancelled copy with error type XENON and
+    the message ``...CopyCancelledException: file adaptor: Copy cancelled by user``.
+    """
+    match = _JAVA_CLASS.match(message or '')
+    if match and match.group(1) in EXCEPTIONS:
+        return EXCEPTIONS[match.group(1)](method, None, match.group(2))
+    return default(method, None, message)

@@ -231,7 +231,7 @@ class CopyStatus:
                    self.ErrorType.NOT_CONNECTED: exc.NotConnectedException,
                    self.ErrorType.XENON: exc.XenonException}
         cls = classes.get(self.error_type)
-        return cls('copy', None, self.error_message) if cls else None
+        return exc.exception_from_message('copy', self.error_message, cls) if cls else None
 
 
 @dataclass(frozen=True)
@@ -330,7 +330,8 @@ class JobStatus:
                    self.ErrorType.NOT_CONNECTED: exc.NotConnectedException}
         if self.error_type == self.ErrorType.NONE:
             return None
-        return classes.get(self.error_type, exc.XenonException)('job', None, self.error_message)
+        return exc.exception_from_message('job', self.error_message,
+                                          classes.get(self.error_type, exc.XenonException))
 
 
 @dataclass(frozen=True)

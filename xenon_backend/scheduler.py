@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+WAIT_SLICE_MS = 60_000  # a wait without limit asks the server in slices of this
+
 
 class InteractiveOutputStream:
     """The output of an interactive job: iterate it (or call ``next()``) for chunks.
@@ -211,16 +213,23 @@ class Scheduler(Handle):
         reply = self._call('getQueueStatuses', request, 'get_queue_statuses')
         return [QueueStatus.from_proto(s) for s in reply.statuses]
 
+    def _wait(self, rpc: str, method: str, job: Job, timeout: int, running: bool) -> JobStatus:
+        while True:
+            status = JobStatus.from_proto(self._call(
+                rpc, self._wait_request(job, timeout or WAIT_SLICE_MS), method, timeout=None))
+            if timeout or status.done or (running and status.running):
+                return status
+
     def wait_until_done(self, job: Job, timeout: int = 0) -> JobStatus:
-        """Wait for ``job`` to end, at most ``timeout`` milliseconds (0: no limit)."""
-        return JobStatus.from_proto(self._call('waitUntilDone', self._wait_request(job, timeout),
-                                               'wait_until_done', timeout=None))
+        """Wait for ``job`` to end, at most ``timeout`` milliseconds (0: no limit).
+
+        The returned final status is the last one the server gives for this job.
+        """
+        return self._wait('waitUntilDone', 'wait_until_done', job, timeout, running=False)
 
     def wait_until_running(self, job: Job, timeout: int = 0) -> JobStatus:
         """Wait for ``job`` to start (or end), at most ``timeout`` milliseconds (0: no limit)."""
-        return JobStatus.from_proto(self._call('waitUntilRunning',
-                                               self._wait_request(job, timeout),
-                                               'wait_until_running', timeout=None))
+        return self._wait('waitUntilRunning', 'wait_until_running', job, timeout, running=True)
 
     def cancel_job(self, job: Job) -> JobStatus:
         """Cancel ``job``; returns its status right after (over ssh the process may live on)."""
