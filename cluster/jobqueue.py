@@ -168,11 +168,12 @@ class _FunctionPickles:
 _FUNCTION_PICKLES = _FunctionPickles()
 
 
-def _encode_task(function: Callable, args: Sequence, kwargs: dict) -> bytes:
+def _encode_task(function: Callable, args: Sequence, kwargs: dict) -> Tuple[bytes, int]:
+    """The message a worker runs, and a hash of the function's pickle (its runtime class)."""
     fn_data, fn_dill = _FUNCTION_PICKLES.dumps(function)
     args_data, args_dill = _dumps((tuple(args), kwargs))
     flags = (_FN_DILL if fn_dill else 0) | (_ARGS_DILL if args_dill else 0)
-    return _HEADER.pack(flags, len(fn_data)) + fn_data + args_data
+    return _HEADER.pack(flags, len(fn_data)) + fn_data + args_data, hash(fn_data)
 
 
 # --------------------------------------------------------------------------- worker side
@@ -244,7 +245,7 @@ class Job:
 
     __slots__ = ('id', 'name', 'cores', 'dependencies', 'state', 'exitcode', 'start', 'end',
                  'reason', 'submitted', '_payload', '_kind', '_result', '_value', '_unmet',
-                 '_dependents', '_bypassed')
+                 '_dependents', '_bypassed', '_runtime_key')
 
     def __init__(self, job_id: int, name: Optional[str], cores: int,
                  dependencies: List[int], payload: Optional[bytes]) -> None:
@@ -265,6 +266,7 @@ class Job:
         self._unmet = 0
         self._dependents: Optional[List[int]] = None
         self._bypassed = 0
+        self._runtime_key: Any = None  # (function pickle hash, cores): learned run time
 
     def __repr__(self) -> str:
         return (f'Job(id={self.id}, name={self.name!r}, state={self.state.value}, '
@@ -494,6 +496,7 @@ class JobQueue:
         self._inbox: List[Union[Job, threading.Event]] = []
         self._ready: Dict[int, List[int]] = {}  # cores -> heap of ids whose deps completed
         self._free = cores
+        self._runtimes: Dict[Any, float] = {}  # last run time per (function, cores)
         self._unfinished = 0
         self._cwd = os.getcwd()
         self._woken = False
@@ -528,10 +531,11 @@ class JobQueue:
                            f'{self.cores}), not {cores!r}')
         deps = self._dependency_ids(dependencies)
         try:
-            payload: Optional[bytes] = _encode_task(function, args or (), kwargs or {})
+            payload, fn_hash = _encode_task(function, args or (), kwargs or {})
             problem = None
         except Exception as exc:
-            payload, problem = None, f'cannot pickle the function or its arguments: {exc!r}'
+            payload, fn_hash = None, 0
+            problem = f'cannot pickle the function or its arguments: {exc!r}'
         with self._lock:
             if self.closed:
                 raise JobError('this JobQueue is shut down; restart() it first')
@@ -546,6 +550,7 @@ class JobQueue:
                         f'added before it, so cycles cannot form')
             self._next_id += 1
             job = Job(job_id, name, cores, deps, payload)
+            job._runtime_key = (fn_hash, cores)
             if problem:
                 job.reason = problem
             self.jobs[job_id] = job
@@ -777,32 +782,67 @@ class JobQueue:
             heapq.heapify(heap)
 
     def _schedule(self, runner: _Scheduler) -> List[Tuple[_Worker, Job]]:
-        """Start what may start now (see the module doc for the backfill rule)."""
+        """Start what may start now: the head of the line, else a backfill (module doc)."""
         starts = []
+        now = time.time()
         while self._free > 0:
-            tops = [(heap[0], size) for size, heap in self._ready.items() if heap]
+            tops = sorted((heap[0], size) for size, heap in self._ready.items() if heap)
             if not tops:
                 break
-            head = self.jobs[min(tops)[0]]
+            head = self.jobs[tops[0][0]]
             if head.cores <= self._free:
-                pick = head
-            elif head._bypassed >= self.cores:
-                break  # the head's reservation: nothing starts before it
+                pick: Optional[Job] = head
             else:
-                fitting = [top for top in tops if top[1] <= self._free]
-                if not fitting:
+                pick = self._backfill(head, tops, runner, now)
+                if pick is None:
                     break
-                pick = self.jobs[min(fitting)[0]]
                 head._bypassed += 1
             worker = runner.idle_worker()
             if worker is None:
                 break
             heapq.heappop(self._ready[pick.cores])
-            pick.state, pick.start = State.RUNNING, time.time()
+            pick.state, pick.start = State.RUNNING, now
             self._free -= pick.cores
             worker.job = pick
             starts.append((worker, pick))
         return starts
+
+    def _backfill(self, head: Job, tops: List[Tuple[int, int]], runner: _Scheduler,
+                  now: float) -> Optional[Job]:
+        """The job to start in the blocked head's place, or None (the head's reservation)."""
+        if head._bypassed >= self.cores:
+            return None
+        shadow, extra = self._shadow(head, runner, now)
+        for job_id, size in tops[1:]:
+            if size > self._free:
+                continue
+            job = self.jobs[job_id]
+            if shadow is None or size <= extra:
+                return job
+            estimate = self._runtimes.get(job._runtime_key)
+            if estimate is None or now + estimate <= shadow + 0.01 + 0.05 * estimate:
+                return job
+        return None
+
+    def _shadow(self, head: Job, runner: _Scheduler, now: float) -> Tuple[Optional[float], int]:
+        """When the head could start, by learned run times, and the cores it leaves spare.
+
+        (None, 0) when a running job's run time is not known yet.
+        """
+        ends = []
+        for worker in runner.workers:
+            job = worker.job
+            if job is not None:
+                estimate = self._runtimes.get(job._runtime_key)
+                if estimate is None:
+                    return None, 0
+                ends.append((max(now, job.start + estimate), job.cores))  # type: ignore
+        available = self._free
+        for end, cores in sorted(ends):
+            available += cores
+            if available >= head.cores:
+                return end, available - head.cores
+        return None, 0
 
     def _finish(self, job: Job, state: State, exitcode: Optional[int], reason: Optional[str],
                 finished: List[Job]) -> None:
@@ -810,6 +850,8 @@ class JobQueue:
         if job.state is State.RUNNING:
             self._free += job.cores
         job.state, job.exitcode, job.end = state, exitcode, time.time()
+        if state is State.COMPLETED and job.start is not None:
+            self._runtimes[job._runtime_key] = job.end - job.start
         job.reason = reason
         job._payload = None
         finished.append(job)
