@@ -308,12 +308,13 @@ class _Worker:
         """SIGKILL this worker and everything it started."""
         import psutil
         procs = []
-        try:
-            parent = psutil.Process(self.proc.pid)
-            procs = parent.children(recursive=True) + [parent]
-        except psutil.Error:
-            pass
-        for proc in procs:
+        if self.proc.poll() is None:
+            try:
+                procs = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.Error:
+                pass
+            self.proc.kill()
+        for proc in procs:  # those that left the worker's process group
             try:
                 proc.kill()
             except psutil.Error:
@@ -322,8 +323,10 @@ class _Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except OSError:
             pass
-        psutil.wait_procs([p for p in procs if p.pid == self.proc.pid], timeout=5)
-        self.proc.poll()
+        try:
+            self.proc.wait(timeout=5)  # Popen reaps it: psutil would lose the exit code
+        except subprocess.TimeoutExpired:
+            logger.warning('worker %d did not die', self.proc.pid)
 
     def close(self) -> None:
         for conn in (self.tasks, self.results):
@@ -437,11 +440,12 @@ class _Scheduler:
 
     def _bury(self, worker: _Worker, finished: List[Job]) -> None:
         """A worker died: fail its job, kill what it left behind, start a new one."""
-        worker.kill_tree()
         try:
-            code = worker.proc.wait(timeout=5)
+            worker.proc.wait(timeout=1)  # normally dead already (its sentinel fired)
         except subprocess.TimeoutExpired:
-            code = None
+            pass
+        worker.kill_tree()  # and whatever it left behind in its process group
+        code = worker.proc.returncode
         job, worker.job = worker.job, None
         if job is not None and job.id in self.q._cancel_ids:
             self.q._cancel_ids.discard(job.id)
