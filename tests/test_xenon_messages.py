@@ -10,7 +10,7 @@ from xenon_backend.credentials import (CertificateCredential, CredentialMap, Def
                                        request_fields)
 from xenon_backend.messages import (CopyMode, CopyStatus, JobDescription, JobStatus, Path,
                                     PosixFilePermission, PropertyType, QueueStatus)
-from xenon_fixtures import require, xenon_missing
+from xenon_helpers import require, xenon_missing
 
 
 def stubs():

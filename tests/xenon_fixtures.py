@@ -1,70 +1,19 @@
-"""Fixtures of the xenon_backend tests: one real xenon-grpc server per session, the test sshd.
+"""Fixtures of the xenon_backend tests: one real xenon-grpc server per run, the test sshd.
 
-Import them into a test module with ``from xenon_fixtures import *``. Without java, the
-jar or the stubs (or without the test sshd for the ``sshd`` tests) the tests are
-skipped on a workstation and FAIL when the environment variable CI is set.
+A test module uses them with ``pytest_plugins = ['xenon_fixtures']`` (a plugin, so
+session fixtures really are started once per run); helpers live in xenon_helpers.py.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import time
 from pathlib import Path
 from typing import Dict, Iterator
 
 import pytest
 
-IN_CI = bool(os.environ.get('CI'))
-SSHD_ENV_FILE = os.environ.get('CLUSTER_TEST_SSHD_ENV', '/var/lib/cluster-test/sshd.env')
-SSH_PROPERTIES = {'xenon.adaptors.schedulers.ssh.strictHostKeyChecking': 'false',
-                  'xenon.adaptors.schedulers.ssh.loadKnownHosts': 'false',
-                  'xenon.adaptors.schedulers.ssh.queue.pollingDelay': '100'}
-SFTP_PROPERTIES = {'xenon.adaptors.filesystems.sftp.strictHostKeyChecking': 'false',
-                   'xenon.adaptors.filesystems.sftp.loadKnownHosts': 'false'}
-
-__all__ = ['IN_CI', 'require', 'xenon_missing', 'xenon_session', 'xb', 'local_scheduler',
-           'file_fs', 'sshd', 'ssh_credential', 'ssh_scheduler', 'sftp_fs', 'wait_for',
-           'SSH_PROPERTIES', 'SFTP_PROPERTIES', 'xenon_tls_dir']
-
-
-def require(component: str, problem: str, how: str) -> None:
-    """Skip (workstation) or fail (CI) when ``problem`` says a real component is missing."""
-    if not problem:
-        return
-    message = f'{component} is not available ({problem}); {how}'
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def xenon_missing() -> str:
-    """What is missing to run the real server, or '' when nothing is."""
-    from xenon_backend import build
-    if not (shutil.which('java') or os.environ.get('JAVA_HOME')):
-        return 'java is not installed'
-    try:
-        build.find_jar()
-    except build.BuildError as exc:
-        return str(exc)
-    try:
-        from xenon_backend import _stubs
-        _stubs.modules()
-    except Exception as exc:  # noqa: BLE001
-        return str(exc)
-    return ''
-
-
-def wait_for(condition, timeout: float = 30.0, interval: float = 0.05, what: str = 'condition'):
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f'timed out after {timeout} s waiting for {what}')
-        time.sleep(interval)
+from xenon_helpers import (SFTP_PROPERTIES, SSH_PROPERTIES, SSHD_ENV_FILE, read_env_file,
+                           require, xenon_missing)
 
 
 @pytest.fixture(scope='session')
@@ -114,23 +63,13 @@ def file_fs(xenon_session):
     filesystem.close()
 
 
-def _read_env_file(path: str) -> Dict[str, str]:
-    values = {}
-    with open(path) as handle:
-        for line in handle:
-            name, sep, value = line.strip().partition('=')
-            if sep:
-                values[name] = value
-    return values
-
-
 @pytest.fixture(scope='session')
 def sshd() -> Dict[str, str]:
     """Settings of the test sshd (host, port, user, key, known_hosts)."""
     how = 'run bash tests/cluster/sshd_up.sh'
     if not os.path.isfile(SSHD_ENV_FILE):
         require('the test sshd', f'{SSHD_ENV_FILE} is missing', how)
-    env = _read_env_file(SSHD_ENV_FILE)
+    env = read_env_file(SSHD_ENV_FILE)
     host, port = env['CLUSTER_TEST_SSH_HOST'], int(env['CLUSTER_TEST_SSH_PORT'])
     try:
         with socket.create_connection((host, port), timeout=2):

@@ -1,0 +1,70 @@
+"""Helpers of the xenon_backend tests (the fixtures are in xenon_fixtures.py).
+
+Without java, the jar or the stubs (or without the test sshd for the ``sshd`` tests)
+the tests are skipped on a workstation and FAIL when the environment variable CI is set.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Dict
+
+import pytest
+
+IN_CI = bool(os.environ.get('CI'))
+SSHD_ENV_FILE = os.environ.get('CLUSTER_TEST_SSHD_ENV', '/var/lib/cluster-test/sshd.env')
+SSH_PROPERTIES = {'xenon.adaptors.schedulers.ssh.strictHostKeyChecking': 'false',
+                  'xenon.adaptors.schedulers.ssh.loadKnownHosts': 'false',
+                  'xenon.adaptors.schedulers.ssh.queue.pollingDelay': '100'}
+SFTP_PROPERTIES = {'xenon.adaptors.filesystems.sftp.strictHostKeyChecking': 'false',
+                   'xenon.adaptors.filesystems.sftp.loadKnownHosts': 'false'}
+
+
+def require(component: str, problem: str, how: str) -> None:
+    """Skip (workstation) or fail (CI) when ``problem`` says a real component is missing."""
+    if not problem:
+        return
+    message = f'{component} is not available ({problem}); {how}'
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def xenon_missing() -> str:
+    """What is missing to run the real server, or '' when nothing is."""
+    from xenon_backend import build
+    if not (shutil.which('java') or os.environ.get('JAVA_HOME')):
+        return 'java is not installed'
+    try:
+        build.find_jar()
+    except build.BuildError as exc:
+        return str(exc)
+    try:
+        from xenon_backend import _stubs
+        _stubs.modules()
+    except Exception as exc:  # noqa: BLE001
+        return str(exc)
+    return ''
+
+
+def wait_for(condition, timeout: float = 30.0, interval: float = 0.05, what: str = 'condition'):
+    """Poll ``condition()`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f'timed out after {timeout} s waiting for {what}')
+        time.sleep(interval)
+
+
+def read_env_file(path: str) -> Dict[str, str]:
+    values = {}
+    with open(path) as handle:
+        for line in handle:
+            name, sep, value = line.strip().partition('=')
+            if sep:
+                values[name] = value
+    return values
