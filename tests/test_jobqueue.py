@@ -426,7 +426,10 @@ def test_threads_add_get_and_wait_concurrently(queue):
     assert sorted(queue.jobs) == list(range(1, 8 * 40 + 1))
 
 
-def test_no_orphan_processes_after_interpreter_exit(tmp_path):
+@pytest.mark.parametrize('ending', ['exit', 'sigkill'])
+def test_no_orphan_processes_after_the_parent_ends(tmp_path, ending):
+    """At interpreter exit the queue kills its workers' trees; if the parent is killed
+    outright, each worker sees its lifeline pipe close and kills its process group."""
     report = Fifo(tmp_path, 'report')
     script = textwrap.dedent(f'''
         import os, subprocess, sys
@@ -447,8 +450,12 @@ def test_no_orphan_processes_after_interpreter_exit(tmp_path):
                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     pids = [int(p) for _ in range(2) for p in report.read_line().split()]
     assert all(psutil.pid_exists(p) for p in pids)
-    proc.communicate(b'\n', timeout=DEADLINE)
-    assert proc.returncode == 0
+    if ending == 'exit':
+        proc.communicate(b'\n', timeout=DEADLINE)
+        assert proc.returncode == 0
+    else:
+        proc.kill()
+        proc.wait(DEADLINE)
 
     def gone(pid: int) -> bool:
         try:
