@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..errors import CommandError
 
@@ -36,6 +37,33 @@ def run_retried(runner: Callable[..., Result], argv: Sequence[str], *, tries: in
         if retry is not None and not retry((code, out, err)):
             break
     raise CommandError(list(argv), code, out, err)
+
+
+_HEADER_UNSAFE = re.compile(r'[\s\'"\\]|[\x00-\x1f\x7f]')
+_OUTPUT_KEYS = ('outfile', 'stdout', 'errfile', 'stderr')
+
+
+def header_options(options: Mapping[str, Any]) -> Dict[str, Any]:
+    """``options`` less output paths that a header line cannot hold (spaces, quotes...).
+
+    Such paths still reach the scheduler: the back ends also pass the output paths on
+    the submit command line, where they are plain arguments.
+    """
+    kept = dict(options)
+    for key in _OUTPUT_KEYS:
+        value = kept.get(key)
+        if value is not None and _HEADER_UNSAFE.search(str(value)):
+            logger.debug('%s %r goes on the command line only', key, value)
+            del kept[key]
+    return kept
+
+
+def output_paths(options: Optional[Mapping[str, Any]]) -> Tuple[Optional[str], Optional[str]]:
+    """(outfile, errfile) given in ``options`` (canonical names or synonyms), else None."""
+    options = options or {}
+    out = options.get('outfile', options.get('stdout'))
+    err = options.get('errfile', options.get('stderr'))
+    return (None if out is None else str(out)), (None if err is None else str(err))
 
 
 def parse_iso(text: str) -> Optional[float]:

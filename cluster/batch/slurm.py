@@ -18,7 +18,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 from ..errors import CommandError, SubmissionError
 from ..script import MARKER, JobFiles
 from . import BatchSystem, JobInfo, Runner, State, local_runner
-from ._commands import parse_iso, run_retried
+from ._commands import header_options, output_paths, parse_iso, run_retried
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def parse_exitcode(text: str) -> Optional[int]:
 
 def _none(text: str) -> Optional[str]:
     text = (text or '').strip()
-    return None if text in ('', 'None', 'none', '(null)', 'N/A', 'n/a', 'Unknown') else text
+    return None if text in ('', 'None', 'none', '(null)', 'N/A', 'n/a', 'Unknown', 'None assigned') else text
 
 
 def _job_state(state: State, reason: Optional[str]) -> State:
@@ -179,6 +179,10 @@ class Slurm(BatchSystem):
         self._doomed: Dict[str, str] = {}
 
     # scripts ------------------------------------------------------------------------------
+    def render_header(self, options: Mapping, files: JobFiles) -> List[str]:
+        """``#SBATCH`` lines; output paths a header cannot hold go on sbatch's command line."""
+        return super().render_header(header_options(options), files)
+
     def render_scripts(self, files: JobFiles, header: Sequence[str], body: str) -> Dict[str, str]:
         """The ``.sbatch`` (header + ``bash <exec script>``) and the ``.script`` (body)."""
         exec_script = files.exec_script
@@ -192,7 +196,9 @@ class Slurm(BatchSystem):
     # submission ---------------------------------------------------------------------------
     def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
                options: Optional[Mapping] = None) -> str:
-        """``sbatch --parsable [--dependency=afterok:a:b] <script>``; returns the job id.
+        """``sbatch --parsable [--output=o --error=e] [--dependency=afterok:a:b] <script>``.
+
+        Returns the job id. The output paths come from ``options`` (outfile, errfile).
 
         A refused job raises :class:`SubmissionError` with sbatch's message; the scripts
         stay on disk.
@@ -200,6 +206,9 @@ class Slurm(BatchSystem):
         deps = [str(d) for d in dependencies]
         doomed = self._failed_dependency(deps) if deps else None
         argv = ['sbatch', '--parsable']
+        outfile, errfile = output_paths(options)
+        argv += [f'--output={outfile}'] if outfile else []
+        argv += [f'--error={errfile}'] if errfile else []
         if doomed:
             argv.append('--hold')
         elif deps:

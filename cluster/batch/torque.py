@@ -24,7 +24,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set
 from ..errors import CommandError, SubmissionError
 from ..script import JobFiles
 from . import BatchSystem, JobInfo, Runner, State, local_runner
-from ._commands import parse_ctime, run_retried
+from ._commands import header_options, output_paths, parse_ctime, run_retried
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +205,15 @@ def _short(job_id: str) -> str:
     return job_id.split('.', 1)[0]
 
 
+def _read_code(path: str) -> Optional[int]:
+    """The exit code a job script wrote, or None when the file is missing or partial."""
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _unknown_id(result) -> bool:
     code, out, err = result
     return code == UNKNOWN_JOB_EXIT or 'unknown job id' in (out + err).lower()
@@ -231,6 +240,8 @@ class Torque(BatchSystem):
         self._flavour: Optional[str] = None
         #: ids this instance cancelled: their C/F state means cancelled
         self._cancelled: Set[str] = set()
+        #: files of the jobs this instance submitted, for exit codes qstat does not show
+        self._files: Dict[str, JobFiles] = {}
 
     # flavour -------------------------------------------------------------------------------
     @property
@@ -249,15 +260,18 @@ class Torque(BatchSystem):
         return self._flavour
 
     # submission ----------------------------------------------------------------------------
+    def render_header(self, options: Mapping, files: JobFiles) -> List[str]:
+        """``#PBS`` lines; output paths a header cannot hold go on qsub's command line."""
+        return super().render_header(header_options(options), files)
+
     def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
                options: Optional[Mapping] = None) -> str:
         """``qsub [-W depend=afterok:a:b] -o <out> -e <err> <script>``; returns the job id."""
-        options = options or {}
+        outfile, errfile = output_paths(options)
         argv = ['qsub']
         if dependencies:
             argv += ['-W', 'depend=afterok:' + ':'.join(str(d) for d in dependencies)]
-        argv += ['-o', str(options.get('outfile') or files.outfile),
-                 '-e', str(options.get('errfile') or files.errfile), files.submission]
+        argv += ['-o', outfile or files.outfile, '-e', errfile or files.errfile, files.submission]
         try:
             _, out, _ = run_retried(self.runner, argv, tries=3, timeout=self.status_timeout,
                                     backoff=self.backoff, retry=_connection_problem)
@@ -266,18 +280,25 @@ class Torque(BatchSystem):
         lines = [line.strip() for line in out.splitlines() if line.strip()]
         if not lines:
             raise SubmissionError(argv, 0, out, '', message='qsub printed no job id')
-        logger.debug('qsub %s -> %s', files.submission, lines[-1])
-        return lines[-1]
+        job_id = lines[-1]
+        self._files[_short(job_id)] = files
+        logger.debug('qsub %s -> %s', files.submission, job_id)
+        return job_id
 
     # status --------------------------------------------------------------------------------
     def statuses(self, job_ids: Optional[Sequence[str]] = None,
                  user: Optional[str] = None) -> Dict[str, JobInfo]:
-        """One ``qstat -f`` call (XML on Torque) for the ids, or every job of ``user``."""
+        """One ``qstat`` call for the ids, or for every job of ``user``.
+
+        ``qstat -x`` (full status as XML) on Torque, ``qstat -f -x`` (history included)
+        on PBS Pro, ``qstat -f`` on the wrappers.
+        """
         ids = None if job_ids is None else [str(i) for i in job_ids]
         if ids is not None and not ids:
             return {}
         flavour = self.flavour
-        argv = ['qstat', '-f'] + (['-x'] if flavour in ('torque', 'pbspro') else []) + (ids or [])
+        options = {'torque': ['-x'], 'pbspro': ['-f', '-x']}.get(flavour, ['-f'])
+        argv = ['qstat', *options, *(ids or [])]
         code, out, err = run_retried(self.runner, argv, tries=self.status_tries,
                                      timeout=self.status_timeout, backoff=self.backoff,
                                      accept=_unknown_id)
@@ -301,11 +322,25 @@ class Torque(BatchSystem):
         return found
 
     def _marked(self, jobs: Dict[str, JobInfo]) -> Dict[str, JobInfo]:
+        """Apply what this instance knows: its cancellations and its jobs' exit-code files.
+
+        A finished job whose exit status qstat does not show (the wrappers never do) gets
+        it from the job's exit-code file; while that file is missing it stays UNKNOWN.
+        """
         for job_id, info in jobs.items():
-            if _short(job_id) in self._cancelled and info.state.final \
+            short = _short(job_id)
+            if short in self._cancelled and info.state.final \
                     and info.state is not State.TIMEOUT:
                 info.state = State.CANCELLED
                 info.reason = info.reason or 'cancelled with qdel'
+            elif info.state is State.COMPLETED and info.exitcode is None and short in self._files:
+                code = _read_code(self._files[short].exitcode)
+                if code is None:
+                    info.state = State.UNKNOWN
+                    info.reason = 'finished; exit status not known yet'
+                else:
+                    info.exitcode = code
+                    info.state = State.COMPLETED if code == 0 else State.FAILED
         return jobs
 
     def cancel(self, job_ids: Sequence[str]) -> None:
