@@ -184,6 +184,7 @@ def _worker_main(task_fd: int, result_fd: int, lifeline_fd: int) -> None:
     tasks = Connection(task_fd, writable=False)
     results = Connection(result_fd, readable=False)
     functions: Dict[bytes, Callable] = {}
+    home = os.getcwd()
     results.send_bytes(b'h')
     while True:
         try:
@@ -191,6 +192,11 @@ def _worker_main(task_fd: int, result_fd: int, lifeline_fd: int) -> None:
         except (EOFError, OSError):
             return
         results.send_bytes(_run_task(message, functions))
+        try:
+            if os.getcwd() != home:  # a job's chdir must not leak into the next job
+                os.chdir(home)
+        except OSError:
+            os.chdir(home)
 
 
 def _watch_parent(lifeline_fd: int) -> None:
@@ -219,7 +225,9 @@ def _run_task(message: bytes, functions: Dict[bytes, Callable]) -> bytes:
     try:
         value = function(*args, **kwargs)
     except BaseException as exc:  # noqa: B902 - SystemExit from a job is its failure
-        return _error_message(exc, traceback.format_exc())
+        tb = exc.__traceback__
+        tb_text = ''.join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else tb))
+        return _error_message(exc, tb_text)
     try:
         data, by_dill = _dumps(value)
     except Exception as exc:
@@ -390,18 +398,22 @@ class _Scheduler:
                     waitables.append(worker.sentinel)
             ready = set(wait_ready(waitables))
             finished: List[Job] = []
+            markers: List[threading.Event] = []
+            starts: List[Tuple[_Worker, Job]] = []
             with q._lock:
                 if q._wake_r in ready:
                     os.read(q._wake_r, 4096)
                     q._woken = False
                 for worker in list(self.workers):
                     self._serve(worker, ready, finished)
-                if q._stopping:
-                    q._notify(finished)
-                    return
-                markers = q._admit()
-                starts = q._schedule(self)
+                if not q._stopping:
+                    markers = q._admit(finished)
+                    starts = q._schedule(self)
+                for job in finished:
+                    self.outputs(job)
                 q._notify(finished)
+                if q._stopping:
+                    return
                 for marker in markers:
                     marker.set()
             for worker, job in starts:
@@ -723,8 +735,10 @@ class JobQueue:
         self._thread.start()
 
     def _outputs(self, job: Job) -> None:
-        """Called by the scheduler for each final job (under the lock)."""
-        self._unfinished -= 1
+        """Called by the scheduler for each job it settled (lock held; waiters are
+        notified right after)."""
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug('job %d %s (%s)', job.id, job.state.value, job.reason or 'ok')
 
     def _stop(self) -> None:
         with self._lock:
@@ -737,10 +751,10 @@ class JobQueue:
         if runner is not None:  # normally done by the thread itself
             runner.stop_workers()
 
-    def _admit(self) -> List[threading.Event]:
+    def _admit(self, finished: List[Job]) -> List[threading.Event]:
         """Take the inbox: resolve new jobs' dependencies, apply cancels; return markers."""
         inbox, self._inbox = self._inbox, []
-        markers, finished = [], []
+        markers = []
         for item in inbox:
             if isinstance(item, threading.Event):
                 markers.append(item)
@@ -772,11 +786,11 @@ class JobQueue:
                 for worker in runner.workers if runner else ():
                     if worker.job is job:  # the worker's death settles the job
                         worker.kill_tree()
-            elif not job.state.final:
-                self._cancel_ids.discard(job_id)
+                continue  # stays listed: _bury makes it CANCELLED
+            self._cancel_ids.discard(job_id)
+            if not job.state.final:
                 self._remove_ready(job)
                 self._finish(job, State.CANCELLED, None, 'cancelled', finished)
-        self._notify(finished)
         return markers
 
     def _remove_ready(self, job: Job) -> None:
@@ -859,7 +873,7 @@ class JobQueue:
         job.reason = reason
         job._payload = None
         finished.append(job)
-        self._outputs(job)
+        self._unfinished -= 1
         dependents, job._dependents = job._dependents or [], None
         for dep_id in dependents:
             dependent = self.jobs[dep_id]

@@ -176,6 +176,15 @@ def test_main_functions_and_modules_beside_the_script(tmp_path):
     assert out.stdout.split() == ['30', '21', '36', '4']
 
 
+def test_a_jobs_chdir_does_not_leak_into_the_next_job(tmp_path):
+    q = JobQueue(1)
+    try:
+        q.add(os.chdir, (str(tmp_path),))
+        assert q.get(q.add(os.getcwd)) == os.getcwd()
+    finally:
+        q.shutdown()
+
+
 def test_wait_forms_and_timeouts(queue, gate):
     quick = queue.add(add, (1, 1))
     slow = queue.add(block, (gate.path,))
