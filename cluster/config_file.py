@@ -21,22 +21,27 @@ only the lines that change (comments and every other key stay), checks that noth
 changed, and replaces the file atomically with mode 0600. A file that does not parse is
 never written: :class:`~cluster.errors.ConfigError` names the file and the line. One key
 per line, comments on their own lines (``#`` or ``;``).
+
+This module holds the settings, the profiles and the public functions; the file itself
+is handled by :mod:`cluster._ini`, values and connection keys by
+:mod:`cluster.config_values`.
 """
 from __future__ import annotations
 
 import configparser
-import contextlib
 import copy
 import difflib
-import fcntl
 import logging
 import os
 import re
-import tempfile
-import threading
-from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from . import _ini
+# FORBIDDEN_KEYS, REMOTE_QTYPES, Remote, parse_remote, parse_value and format_value are
+# part of this module's API; they live where they are used
+from ._ini import FORBIDDEN_KEYS  # noqa: F401
+from .config_values import (REMOTE_QTYPES, SETTING_CHECKS, Remote,  # noqa: F401
+                            check_connection, format_value, parse_remote, parse_value)
 from .errors import ConfigError, OptionError, ProfileError
 
 logger = logging.getLogger(__name__)
@@ -60,133 +65,9 @@ BUILTIN_PROFILES: Dict[str, Dict[str, Any]] = {
 CONNECTION_KEYS: Tuple[str, ...] = ('remote', 'qtype', 'key', 'python', 'strict_host_key')
 #: defaults of connection keys, applied when a profile has ``remote``
 CONNECTION_DEFAULTS: Dict[str, Any] = {'strict_host_key': True}
-REMOTE_QTYPES: Tuple[str, ...] = ('slurm', 'torque')
-#: keys refused anywhere in the file: secrets come from the environment or a prompt
-FORBIDDEN_KEYS: Tuple[str, ...] = ('password', 'passphrase')
 
 _PROFILE_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.+-]*')
 _KEY_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.+-]*')
-_INT = re.compile(r'[+-]?\d+')
-_FLOAT = re.compile(r'[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?')
-_BOOLS = {'true': True, 'yes': True, 'on': True, 'false': False, 'no': False, 'off': False}
-
-
-# ---------------------------------------------------------------------------------------
-# values
-# ---------------------------------------------------------------------------------------
-
-def parse_value(text: str) -> Any:
-    """Type a value from the file: '' and 'none' -> None, true/false/yes/no/on/off -> bool,
-    then int, float, else the string (a comma list stays a string)."""
-    value = text.strip()
-    lower = value.lower()
-    if lower in ('', 'none'):
-        return None
-    if lower in _BOOLS:
-        return _BOOLS[lower]
-    if _INT.fullmatch(value):
-        return int(value)
-    if _FLOAT.fullmatch(value):
-        return float(value)
-    return value
-
-
-def format_value(value: Any) -> str:
-    """The file form of a value: None -> '', bools true/false, lists comma-joined."""
-    if value is None:
-        return ''
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, (list, tuple)):
-        items = []
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-                raise OptionError(f'list item {item!r} cannot be stored in a config file')
-            if ',' in str(item):
-                raise OptionError(f'list item {item!r} holds a comma; items are stored '
-                                  'comma-separated, so give it as separate items')
-            items.append(str(item).strip())
-        return ','.join(items)
-    text = str(value).strip()
-    if '\n' in text or '\r' in text:
-        raise OptionError(f'value {value!r} spans several lines; one line per key')
-    return text
-
-
-def _number(minimum: float, integer: bool, accepts: str) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        ok_type = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, ok_type) or value < minimum:
-            raise ValueError(f'{value!r} is not {accepts}')
-        return value
-    return check
-
-
-def _cores(value: Any) -> Any:
-    return None if value is None else _number(1, True, 'a whole number >= 1')(value)
-
-
-#: checks of the built-in settings: (check, accepted forms)
-_SETTING_CHECKS: Dict[Tuple[str, str], Callable[[Any], Any]] = {
-    ('queue', 'max_queue_len'): _number(1, True, 'a whole number >= 1'),
-    ('queue', 'queue_update'): _number(0.001, False, 'a number of seconds > 0'),
-    ('queue', 'sleep_len'): _number(0, False, 'a number of seconds >= 0'),
-    ('jobqueue', 'cores'): _cores,
-}
-
-
-class Remote(NamedTuple):
-    """The parts of ``remote = ssh://user@host[:port][/workdir]``."""
-
-    user: Optional[str]
-    host: str
-    port: Optional[int]
-    workdir: Optional[str]
-
-
-def parse_remote(url: str) -> Remote:
-    """Split an ``ssh://user@host[:port][/workdir]`` address; ValueError says what is wrong.
-
-    >>> parse_remote('ssh://ann@hpc.example.org:2222/scratch/ann')
-    Remote(user='ann', host='hpc.example.org', port=2222, workdir='/scratch/ann')
-    """
-    accepted = 'accepted: ssh://user@host[:port][/workdir]'
-    if not isinstance(url, str) or not url.strip():
-        raise ValueError(f'{url!r} is not an address; {accepted}')
-    parts = urlsplit(url.strip())
-    if parts.scheme != 'ssh':
-        raise ValueError(f'{url!r} does not start with ssh://; {accepted}')
-    if parts.password is not None:
-        raise ValueError('the address holds a password; passwords are never stored, they '
-                         'come from the environment or a prompt')
-    if not parts.hostname:
-        raise ValueError(f'{url!r} names no host; {accepted}')
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f'{url!r} has a bad port; {accepted}') from None
-    if parts.query or parts.fragment or (parts.username is not None and not parts.username):
-        raise ValueError(f'{url!r} is not of the form {accepted[10:]}')
-    return Remote(parts.username, parts.hostname, port, parts.path or None)
-
-
-def _check_connection(key: str, value: Any) -> Any:
-    """Check one connection key; ValueError says what is accepted."""
-    if key == 'remote':
-        parse_remote(value)
-        return value.strip()
-    if key == 'qtype':
-        if not isinstance(value, str) or value.strip().lower() not in REMOTE_QTYPES:
-            raise ValueError(f'{value!r} is not one of {", ".join(REMOTE_QTYPES)}')
-        return value.strip().lower()
-    if key == 'strict_host_key':
-        typed = parse_value(value) if isinstance(value, str) else value
-        if not isinstance(typed, bool):
-            raise ValueError(f'{value!r} is not true or false')
-        return typed
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f'{value!r} is not a non-empty string')
-    return value.strip()
 
 
 # ---------------------------------------------------------------------------------------
@@ -216,7 +97,7 @@ def _split(kwds: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
             if value is None:
                 continue
             try:
-                connection[lower] = _check_connection(lower, value)
+                connection[lower] = check_connection(lower, value)
             except ValueError as problem:
                 raise OptionError(f'bad value for profile key {lower!r}: {problem}') from None
         else:
@@ -279,156 +160,21 @@ def config_path() -> str:
     return os.path.abspath(os.path.expanduser(os.environ.get(ENV_VAR) or DEFAULT_PATH))
 
 
-class _Layout(NamedTuple):
-    """Where each section and key sits: [first line, line after the last) (0-based)."""
-
-    sections: Dict[str, Tuple[int, int]]
-    keys: Dict[Tuple[str, str], Tuple[int, int]]
+def _state() -> _ini.State:
+    """The config file in use, parsed (cached until it changes)."""
+    return _ini.read(os.path.realpath(config_path()))
 
 
-_SECTION_LINE = re.compile(r'\[(?P<name>.+)\]')          # as configparser, on the stripped line
-_KEY_LINE = re.compile(r'(?P<key>.*?)\s*[=:]\s*(?P<value>.*)$')
+def _modify(plan: Callable[[_ini.State], List[_ini.Edit]]) -> _ini.State:
+    """Edit the config file in use under its lock (see :func:`cluster._ini.modify`)."""
+    return _ini.modify(os.path.realpath(config_path()), plan)
 
 
-def _layout(lines: List[str]) -> _Layout:
-    """Locate sections and keys with configparser's rules (checked against it by _parse)."""
-    sections: Dict[str, Tuple[int, int]] = {}
-    keys: Dict[Tuple[str, str], Tuple[int, int]] = {}
-    section: Optional[str] = None
-    key: Optional[str] = None
-    key_indent = 0
-    for number, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped or stripped[0] in '#;':
-            key = None
-            continue
-        indent = len(line) - len(line.lstrip())
-        if section is not None and key is not None and indent > key_indent:
-            keys[(section, key)] = (keys[(section, key)][0], number + 1)
-            sections[section] = (sections[section][0], number + 1)
-            continue
-        key, key_indent = None, indent
-        match = _SECTION_LINE.match(stripped)
-        if match:
-            section = match.group('name')
-            sections[section] = (number, number + 1)
-            continue
-        match = _KEY_LINE.match(stripped)
-        if section is not None and match and match.group('key'):
-            key = match.group('key').rstrip().lower()
-            keys[(section, key)] = (number, number + 1)
-            sections[section] = (sections[section][0], number + 1)
-    return _Layout(sections, keys)
-
-
-class _State(NamedTuple):
-    path: str
-    text: str
-    raw: Dict[str, Dict[str, str]]
-    layout: _Layout
-
-    def line(self, section: str, key: Optional[str] = None) -> int:
-        """1-based line of a section header or key (0 when absent)."""
-        where = self.layout.keys.get((section, key)) if key else self.layout.sections.get(section)
-        return where[0] + 1 if where else 0
-
-    def where(self, section: str, key: Optional[str] = None) -> str:
-        line = self.line(section, key)
-        return (f'{self.path}' + (f' line {line}' if line else '') + f', section [{section}]'
-                + (f', key {key!r}' if key else ''))
-
-
-def _parse(text: str, path: str) -> _State:
-    """Parse the file's text; any problem raises ConfigError naming the file and line."""
-    parser = configparser.ConfigParser(interpolation=None, strict=True, default_section='',
-                                       empty_lines_in_values=False)
-    hint = 'fix the file by hand (it was left unchanged)'
-    try:
-        parser.read_string(text, source=path)
-    except configparser.DuplicateSectionError as error:
-        raise ConfigError(f'{path} line {error.lineno}: section [{error.section}] appears '
-                          f'twice; {hint}') from None
-    except configparser.DuplicateOptionError as error:
-        raise ConfigError(f'{path} line {error.lineno}: key {error.option!r} appears twice in '
-                          f'section [{error.section}]; {hint}') from None
-    except configparser.MissingSectionHeaderError as error:
-        raise ConfigError(f'{path} line {error.lineno}: {error.line.strip()!r} comes before any '
-                          f'[section]; {hint}') from None
-    except configparser.ParsingError as error:
-        lineno, line = error.errors[0][0], error.errors[0][1]
-        raise ConfigError(f'{path} line {lineno}: cannot parse {line.strip()!r} (expected '
-                          f'[section], key = value, or a # comment); {hint}') from None
-    except configparser.Error as error:
-        raise ConfigError(f'{path}: {error}; {hint}') from None
-    raw = {name: dict(parser.items(name, raw=True)) for name in parser.sections()}
-    state = _State(path, text, raw, _layout(text.splitlines(keepends=True)))
-    found = {(s, k) for s, keys in raw.items() for k in keys}
-    if state.layout.sections.keys() != raw.keys() or state.layout.keys.keys() != found:
-        raise ConfigError(f'{path}: the layout of the file is too unusual to edit safely; '
-                          f'{hint}')
-    for section, keys in raw.items():
-        for key, value in keys.items():
-            if '\n' in value:
-                raise ConfigError(f'{state.where(section, key)}: the value spans several lines;'
-                                  f' one line per key, comments on their own lines; {hint}')
-            if key in FORBIDDEN_KEYS:
-                raise ConfigError(f'{state.where(section, key)}: passwords are never stored in '
-                                  f'the file; remove the key and give the password through the '
-                                  f'environment or a prompt')
-    return state
-
-
-_cache_lock = threading.RLock()
-_cache: Dict[str, Tuple[Any, _State]] = {}
-
-
-def _stamp(path: str) -> Any:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise ConfigError(f'{path}: cannot read the config file: {error.strerror}') from None
-    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-def _read(path: str) -> _State:
-    """The parsed file, from the cache unless it changed on disk; a missing file is empty."""
-    with _cache_lock:
-        stamp = _stamp(path)
-        cached = _cache.get(path)
-        if cached and cached[0] == stamp:
-            return cached[1]
-        if stamp is None:
-            state = _parse('', path)
-        else:
-            try:
-                with open(path, 'rb') as handle:
-                    data = handle.read()
-            except OSError as error:
-                raise ConfigError(f'{path}: cannot read the config file: '
-                                  f'{error.strerror}') from None
-            try:
-                text = data.decode('utf-8')
-            except UnicodeDecodeError as error:
-                line = data[:error.start].count(b'\n') + 1
-                raise ConfigError(f'{path} line {line}: not UTF-8 text; fix the file by hand '
-                                  '(it was left unchanged)') from None
-            state = _parse(text, path)
-            logger.debug('read config file %s', path)
-        _cache[path] = (stamp, state)
-        return state
-
-
-def _state() -> _State:
-    return _read(os.path.realpath(config_path()))
-
-
-def _typed_setting(state: _State, section: str, key: str, raw: str) -> Any:
+def _typed_setting(state: _ini.State, section: str, key: str, raw: str) -> Any:
     value = parse_value(raw)
     if value is None:                        # an empty value means "not set"
         return DEFAULTS.get(section, {}).get(key)
-    check = _SETTING_CHECKS.get((section, key))
+    check = SETTING_CHECKS.get((section, key))
     if check:
         try:
             value = check(value)
@@ -440,7 +186,7 @@ def _typed_setting(state: _State, section: str, key: str, raw: str) -> Any:
 _PROFILE_ERRORS = (OptionError, ConfigError)
 
 
-def _profile_from(state: _State, name: str) -> Optional[Profile]:
+def _profile_from(state: _ini.State, name: str) -> Optional[Profile]:
     section = PROFILE_PREFIX + name
     if section in state.raw:
         values = state.raw[section]
@@ -458,12 +204,12 @@ def _profile_from(state: _State, name: str) -> Optional[Profile]:
     return None
 
 
-def _profile_names(state: _State) -> List[str]:
+def _profile_names(state: _ini.State) -> List[str]:
     names = [s[len(PROFILE_PREFIX):] for s in state.raw if s.startswith(PROFILE_PREFIX)]
     return sorted({*names, *BUILTIN_PROFILES})
 
 
-def _effective(state: _State) -> Dict[str, Dict[str, Any]]:
+def _effective(state: _ini.State) -> Dict[str, Dict[str, Any]]:
     result: Dict[str, Dict[str, Any]] = {s: dict(v) for s, v in DEFAULTS.items()}
     for name, values in BUILTIN_PROFILES.items():
         result[PROFILE_PREFIX + name] = dict(values)
@@ -476,125 +222,8 @@ def _effective(state: _State) -> Dict[str, Dict[str, Any]]:
     return result
 
 
-# ---------------------------------------------------------------------------------------
-# writing
-# ---------------------------------------------------------------------------------------
-
-class _WriteFailed(ConfigError):
-    """The file system refused the write (permissions, disk full...)."""
-
-
-@contextlib.contextmanager
-def _locked(path: str) -> Iterator[None]:
-    """Hold an exclusive flock on ``<path>.lock`` (other processes and threads wait)."""
-    directory = os.path.dirname(path)
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        handle = os.open(path + '.lock', os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as error:
-        raise _WriteFailed(f'{path}: cannot lock the config file: {error.strerror}') from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(handle)
-
-
-def _replace(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a synced temporary file and a rename (mode 0600)."""
-    if os.path.lexists(path) and not os.path.isfile(path):
-        raise ConfigError(f'{path} is not a regular file; not writing to it')
-    try:
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path),
-                                             prefix='.' + os.path.basename(path) + '.')
-    except OSError as error:
-        raise _WriteFailed(f'{path}: cannot write the config file: {error.strerror}') from None
-    try:
-        with os.fdopen(handle, 'w', encoding='utf-8') as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _WriteFailed(f'{path}: cannot write the config file: {error}') from None
-        raise
-
-
-# an edit: ('set', section, key, text) | ('del', section, key, None)
-#          | ('drop', section, None, None) | ('section', section, None, None): make it exist
-_Edit = Tuple[str, str, Optional[str], Optional[str]]
-
-
-def _apply(lines: List[str], edit: _Edit) -> List[str]:
-    kind, section, key, text = edit
-    layout = _layout(lines)
-    if kind == 'section' and section in layout.sections:
-        return lines
-    if kind == 'drop':
-        if section not in layout.sections:
-            return lines
-        start, end = layout.sections[section]
-        while end < len(lines) and not lines[end].strip():
-            end += 1
-        return lines[:start] + lines[end:]
-    where = layout.keys.get((section, key))
-    if kind == 'del':
-        return lines if where is None else lines[:where[0]] + lines[where[1]:]
-    new = [] if kind == 'section' else [f'{key} = {text}\n' if text else f'{key} =\n']
-    if where is not None:
-        return lines[:where[0]] + new + lines[where[1]:]
-    if section in layout.sections:
-        end = layout.sections[section][1]
-        return lines[:end] + new + lines[end:]
-    gap = ['\n'] if lines and lines[-1].strip() else []
-    return lines + gap + [f'[{section}]\n'] + new
-
-
-def _expect(raw: Dict[str, Dict[str, str]], edit: _Edit) -> None:
-    kind, section, key, text = edit
-    if kind == 'drop':
-        raw.pop(section, None)
-    elif kind == 'del':
-        raw.get(section, {}).pop(key, None)
-    elif kind == 'section':
-        raw.setdefault(section, {})
-    else:
-        raw.setdefault(section, {})[key] = text or ''
-
-
-def _modify(plan: Callable[[_State], List[_Edit]]) -> _State:
-    """Lock, re-read, plan edits on the fresh file, apply, verify, replace atomically."""
-    path = os.path.realpath(config_path())
-    with _locked(path), _cache_lock:
-        _cache.pop(path, None)
-        state = _read(path)
-        edits = plan(state)
-        lines = state.text.splitlines(keepends=True)
-        if lines and not lines[-1].endswith('\n'):
-            lines[-1] += '\n'
-        expected = copy.deepcopy(state.raw)
-        for edit in edits:
-            lines = _apply(lines, edit)
-            _expect(expected, edit)
-        text = ''.join(lines)
-        if text == state.text:
-            return state
-        new = _parse(text, path)
-        if new.raw != expected:
-            raise ConfigError(f'{path}: an edit would change more than asked; the file was '
-                              'left unchanged (please report this)')
-        _replace(path, text)
-        _cache.pop(path, None)
-        logger.debug('wrote config file %s: %s', path,
-                     ', '.join(f'{k} [{s}] {n or ""}'.rstrip() for k, s, n, _ in edits))
-        return _read(path)
-
-
 def _check_names(section: Any, key: Any = None) -> None:
+    """Refuse section and key names that could not be written back safely."""
     if not isinstance(section, str) or not section.strip() or re.search(r'[\[\]\n\r]', section) \
             or section != section.strip():
         raise ConfigError(f'section name {section!r} is not a plain name')
@@ -634,7 +263,7 @@ def get(section: Optional[str] = None, key: Optional[str] = None, default: Any =
     if default is not None:
         try:
             set(section, key, default)
-        except _WriteFailed as error:
+        except _ini.WriteFailed as error:
             logger.warning('could not store the default of [%s] %s: %s', section, key, error)
         return default
     if profile_name in BUILTIN_PROFILES and section not in state.raw:
@@ -651,7 +280,7 @@ def set(section: str, key: str, value: Any) -> None:  # noqa: A001 (the seed's n
     if section.startswith(PROFILE_PREFIX):
         set_profile(section[len(PROFILE_PREFIX):], {key: value}, update=True)
         return
-    check = _SETTING_CHECKS.get((section, key))
+    check = SETTING_CHECKS.get((section, key))
     typed = parse_value(value) if isinstance(value, str) else value
     if check and typed is not None:              # empty (None) means the built-in default
         try:
@@ -670,7 +299,7 @@ def delete(section: str, key: Optional[str] = None) -> bool:
     key = key.lower() if isinstance(key, str) else key
     found = []
 
-    def plan(state: _State) -> List[_Edit]:
+    def plan(state: _ini.State) -> List[_ini.Edit]:
         if key is None:
             found.append(section in state.raw)
             return [('drop', section, None, None)]
@@ -721,7 +350,7 @@ def set_profile(name: str, args: Any, update: bool = True) -> Profile:
     given = Profile(name, {k: v for k, v in given.items() if v is not None}).to_dict()
     result: List[Profile] = []
 
-    def plan(state: _State) -> List[_Edit]:
+    def plan(state: _ini.State) -> List[_ini.Edit]:
         section = PROFILE_PREFIX + name
         base = _profile_from(state, name) if update else None
         merged = {**(base.to_dict() if base else {}), **given}
@@ -730,7 +359,7 @@ def set_profile(name: str, args: Any, update: bool = True) -> Profile:
         profile = Profile(name, merged)
         result.append(profile)
         stored = {k: format_value(v) for k, v in profile.to_dict().items()}
-        edits: List[_Edit] = [('del', section, k, None)
+        edits: List[_ini.Edit] = [('del', section, k, None)
                               for k in state.raw.get(section, {}) if k not in stored]
         edits += [('set', section, k, v) for k, v in stored.items()]
         return [('section', section, None, None)] + edits
@@ -765,7 +394,7 @@ def delete_profile(name: str) -> None:
 def check_file(path: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
     """Parse and check a whole config file (default: the one in use): every setting and
     every profile. Returns :func:`get`'s view of it; raises ConfigError naming the line."""
-    state = _read(os.path.realpath(path)) if path else _state()
+    state = _ini.read(os.path.realpath(path)) if path else _state()
     result = _effective(state)
     for name in _profile_names(state):
         _profile_from(state, name)
