@@ -67,7 +67,10 @@ _WALLTIME_CODES = {'torque': -11, 'pbspro': -29}
 UNKNOWN_JOB_EXIT = 153
 
 _HEAD_RE = re.compile(r'^Job Id:\s*(\S+)')
-_ATTR_RE = re.compile(r'^\s+([A-Za-z_][\w.]*)\s*=\s?(.*)$')
+#: 'name = value' (qstat puts spaces around '='; wrapped continuation lines have none)
+_ATTR_RE = re.compile(r'^\s+([A-Za-z_][\w.]*) = ?(.*)$')
+#: what the Slurm wrappers' qsub can pass through its unquoted shell command line
+_WRAPPER_SAFE = re.compile(r'^[A-Za-z0-9_./+,:@%=-]+$')
 
 
 def map_state(letter: str) -> State:
@@ -266,12 +269,23 @@ class Torque(BatchSystem):
 
     def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
                options: Optional[Mapping] = None) -> str:
-        """``qsub [-W depend=afterok:a:b] -o <out> -e <err> <script>``; returns the job id."""
+        """``qsub [-W depend=afterok:a:b] -o <out> -e <err> <script>``; returns the job id.
+
+        Slurm's Torque wrapper hands these arguments to a shell unquoted: with it, a path
+        holding spaces, quotes or ``$()`` is refused before anything runs.
+        """
         outfile, errfile = output_paths(options)
         argv = ['qsub']
         if dependencies:
             argv += ['-W', 'depend=afterok:' + ':'.join(str(d) for d in dependencies)]
         argv += ['-o', outfile or files.outfile, '-e', errfile or files.errfile, files.submission]
+        if self.flavour == 'wrapper':
+            unsafe = [a for a in argv[1:] if not _WRAPPER_SAFE.match(a)]
+            if unsafe:
+                raise SubmissionError(argv, None, message=(
+                    f'refused: Slurm\'s qsub wrapper runs sbatch through a shell without quoting, '
+                    f'so {unsafe[0]!r} would be split or executed; use paths of letters, digits '
+                    f'and _ . / + , : @ % = - only'))
         try:
             _, out, _ = run_retried(self.runner, argv, tries=3, timeout=self.status_timeout,
                                     backoff=self.backoff, retry=_connection_problem)
