@@ -7,6 +7,7 @@ from typing import Any, Dict, Iterator, Optional
 from . import _stubs
 from .credentials import (CertificateCredential, Credential, CredentialMap, DefaultCredential,
                           KeytabCredential, PasswordCredential, from_proto, request_fields)
+from .exceptions import XenonException
 from .server import Server, default_server
 
 logger = logging.getLogger(__name__)
@@ -109,3 +110,19 @@ class Handle:
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(id={self.id!r})'
+
+
+def create_remote(server: Server, kind: str, adaptor: str, location: str,
+                  properties: Optional[Dict[str, Any]], credential: Optional[Credential],
+                  timeout: Optional[float]) -> str:
+    """Create a scheduler or filesystem in the server; its id. Errors name adaptor and place."""
+    request = create_request(kind, adaptor, location, properties, credential)
+    method = ('Scheduler' if kind == 'scheduler' else 'FileSystem') + '.create'
+    try:
+        return server.call(kind, 'create', request, method=method, timeout=timeout).id
+    except XenonException as exc:
+        user = getattr(credential, 'username', '') or ''
+        where = f'{user}@{location}' if user and location else (location or '(default location)')
+        exc.message = f'{exc.message} [adaptor {adaptor!r} at {where}]'
+        exc.args = (f'{type(exc).__name__} in {method}: {exc.message}',)
+        raise

@@ -154,6 +154,10 @@ _BY_CODE = {
 }
 
 
+AUTH_FAILED_NOTE = (' (xenon-grpc 3.0.1 says this for a refused key or password, an RSA key, '
+                    'an unknown host key under strict host key checking, and a host that did '
+                    'not answer within the connection timeout)')
+
 # xenon-grpc reports some failures as a plain XenonException; the message tells what it is
 _REFINE = [
     (re.compile(r'authentication failed|auth fail|permission denied \(publickey', re.I),
@@ -187,7 +191,9 @@ def make_exception(method: Any, error: grpc.RpcError) -> XenonException:
     elif code in _BY_CODE:
         cls = _BY_CODE[code]
     if cls is XenonException:
-        cls = next((refined for pattern, refined in _REFINE if pattern.search(details)), cls)
+        refined = next((better for pattern, better in _REFINE if pattern.search(details)), None)
+        if refined is InvalidCredentialException:
+            cls, details = refined, details + AUTH_FAILED_NOTE
     return cls(name, code, details)
 
 

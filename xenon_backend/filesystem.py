@@ -14,7 +14,7 @@ import logging
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from . import _stubs
-from ._handle import Handle, create_request, pick_credential
+from ._handle import Handle, create_remote, pick_credential
 from .credentials import Credential
 from .messages import (CopyMode, CopyOperation, CopyStatus, FileSystemAdaptorDescription, Path,
                        PathAttributes, PathLike, PosixFilePermission, to_path_proto)
@@ -74,11 +74,9 @@ class FileSystem(Handle):
                                  default_credential=default_credential,
                                  keytab_credential=keytab_credential, credential_map=credential_map)
         server = cls._server(server)
-        reply = server.call('filesystem', 'create',
-                            create_request('filesystem', adaptor, location, properties, chosen),
-                            method='FileSystem.create', timeout=timeout)
-        logger.debug('opened %s filesystem %s', adaptor, reply.id)
-        return cls(reply.id, server, timeout)
+        handle = create_remote(server, 'filesystem', adaptor, location, properties, chosen, timeout)
+        logger.debug('opened %s filesystem %s', adaptor, handle)
+        return cls(handle, server, timeout)
 
     @classmethod
     def list_file_systems(cls, server: Optional[Server] = None) -> List['FileSystem']:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional,
 import grpc
 
 from . import _stubs
-from ._handle import Handle, create_request, pick_credential
+from ._handle import Handle, create_remote, pick_credential
 from .credentials import Credential
 from .messages import (InteractiveOutput, Job, JobDescription, JobStatus, QueueStatus,
                        SchedulerAdaptorDescription)
@@ -114,11 +114,9 @@ class Scheduler(Handle):
                                  default_credential=default_credential,
                                  keytab_credential=keytab_credential, credential_map=credential_map)
         server = cls._server(server)
-        reply = server.call('scheduler', 'create',
-                            create_request('scheduler', adaptor, location, properties, chosen),
-                            method='Scheduler.create', timeout=timeout)
-        logger.debug('opened %s scheduler %s', adaptor, reply.id)
-        return cls(reply.id, server, timeout)
+        handle = create_remote(server, 'scheduler', adaptor, location, properties, chosen, timeout)
+        logger.debug('opened %s scheduler %s', adaptor, handle)
+        return cls(handle, server, timeout)
 
     @classmethod
     def local_scheduler(cls, server: Optional[Server] = None) -> 'Scheduler':

@@ -24,13 +24,14 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Deque, Iterator, Optional, Union
+from typing import Any, Callable, Deque, Iterator, Optional, Sequence, Union
 
 import grpc
 
 from . import _stubs
 from .build import BUILD_HINT, find_jar, BuildError
-from .exceptions import XenonException, XenonServerError, make_exception
+from .exceptions import (DeadlineExceededException, XenonException, XenonServerError,
+                         make_exception)
 from .tls import TlsFiles, ensure_certificates
 
 logger = logging.getLogger(__name__)
@@ -80,12 +81,15 @@ class Server:
     running at the end. ``disable_tls=True`` speaks plaintext: the server listens on
     all interfaces, so only use it on a machine you trust. ``log_level`` is the level
     from which the JVM's output is passed to the ``xenon_backend.server.jvm`` logger.
+    ``java_options`` go to the JVM before ``-jar``; e.g. ``-Duser.home=DIR`` makes the
+    ssh adaptors read ``DIR/.ssh/known_hosts`` (and ``config``) instead of the user's.
     """
 
     def __init__(self, port: Optional[int] = None, disable_tls: bool = False,
                  log_level: Union[str, int] = 'WARNING', jar: Optional[Union[str, Path]] = None,
                  tls_dir: Optional[Union[str, Path]] = None,
-                 start_timeout: float = START_TIMEOUT) -> None:
+                 start_timeout: float = START_TIMEOUT,
+                 java_options: Sequence[str] = ()) -> None:
         self.port = port
         self.disable_tls = disable_tls
         self.log_level = (logging.getLevelName(log_level.upper()) if isinstance(log_level, str)
@@ -95,6 +99,7 @@ class Server:
         self.jar = Path(jar) if jar else None
         self.tls_dir = Path(tls_dir) if tls_dir else None
         self.start_timeout = start_timeout
+        self.java_options = list(java_options)
         self.process: Optional[subprocess.Popen] = None
         self.channel: Optional[grpc.Channel] = None
         self.scheduler_stub: Any = None
@@ -134,7 +139,7 @@ class Server:
             jar = self.jar or find_jar()
         except BuildError as exc:
             raise XenonServerError('start', None, str(exc)) from None
-        argv = [find_java(), '-jar', str(jar), '--port', str(self.port)]
+        argv = [find_java(), *self.java_options, '-jar', str(jar), '--port', str(self.port)]
         argv += _VERBOSITY.get(logging.getLevelName(self.log_level), [])
         if self._tls is not None:
             argv += ['--server-cert-chain', str(self._tls.server_cert),
@@ -280,6 +285,9 @@ class Server:
         try:
             return function(request, timeout=timeout)
         except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise DeadlineExceededException(method, error.code(), (
+                    f'no answer from xenon-grpc within the timeout of {timeout} s')) from None
             raise self.translate(method, error) from None
 
     def stream(self, service: str, rpc: str, request: Any, *, method: str,

@@ -80,8 +80,13 @@ touch "$AUTH"
 grep -qxF "$(cat "$KEY.pub")" "$AUTH" || cat "$KEY.pub" >> "$AUTH"
 chown "$TEST_USER:$GROUP" "$AUTH"; chmod 600 "$AUTH"
 : > "$KNOWN_HOSTS.new"
-for type in ed25519 ecdsa; do
-    echo "[127.0.0.1]:$PORT $(cut -d' ' -f1,2 "$SSHD_DIR/ssh_host_${type}_key.pub")" >> "$KNOWN_HOSTS.new"
+# Xenon's ssh client (xenon-grpc 3.0.1) looks a host up by its canonical name
+# ([localhost]:PORT for 127.0.0.1), takes the first entry of that name and negotiates
+# ECDSA: so the ECDSA entries come first. OpenSSH does not mind the order.
+for type in ecdsa ed25519; do
+    for name in 127.0.0.1 localhost; do
+        echo "[$name]:$PORT $(cut -d' ' -f1,2 "$SSHD_DIR/ssh_host_${type}_key.pub")" >> "$KNOWN_HOSTS.new"
+    done
 done
 mv -f "$KNOWN_HOSTS.new" "$KNOWN_HOSTS"; chmod 644 "$KNOWN_HOSTS"
 
