@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 from typing import Tuple
 
-from .build import BUILD_HINT
+BUILD_HINT = 'run `python -m xenon_backend.build`'  # same words as build.BUILD_HINT
 
 
 @functools.lru_cache(maxsize=None)

@@ -29,7 +29,7 @@ from typing import Any, Callable, Deque, Iterator, Optional, Sequence, Union
 import grpc
 
 from . import _stubs
-from .build import BUILD_HINT, find_jar, BuildError
+from ._stubs import BUILD_HINT
 from .exceptions import (DeadlineExceededException, XenonException, XenonServerError,
                          make_exception)
 from .tls import TlsFiles, ensure_certificates
@@ -135,6 +135,7 @@ class Server:
         return self
 
     def _spawn(self) -> None:
+        from .build import BuildError, find_jar  # not at import: `python -m xenon_backend.build`
         try:
             jar = self.jar or find_jar()
         except BuildError as exc:
