@@ -33,6 +33,10 @@ def test_unknown_adaptor_and_properties_are_refused(xb):
         xb.Scheduler.create('nope')
     with pytest.raises(xe.UnknownPropertyException, match='some.property'):  # local takes none
         xb.Scheduler.create('local', properties={'some.property': 1})
+    listed = 'xenon.adaptors.schedulers.local.queue.pollingDelay'
+    assert listed in {p.name for p in xb.Scheduler.get_adaptor_description('local').supported_properties}
+    with pytest.raises(xe.UnknownPropertyException, match=listed):  # not even its own
+        xb.Scheduler.create('local', properties={listed: 100})
     with pytest.raises(TypeError, match='one credential'):
         xb.Scheduler.create('local', credential=xb.DefaultCredential(),
                             default_credential=xb.DefaultCredential())
