@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 import uuid
 
+import psutil
 import pytest
 
 from xenon_backend import exceptions as xe
 from xenon_backend.messages import CopyMode, JobDescription, Path, PosixFilePermission
 from xenon_backend.server import Server
-from xenon_helpers import SFTP_PROPERTIES, SSH_PROPERTIES
+from xenon_helpers import SFTP_PROPERTIES, SSH_PROPERTIES, wait_for
 
 pytest_plugins = ['xenon_fixtures']
 pytestmark = [pytest.mark.xenon, pytest.mark.sshd]
@@ -92,6 +94,23 @@ def test_ssh_jobs_statuses_and_cancel(ssh_scheduler):
     assert ssh_scheduler.get_queue_status('multi').name == 'multi'
     cancelled = ssh_scheduler.cancel_job(job)
     assert cancelled.done and isinstance(cancelled.error, xe.JobCanceledException)
+
+
+def test_cancel_over_ssh_leaves_the_remote_process_running(ssh_scheduler, sftp_fs, remote_dir):
+    """Documented xenon-grpc 3.0.1 behaviour: the job is reported KILLED, the process lives."""
+    pid_file = remote_dir / 'pid'
+    record_pid = f'echo $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; exec sleep 120'
+    job = ssh_scheduler.submit_batch_job(JobDescription(
+        executable='/bin/sh', arguments=['-c', record_pid], queue_name='multi'))
+    assert ssh_scheduler.wait_until_running(job, 60_000).running
+    pid = int(wait_for(lambda: sftp_fs.exists(pid_file) and sftp_fs.read_bytes(pid_file),
+                       what='the job to record its pid'))
+    try:
+        status = ssh_scheduler.cancel_job(job)
+        assert status.state == 'KILLED' and status.done
+        assert psutil.pid_exists(pid) and psutil.Process(pid).name() == 'sleep'
+    finally:
+        os.kill(pid, signal.SIGKILL)  # the test sshd runs on this machine
 
 
 def test_sftp_files(sftp_fs, remote_dir, sshd):
