@@ -434,3 +434,18 @@ def test_live_slurmctld_restart_while_polling(slurm, tmp_path):
     assert job_id in result['jobs']
     assert wait_final(slurm, job_id).state is State.COMPLETED
     assert wait_file(files.outfile).strip() == 'done'
+
+
+def test_sbatch_is_retried_only_when_the_job_cannot_have_been_taken(tmp_path):
+    files = files_in(tmp_path)
+    down = (1, '', 'sbatch: error: Batch job submission failed: Unable to contact slurm '
+                   'controller (connect failure)\n')
+    runner = FakeRunner({'sbatch': [down, (0, '9\n', '')]})
+    assert fast(runner).submit(files) == '9'
+    assert runner.programs() == ['sbatch', 'sbatch']
+    unsure = (1, '', 'sbatch: error: Batch job submission failed: Socket timed out on '
+                     'send/recv operation\n')
+    runner = FakeRunner({'sbatch': [unsure, (0, '10\n', '')]})
+    with pytest.raises(SubmissionError, match='Socket timed out'):
+        fast(runner).submit(files)
+    assert runner.programs() == ['sbatch']  # it may have been queued: never twice

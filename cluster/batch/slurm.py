@@ -162,6 +162,13 @@ def _connection_problem(result) -> bool:
         'temporarily unable', 'communication connection failure'))
 
 
+def _not_accepted(result) -> bool:
+    """sbatch failed before slurmctld could have taken the job: safe to try again."""
+    text = (result[1] + result[2]).lower()
+    return any(word in text for word in ('unable to contact', 'connection refused',
+                                         'connect failure'))
+
+
 class Slurm(BatchSystem):
     """A Slurm cluster; commands go through :attr:`runner` (local or remote)."""
 
@@ -215,8 +222,8 @@ class Slurm(BatchSystem):
             argv.append('--dependency=afterok:' + ':'.join(deps))
         argv.append(files.submission)
         try:
-            _, out, _ = run_retried(self.runner, argv, tries=3, timeout=self.status_timeout,
-                                    backoff=self.backoff, retry=_connection_problem)
+            _, out, _ = run_retried(self.runner, argv, tries=4, timeout=self.status_timeout,
+                                    backoff=self.backoff, retry=_not_accepted)
         except CommandError as exc:
             raise SubmissionError(argv, exc.code, exc.stdout, exc.stderr) from None
         job_id = out.strip().splitlines()[-1].split(';', 1)[0].strip() if out.strip() else ''

@@ -229,6 +229,13 @@ def _connection_problem(result) -> bool:
         'socket timed out', 'temporarily unable', 'communication failure', 'timed out'))
 
 
+def _not_accepted(result) -> bool:
+    """qsub failed before the server could have taken the job: safe to try again."""
+    text = (result[1] + result[2]).lower()
+    return any(word in text for word in ('unable to contact', 'connection refused',
+                                         'cannot connect', 'connect failure'))
+
+
 class Torque(BatchSystem):
     """Torque, PBS Pro, or Slurm's Torque wrappers; commands go through :attr:`runner`."""
 
@@ -287,8 +294,8 @@ class Torque(BatchSystem):
                     f'so {unsafe[0]!r} would be split or executed; use paths of letters, digits '
                     f'and _ . / + , : @ % = - only'))
         try:
-            _, out, _ = run_retried(self.runner, argv, tries=3, timeout=self.status_timeout,
-                                    backoff=self.backoff, retry=_connection_problem)
+            _, out, _ = run_retried(self.runner, argv, tries=4, timeout=self.status_timeout,
+                                    backoff=self.backoff, retry=_not_accepted)
         except CommandError as exc:
             raise SubmissionError(argv, exc.code, exc.stdout, exc.stderr) from None
         lines = [line.strip() for line in out.splitlines() if line.strip()]
