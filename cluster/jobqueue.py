@@ -78,7 +78,7 @@ def get_jobqueue(cores: Optional[int] = None) -> 'JobQueue':
     """
     global JQUEUE
     with _JQUEUE_LOCK:
-        if JQUEUE is None or JQUEUE.closed:
+        if JQUEUE is None or JQUEUE.closed or JQUEUE._pid != os.getpid():  # or forked
             JQUEUE = JobQueue(cores)
         return JQUEUE
 
@@ -505,6 +505,7 @@ class JobQueue:
         if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
             raise JobError(f'cores must be a positive integer, not {cores!r}')
         self.cores = cores
+        self._pid = os.getpid()  # a forked child must not shut down the parent's workers
         self.jobs: Dict[int, Job] = {}
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -675,6 +676,9 @@ class JobQueue:
 
     def shutdown(self) -> None:
         """Stop the scheduler, kill every worker's process tree, fail unfinished jobs."""
+        if self._pid != os.getpid():  # a forked copy: the lock may be held, workers aren't ours
+            self.closed = True
+            return
         with self._lock:
             if self.closed:
                 return

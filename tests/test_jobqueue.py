@@ -410,6 +410,24 @@ def test_shutdown_fails_unfinished_jobs_and_refuses_new_ones(gate):
     assert not alive
 
 
+def test_a_forked_child_exiting_leaves_the_parents_queue_alone():
+    code = textwrap.dedent('''
+        import os, sys, warnings
+        warnings.simplefilter('ignore')  # 3.12+ warns about fork with threads
+        from cluster.jobqueue import JobQueue
+        q = JobQueue(1)
+        print(q.get(q.add(abs, (-2,))))
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # runs atexit handlers in the child
+        os.waitpid(pid, 0)
+        print(q.get(q.add(abs, (-3,)), timeout=10))
+    ''')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ['2', '3'], out.stderr
+
+
 def test_threads_add_get_and_wait_concurrently(queue):
     results, errors = {}, []
 
