@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import heapq
+import io
 import logging
 import os
 import pickle
@@ -229,17 +230,50 @@ def _run_task(message: bytes, functions: Dict[bytes, Callable]) -> bytes:
         tb_text = ''.join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else tb))
         return _error_message(exc, tb_text)
     try:
-        data, by_dill = _dumps(value)
+        data, by_dill = _dumps_back(value)
     except Exception as exc:
         return _error_message(JobError(
             f'the return value ({type(value).__name__}) cannot be pickled: {exc!r}'), '')
     return (b'd' if by_dill else b'o') + data
 
 
+class _MainAliasPickler(pickle.Pickler):
+    """Pickles the user's ``__main__`` classes (recreated here by dill) by reference.
+
+    A worker's ``__main__`` is not the user's script, so plain pickle cannot find those
+    classes; naming them in it lets the parent unpickle to its own classes, so
+    ``isinstance`` and ``except MyError`` keep working there.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type) and obj.__module__ == '__main__' \
+                and '.' not in obj.__qualname__:
+            main = sys.modules['__main__']
+            if getattr(main, obj.__qualname__, obj) is obj:
+                setattr(main, obj.__qualname__, obj)
+        return NotImplemented
+
+
+def _dumps_back(obj: Any) -> Tuple[bytes, bool]:
+    """Pickle a result or exception in a worker: plain, then ``__main__`` aliases, then dill."""
+    try:
+        return pickle.dumps(obj, _PROTOCOL), False
+    except Exception:
+        pass
+    try:
+        buffer = io.BytesIO()
+        _MainAliasPickler(buffer, _PROTOCOL).dump(obj)
+        return buffer.getvalue(), False
+    except Exception:
+        pass
+    import dill
+    return dill.dumps(obj, _PROTOCOL, recurse=True), True
+
+
 def _error_message(exc: BaseException, tb_text: str) -> bytes:
     summary = f'{type(exc).__name__}: {exc}'
     try:
-        exc_data: Optional[bytes] = pickle.dumps(exc, _PROTOCOL)
+        exc_data: Optional[bytes] = _dumps_back(exc)[0]
         pickle.loads(exc_data)  # exceptions with odd __init__ fail only here
     except Exception:
         exc_data = None

@@ -160,6 +160,12 @@ def test_main_functions_and_modules_beside_the_script(tmp_path):
             def __init__(self, x):
                 self.x = x
 
+        class PipelineError(Exception):
+            pass
+
+        def fail():
+            raise PipelineError('bad input')
+
         if __name__ == '__main__':
             q = JobQueue(2)
             a = q.add(scale, (2,))
@@ -167,13 +173,18 @@ def test_main_functions_and_modules_beside_the_script(tmp_path):
             FACTOR = 6  # a changed global is seen by the next job
             c = q.add(scale, (2,))
             d = q.add(Point, (4,))
-            print(q.get(a), q.get(b), q.get(c), q.get(d).x)
+            point = q.get(d)
+            print(q.get(a), q.get(b), q.get(c), point.x, type(point) is Point)
+            try:
+                q.get(q.add(fail))
+            except PipelineError as exc:  # the script's own class comes back
+                print('caught', exc)
     '''))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=60, cwd='/', env=env)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ['30', '21', '36', '4']
+    assert out.stdout.split() == ['30', '21', '36', '4', 'True', 'caught', 'bad', 'input']
 
 
 def test_a_jobs_chdir_does_not_leak_into_the_next_job(tmp_path):
