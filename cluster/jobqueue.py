@@ -19,15 +19,24 @@ Design
   user's script). A ``__main__`` function's dill pickle is cached while the globals it
   names are the same immutable objects. Workers cache unpickled functions.
 * Scheduling: the waiting line holds the jobs whose dependencies all completed, in id
-  order. The head starts when its cores fit. While the head is blocked, later jobs that
-  fit may start in its place ("backfill"), but at most ``cores`` times per head job; after
-  that the head holds a reservation and nothing else starts until it has started. Without
-  runtime estimates this bounds the head's extra wait to the run time of ``cores``
-  backfilled jobs, so no job starves, and equal-length small jobs still pack the cores.
+  order. The head starts when its cores fit. While the head is blocked for cores, a later
+  job that fits may start in its place ("backfill"), at most ``cores`` times per head
+  job; after that the head holds a reservation and nothing else starts before it. This
+  bound is what rules out starvation: the head waits at most for the running jobs and
+  ``cores`` backfilled ones. Within the bound, the queue learns each function's last run
+  time (per function pickle and core count) and, when it knows them, refuses a backfill
+  that would end after the head's expected start (EASY backfill with learned estimates),
+  unless it only uses cores the head will not need. Jobs with no known run time backfill
+  freely within the bound.
 * A job that raises is FAILED (exit code 1); :meth:`JobQueue.get` re-raises the worker's
   exception with its traceback text in ``exc.remote_traceback`` and as an exception note
   (Python 3.11+), chained from a :class:`~cluster.errors.JobError` whose message holds the
   same text (``raise exc from JobError(...)``) so Python 3.9/3.10 show it too.
+* Bad input is refused at :meth:`JobQueue.add` with a JobError: cores outside 1..cores,
+  an unknown dependency id (the new job's own id included, so no cycle can form). A
+  function or arguments that cannot be pickled give a FAILED job whose ``get`` says why;
+  an unpicklable return value fails that job alone. Results and exceptions of the user's
+  ``__main__`` classes come back as those classes.
 * Dependents of a failed job fail with the reason ``dependency N failed`` and never run.
 * A worker killed by a signal fails its job (exit code ``-signal``, reason ``killed by
   signal 9 (SIGKILL)``); its process group is killed and a new worker takes its place.
