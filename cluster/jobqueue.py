@@ -440,15 +440,20 @@ class _Scheduler:
                 if worker.sentinel is not None:
                     waitables.append(worker.sentinel)
             ready = set(wait_ready(waitables))
-            finished: List[Job] = []
+            # read results outside the lock: a large one must not hold up add() callers
+            inputs = [(worker, *self._read(worker, ready)) for worker in self.workers]
             markers: List[threading.Event] = []
             starts: List[Tuple[_Worker, Job]] = []
+            finished: List[Job] = []
             with q._lock:
                 if q._wake_r in ready:
                     os.read(q._wake_r, 4096)
                     q._woken = False
-                for worker in list(self.workers):
-                    self._serve(worker, ready, finished)
+                for worker, messages, dead in inputs:
+                    for message in messages:
+                        self._receive(worker, message, finished)
+                    if dead:
+                        self._bury(worker, finished)
                 if not q._stopping:
                     markers = q._admit(finished)
                     starts = q._schedule(self)
@@ -466,16 +471,18 @@ class _Scheduler:
                 except OSError:  # the worker died; its sentinel reports the job
                     logger.debug('worker %d gone before job %d', worker.proc.pid, job.id)
 
-    def _serve(self, worker: _Worker, ready: set, finished: List[Job]) -> None:
+    @staticmethod
+    def _read(worker: _Worker, ready: set) -> Tuple[List[bytes], bool]:
+        """The messages a worker sent, and whether it died."""
+        messages: List[bytes] = []
         dead = worker.sentinel is not None and worker.sentinel in ready
         if worker.results in ready or dead:
             try:
                 while worker.results.poll():
-                    self._receive(worker, worker.results.recv_bytes(), finished)
+                    messages.append(worker.results.recv_bytes())
             except (EOFError, OSError):
                 dead = True
-        if dead:
-            self._bury(worker, finished)
+        return messages, dead
 
     def _receive(self, worker: _Worker, message: bytes, finished: List[Job]) -> None:
         kind = message[:1]
