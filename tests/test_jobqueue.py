@@ -406,18 +406,20 @@ def test_restart_refuses_while_running_unless_forced(queue, gate):
 
 
 def test_shutdown_fails_unfinished_jobs_and_refuses_new_ones(gate):
+    before = {p.pid for p in psutil.Process().children()}
     q = JobQueue(1)
     running = q.add(block, (gate.path,))
     queued = q.add(add, (1,))
     q.update()
-    workers = psutil.Process().children()
+    workers = [p for p in psutil.Process().children() if p.pid not in before]
+    assert workers
     q.shutdown()
     for job in (running, queued):
         with pytest.raises(JobError, match='shut down'):
             q.get(job)
     with pytest.raises(JobError, match='shut down'):
         q.add(add, (1,))
-    gone, alive = psutil.wait_procs([w for w in workers if w.is_running()], timeout=DEADLINE)
+    _, alive = psutil.wait_procs(workers, timeout=DEADLINE)
     assert not alive
 
 
