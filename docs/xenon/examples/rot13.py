@@ -3,4 +3,6 @@ import codecs
 import sys
 
 for line in sys.stdin:
-    print(codecs.encode(line.rstrip('\n'), 'rot_13'), flush=True)
+    # one write per answer, flushed at once: the reader gets it in one piece
+    sys.stdout.write(codecs.encode(line.rstrip('\n'), 'rot_13') + '\n')
+    sys.stdout.flush()

@@ -21,11 +21,11 @@ def stdin_from(lines_to_send):
 
 
 def next_answer(output_stream):
-    """The next piece of the job's stdout, skipping pieces with only stderr."""
-    while True:
-        chunk = output_stream.next()
-        if chunk.stdout:
-            return chunk.stdout.decode()
+    """The job's next line of stdout (output may arrive in pieces of any size)."""
+    answer = b''
+    while not answer.endswith(b'\n'):
+        answer += output_stream.next().stdout
+    return answer.decode()
 
 
 def main():
