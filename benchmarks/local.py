@@ -11,7 +11,8 @@
 (b) a DAG of 500 tiny tasks in 50 chains of 10, against dask (futures chained by argument).
 (c) 20 two-core sleep(0.2) and 40 one-core sleep(0.1) jobs, shuffled, on a 2-core queue:
     makespan / (core-seconds / cores).
-(d) 200 function jobs through the Job API: filled in by the Job API's owner (bench_job_api).
+(d) 200 function jobs through the Job API (files written, get() of each) against
+    submitit's LocalExecutor on the same function.
 (e) peak RSS of a fresh parent process holding 10,000 queued jobs (all waiting on a
     blocker job), measured in a child interpreter so the peers' memory does not count.
 
@@ -194,13 +195,31 @@ def figure_c(results: Dict[str, float]) -> None:
 # ----------------------------------------------------------------------------- (d)
 
 def bench_job_api(n: int = 200) -> Optional[Dict[str, float]]:
-    """FIGURE (d), TO BE FILLED BY THE JOB API'S OWNER.
+    """Figure (d): ``n`` function jobs through the Job API (files written, ``get()`` of
+    each) against the same function through submitit's LocalExecutor, in ms per job."""
+    import cluster
+    figures: Dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ['CLUSTER_CONFIG'] = os.path.join(tmp, 'cluster.ini')
+        cluster.submit(tiny, (0,), qtype='local', path=tmp).get()  # start the workers
 
-    Should run ``n`` function jobs through the Job API (files written, ``get()`` of each)
-    and the same functions through submitit's LocalExecutor, and return
-    ``{'job_api_ms_per_job': ..., 'submitit_ms_per_job': ...}``. None means skipped.
-    """
-    return None
+        def job_api() -> None:
+            jobs = [cluster.submit(tiny, (i,), qtype='local', path=tmp) for i in range(n)]
+            assert [job.get() for job in jobs] == [i + 1 for i in range(n)]
+        figures['job_api_ms_per_job'] = 1000 * clock(job_api) / n
+        try:
+            import submitit
+        except ImportError:
+            print('(d) submitit is not installed: pip install submitit')
+            return figures
+        executor = submitit.LocalExecutor(folder=os.path.join(tmp, 'submitit'))
+        executor.update_parameters(timeout_min=5)
+
+        def with_submitit() -> None:
+            jobs = [executor.submit(tiny, i) for i in range(n)]
+            assert [job.result() for job in jobs] == [i + 1 for i in range(n)]
+        figures['submitit_ms_per_job'] = 1000 * clock(with_submitit) / n
+    return figures
 
 
 def figure_d(results: Dict[str, float]) -> None:
@@ -208,7 +227,9 @@ def figure_d(results: Dict[str, float]) -> None:
     if figures is None:
         print('\n(d) skipped (d): bench_job_api() is not written yet')
         return
-    print(f'\n(d) {figures}')
+    print(f'\n(d) 200 function jobs through the Job API (files written, get() of each)')
+    for key, value in figures.items():
+        print(f'    {key.replace("_ms_per_job", ""):10} {value:8.2f} ms per job')
     if figures.get('job_api_ms_per_job') and figures.get('submitit_ms_per_job'):
         results['d_speedup'] = figures['submitit_ms_per_job'] / figures['job_api_ms_per_job']
 
