@@ -7,10 +7,12 @@ with the remote traceback attached. The runner itself is :mod:`cluster._runner`.
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import os
 import sys
-from typing import Any, Callable, Optional, Sequence
+import sysconfig
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from . import _runner
 from .errors import JobError
@@ -35,18 +37,96 @@ def runner_source() -> str:
     return inspect.getsource(_runner)
 
 
+_INSTALLED: Dict[str, bool] = {}
+
+
+def _install_roots() -> tuple:
+    paths = sysconfig.get_paths()
+    roots = {os.path.realpath(paths[key]) for key in ('stdlib', 'platstdlib', 'purelib', 'platlib')
+             if paths.get(key)}
+    return tuple(root.rstrip(os.sep) + os.sep for root in roots)
+
+
+def is_installed(module_name: Optional[str]) -> bool:
+    """True when a module comes with Python or from an installed package, so the remote
+    side can import it too: built in, or a file under the standard library or a
+    site-packages/dist-packages directory. Anything else (the user's own ``pipeline.py``,
+    a test module, ``__main__``) is shipped by value."""
+    if not module_name or module_name == '__main__':
+        return False
+    if module_name in _INSTALLED:
+        return _INSTALLED[module_name]
+    module = sys.modules.get(module_name)
+    path = getattr(module, '__file__', None) if module is not None else None
+    if module is None:
+        installed = True   # not loaded here: whatever refers to it goes by name
+    elif path is None:
+        installed = module_name.split('.')[0] in sys.builtin_module_names or \
+            getattr(module, '__spec__', None) is None or \
+            getattr(module.__spec__, 'origin', None) in ('built-in', 'frozen')
+    else:
+        real = os.path.realpath(path)
+        parts = real.split(os.sep)
+        installed = real.startswith(_install_roots()) or 'site-packages' in parts \
+            or 'dist-packages' in parts
+    _INSTALLED[module_name] = installed
+    return installed
+
+
+def _by_value_hook() -> bool:
+    """Teach dill to pickle functions and classes of not-installed modules by value.
+
+    dill decides by name lookup (``_locate_function``) whether a function or class goes
+    by reference; for a pickler marked ``_cluster_portable`` the hook says "not found"
+    for objects of modules :func:`is_installed` rejects. False when this dill lacks it.
+    """
+    from dill import _dill
+    original = getattr(_dill, '_locate_function', None)
+    if original is None:
+        return False
+    if getattr(original, '_cluster_hook', False):
+        return True
+
+    def locate(obj: Any, pickler: Any = None) -> bool:
+        if getattr(pickler, '_cluster_portable', False) and \
+                not is_installed(getattr(obj, '__module__', None)):
+            return False
+        return original(obj, pickler)
+    locate._cluster_hook = True  # type: ignore[attr-defined]
+    _dill._locate_function = locate
+    return True
+
+
+def _dumps(obj: Any, portable: bool) -> bytes:
+    import dill
+    if not portable:
+        return dill.dumps(obj, recurse=True)
+    if not _by_value_hook():
+        logger.warning('this dill cannot ship functions by value; they go by name')
+    buffer = io.BytesIO()
+    pickler = dill.Pickler(buffer, recurse=True)
+    pickler._cluster_portable = True
+    pickler.dump(obj)
+    return buffer.getvalue()
+
+
 def write_payload(files: JobFiles, function: Callable, args: Sequence = (),
-                  kwargs: Optional[dict] = None, imports: Sequence[str] = ()) -> None:
+                  kwargs: Optional[dict] = None, imports: Sequence[str] = (),
+                  portable: bool = False) -> None:
     """Pickle the call into ``files.pickle_in`` and the runner into ``files.function_py``.
 
+    ``portable=True`` is for another machine: functions and classes of modules that are
+    not installed (see :func:`is_installed`) travel by value, and neither this
+    machine's ``sys.path`` nor its working directory goes along.
     An object that cannot be pickled raises :class:`JobError` naming the function.
     """
     import dill
-    context = {'imports': list(imports or ()), 'cwd': os.getcwd(),
-               'sys_path': [os.path.abspath(p) for p in sys.path]}
+    context = {'imports': list(imports or ())}
+    if not portable:
+        context.update(cwd=os.getcwd(), sys_path=[os.path.abspath(p) for p in sys.path])
     try:
-        data = dill.dumps(context) + dill.dumps(
-            (function, tuple(args or ()), dict(kwargs or {})), recurse=True)
+        data = dill.dumps(context) + _dumps(
+            (function, tuple(args or ()), dict(kwargs or {})), portable)
     except Exception as exc:
         name = getattr(function, '__qualname__', repr(function))
         raise JobError(f'cannot pickle the call of {name} (function, args or kwargs): '

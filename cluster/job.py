@@ -44,14 +44,20 @@ def _default_name(command: Command) -> str:
     return name[:64]
 
 
-def _dependency_ids(depends: Sequence[Any], qtype: str) -> List[str]:
+def _where(system: Any) -> str:
+    endpoint = getattr(system, 'endpoint', None)
+    return f'{system.name} on {endpoint.address}' if endpoint is not None else system.name
+
+
+def _dependency_ids(depends: Sequence[Any], system: Any) -> List[str]:
     ids = []
     for dep in depends:
         if isinstance(dep, Job):
             if dep.id is None:
                 raise JobError(f'dependency {dep.name} has not been submitted yet')
-            if dep.qtype != qtype:
-                raise JobError(f'dependency {dep.name} runs on {dep.qtype}, not {qtype}')
+            if dep.system is not system:
+                raise JobError(f'dependency {dep.name} runs on {_where(dep.system)}, '
+                               f'not {_where(system)}')
             ids.append(dep.id)
         else:
             ids.append(str(getattr(dep, 'id', dep)))
@@ -67,7 +73,8 @@ class Job:
 
     def __init__(self, command: Command, args: Optional[Sequence] = None,
                  name: Optional[str] = None, path: Optional[str] = None,
-                 qtype: Optional[str] = None, profile: Optional[str] = None, **kwds: Any) -> None:
+                 qtype: Optional[str] = None, profile: Optional[str] = None,
+                 remote: Any = None, **kwds: Any) -> None:
         if not callable(command) and not isinstance(command, str):
             raise JobError(f'a job is a shell command string or a function, not {command!r}')
         if isinstance(command, str) and not command.strip():
@@ -77,19 +84,18 @@ class Job:
         self.kwargs: Dict[str, Any] = dict(kwds.pop('kwargs', None) or {})
         self.profile = profile
         self.options = _merged_options(profile, kwds)
-        self.qtype = qtype or batch.detect()
-        self.system = batch.get(self.qtype)
+        self.store, self.system = _store_and_system(qtype, profile, remote)
+        self.qtype = self.system.name
         self.name = self.options.pop('name', None) or name or _default_name(command)
         suffix = self.options.pop('suffix', DEFAULT_SUFFIX)
         filedir = self.options.pop('filedir', None) or path or os.getcwd()
-        self.runpath = self.options.pop('dir', None) or os.getcwd()
+        self.runpath = (self.options.pop('dir', None) or self.store.default_runpath
+                        or os.getcwd())
         self.depends = list(self.options.pop('depends', None) or [])
         self.imports = self.options.pop('imports', None) or []
         self.modules = self.options.pop('modules', None) or []
-        self.store = LocalStore()
         #: the job's files on this machine, and as the batch system sees them
-        self.files: JobFiles = reserve(filedir, self.name, suffix, self.qtype)
-        self.target: JobFiles = self.store.target(self.files)
+        self.files, self.target = self.store.claim(filedir, self.name, suffix, self.qtype)
         self.name = self.files.name
         self.outfile = self.options.get('outfile') or self.target.outfile
         self.errfile = self.options.get('errfile') or self.target.errfile
@@ -105,7 +111,7 @@ class Job:
     def _body(self) -> str:
         quote = shlex.quote
         if self.is_function:
-            command = function.run_command(self.target)
+            command = function.run_command(self.target, self.store.python)
         else:
             command = self.command + ''.join(' ' + quote(str(a)) for a in self.args or ())
         code = quote(self.target.exitcode)
@@ -122,8 +128,9 @@ class Job:
         """Write the submission script(s), and for a function job the payload and runner."""
         options = dict(self.options, name=self.name, outfile=self.outfile, errfile=self.errfile)
         if self.is_function:
+            self.store.prepare_function()
             function.write_payload(self.files, self.command, self.args or (), self.kwargs,
-                                   self.imports)
+                                   self.imports, portable=self.store.portable)
         header = self.system.render_header(options, self.target)
         texts = self.system.render_scripts(self.target, header, self._body())
         self.scripts = [Script(self.store.local(self.files, path), text)
@@ -144,14 +151,14 @@ class Job:
         """Write the job if needed, wait for room in the queue, submit it; return self."""
         if self.id is not None:
             raise JobError(f'job {self.name} was already submitted as {self.id}')
-        dependencies = _dependency_ids(self.depends, self.qtype)
+        dependencies = _dependency_ids(self.depends, self.system)
         if not self._written:
             self.write()
-        queue.Queue(qtype=self.qtype).wait_to_submit(max_queue_len)
+        queue.Queue(system=self.system).wait_to_submit(max_queue_len)
         options = dict(self.options, outfile=self.outfile, errfile=self.errfile)
         self.id = self.system.submit(self.target, dependencies, options)
         self._watcher.track(self.id, self.files, self.store)
-        logger.info('submitted %s as %s job %s', self.name, self.qtype, self.id)
+        logger.info('submitted %s as %s job %s', self.name, _where(self.system), self.id)
         return self
 
     # state -------------------------------------------------------------------------------
@@ -240,13 +247,27 @@ class Job:
 
     def __str__(self) -> str:
         what = getattr(self.command, '__qualname__', None) or self.command
-        rows = [('name', self.name), ('command', what), ('qtype', self.qtype),
+        rows = [('name', self.name), ('command', what), ('qtype', _where(self.system)),
                 ('id', self.id), ('state', self._info.state if self._info else None),
                 ('exit code', self._info.exitcode if self._info else None),
                 ('options', self.options), ('depends', _safe_ids(self.depends)),
                 ('submission', self.submission.path), ('stdout', self.outfile),
                 ('stderr', self.errfile)]
         return 'Job\n' + '\n'.join(f'  {key:<11}{value}' for key, value in rows)
+
+
+def _store_and_system(qtype: Optional[str], profile: Optional[str],
+                      remote: Any) -> Tuple[Any, Any]:
+    """(store, batch system): remote ones when ``remote`` or the profile names a cluster."""
+    from . import remote as remote_module
+    found = remote_module.lookup(profile, remote)
+    if found is None:
+        return LocalStore(), batch.get(qtype or batch.detect())
+    store, system = found
+    if qtype and qtype != system.name:
+        raise JobError(f'qtype {qtype!r} given, but {_where(system)} is what the remote '
+                       f'profile names; leave qtype out or set it in the profile')
+    return store, system
 
 
 def _safe_ids(depends: Sequence[Any]) -> List[str]:

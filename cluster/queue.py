@@ -56,7 +56,7 @@ class Watcher:
     def __init__(self, system: BatchSystem, user: Optional[str] = None,
                  interval: Optional[float] = None) -> None:
         self.system = system
-        self.user = user or getpass.getuser()
+        self.user = user or _user_of(system)
         self.interval = _setting('queue_update', 2.0) if interval is None else interval
         self.polls = 0
         self._files: Dict[str, tuple] = {}  # id -> (local JobFiles, store)
@@ -129,6 +129,8 @@ class Watcher:
         updates: Dict[str, JobInfo] = {}
         for job_id in open_ids:
             info = listing.get(job_id)
+            if info is not None and info.state is State.UNKNOWN:
+                info = self._from_file(job_id, info)  # ended, but its status is not known
             if info is None or info.state.final:
                 settle.append(job_id)
                 if info is not None:
@@ -140,6 +142,15 @@ class Watcher:
         with self._lock:
             self._info.update(updates)
         return 0.0
+
+    def _from_file(self, job_id: str, info: JobInfo) -> JobInfo:
+        """A job the batch system shows in an unknown state is settled by its exit-code file."""
+        code = read_exitcode(*self._files.get(job_id, (None, None)))
+        if code is None:
+            return info
+        return JobInfo(job_id, State.COMPLETED if code == 0 else State.FAILED, exitcode=code,
+                       name=info.name, user=info.user, node=info.node, start=info.start,
+                       end=info.end)
 
     def _settle(self, job_ids: List[str], seen: Dict[str, JobInfo]) -> Dict[str, JobInfo]:
         """Final states for jobs that ended or left the queue: exit-code file, then accounting."""
@@ -197,9 +208,15 @@ _WATCHERS: Dict[tuple, Watcher] = {}
 _WATCHERS_LOCK = threading.Lock()
 
 
+def _user_of(system: BatchSystem) -> str:
+    """The user whose jobs ``system`` shows: the remote login for a remote system."""
+    return getattr(system, 'user', None) or getpass.getuser()
+
+
 def watcher(system: BatchSystem, user: Optional[str] = None) -> Watcher:
-    """The shared watcher of ``system`` for ``user`` (the current user by default)."""
-    key = (id(system), user or getpass.getuser())
+    """The shared watcher of ``system`` for ``user`` (by default the current user, or the
+    remote login of a remote system): one per batch system instance, so one per endpoint."""
+    key = (id(system), user or _user_of(system))
     with _WATCHERS_LOCK:
         if key not in _WATCHERS:
             _WATCHERS[key] = Watcher(system, user)
@@ -220,12 +237,26 @@ def _job_ids(jobs) -> List[str]:
 
 
 class Queue:
-    """The jobs of one user on one batch system; ``len()`` counts the unfinished ones."""
+    """The jobs of one user on one batch system; ``len()`` counts the unfinished ones.
 
-    def __init__(self, user: Optional[str] = None, qtype: Optional[str] = None) -> None:
-        self.qtype = qtype or batch.detect()
-        self.user = user or getpass.getuser()
-        self.system = batch.get(self.qtype)
+    ``profile`` (or ``remote``, an ``ssh://`` address) names a remote cluster; ``system``
+    is a batch system instance (what :class:`~cluster.Job` passes).
+    """
+
+    def __init__(self, user: Optional[str] = None, qtype: Optional[str] = None,
+                 profile: Optional[str] = None, remote: Optional[str] = None,
+                 system: Optional[BatchSystem] = None) -> None:
+        if system is None and (profile or remote):
+            from . import remote as remote_module
+            found = remote_module.lookup(profile, remote)
+            system = found[1] if found else None
+        if system is None:
+            system = batch.get(qtype or batch.detect())
+        elif qtype and qtype != system.name:
+            raise ClusterError(f'qtype {qtype!r} given, but the profile runs {system.name}')
+        self.system = system
+        self.qtype = system.name
+        self.user = user or _user_of(system)
         self._watcher = watcher(self.system, self.user)
 
     @property

@@ -11,15 +11,31 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Tuple
 
-from .script import JobFiles
+from .script import JobFiles, reserve
 
 logger = logging.getLogger(__name__)
 
 
 class LocalStore:
     """The batch system reads and writes this machine's files directly."""
+
+    #: True when function payloads must travel to another machine (see cluster.function)
+    portable = False
+    #: the Python that runs function jobs (None: this one)
+    python: Optional[str] = None
+    #: where jobs run when no ``dir`` is given (None: the current directory)
+    default_runpath: Optional[str] = None
+
+    def claim(self, directory: str, name: str, suffix: str,
+              qtype: str) -> Tuple[JobFiles, JobFiles]:
+        """Reserve a unique set of job files; return (local files, target files)."""
+        files = reserve(directory, name, suffix, qtype)
+        return files, self.target(files)
+
+    def prepare_function(self, python: Optional[str] = None) -> None:
+        """Make sure function jobs can run (the remote store checks its Python)."""
 
     def target(self, files: JobFiles) -> JobFiles:
         """The job's files as the batch system sees them."""

@@ -1,0 +1,322 @@
+"""One pooled connection per endpoint: a Xenon ``ssh`` scheduler and an ``sftp`` filesystem.
+
+:func:`connect` returns the shared :class:`Connection` of an endpoint; it opens nothing
+until first used. Opening starts (or reuses) the xenon-grpc server, so the JVM only
+runs once a remote profile is used. Both handles are reused by every job of the
+endpoint and closed at exit (xenon-grpc 3.0.1 leaks one SSH connection per closed ssh
+scheduler, so they are never closed early).
+
+When the xenon-grpc server dies, the next call finds the channel dead, starts a new
+server, opens new handles, and goes on: a job's state lives on the remote side and in
+its files, not in the server. A remote command is only tried again when it had not
+started.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import shlex
+import threading
+import time
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+from ..errors import ClusterError
+from . import diagnose
+from .endpoint import Endpoint, RemoteError, RemotePythonError
+
+logger = logging.getLogger(__name__)
+
+#: seconds every other Xenon call may take
+CALL_TIMEOUT = 120.0
+#: milliseconds between Xenon's checks of a running ssh job (100..60000)
+POLLING_DELAY_MS = 100
+
+ServerFactory = Callable[[Any], Any]
+
+
+def default_server_factory(dead: Any = None) -> Any:
+    """The default xenon-grpc server, (re)started when missing or dead."""
+    import xenon_backend
+    return xenon_backend.init() if dead is not None else xenon_backend.default_server()
+
+
+def _server_gone(error: Exception) -> bool:
+    from xenon_backend import exceptions as xe
+    if isinstance(error, (xe.XenonServerError, xe.NotConnectedException,
+                          xe.FileSystemClosedException)):
+        return True
+    text = str(error).lower()
+    return isinstance(error, xe.XenonException) and (
+        'scheduler not found' in text or 'filesystem not found' in text
+        or 'unknown scheduler' in text or 'unknown filesystem' in text)
+
+
+class Connection:
+    """The scheduler, filesystem and remote command runner of one endpoint."""
+
+    def __init__(self, endpoint: Endpoint, server_factory: Optional[ServerFactory] = None) -> None:
+        self.endpoint = endpoint
+        self.server_factory = server_factory or default_server_factory
+        self.server: Any = None
+        self._scheduler: Any = None
+        self._filesystem: Any = None
+        self._credential: Any = None
+        self._lock = threading.RLock()
+        self._home: Optional[str] = None
+        self._system: Any = None
+        self._python_ok: set = set()
+        #: remote commands run, by program name (benchmarks count the status commands)
+        self.commands: collections.Counter = collections.Counter()
+        self.reconnects = 0
+
+    # -- opening ----------------------------------------------------------------------------
+    def _properties(self, kind: str) -> Dict[str, str]:
+        strict = 'true' if self.endpoint.strict_host_key else 'false'
+        timeout_ms = str(int(self.endpoint.connect_timeout * 1000))
+        if kind == 'scheduler':
+            prefix = 'xenon.adaptors.schedulers.ssh.'
+            extra = {prefix + 'timeout': timeout_ms,
+                     prefix + 'queue.pollingDelay': str(POLLING_DELAY_MS)}
+        else:
+            prefix = 'xenon.adaptors.filesystems.sftp.'
+            extra = {prefix + 'connection.timeout': timeout_ms}
+        # without strict checking the known_hosts file is neither read nor rewritten
+        return {prefix + 'strictHostKeyChecking': strict, prefix + 'loadKnownHosts': strict,
+                **extra}
+
+    def _open(self, dead_server: Any = None) -> None:
+        import xenon_backend as xb
+        from xenon_backend import exceptions as xe
+        endpoint = self.endpoint
+        self.server = self.server_factory(dead_server)
+        credential = self._credential or endpoint.credential()
+        started = time.monotonic()
+        try:
+            try:
+                scheduler = xb.Scheduler.create('ssh', endpoint.location,
+                                                self._properties('scheduler'), credential,
+                                                server=self.server, timeout=CALL_TIMEOUT)
+            except xe.InvalidCredentialException:
+                password = None
+                if isinstance(credential, xb.DefaultCredential):
+                    password = endpoint.password(prompt=True)
+                if password is None:
+                    raise
+                credential = xb.PasswordCredential(username=endpoint.user, password=password)
+                scheduler = xb.Scheduler.create('ssh', endpoint.location,
+                                                self._properties('scheduler'), credential,
+                                                server=self.server, timeout=CALL_TIMEOUT)
+            filesystem = xb.FileSystem.create('sftp', endpoint.location,
+                                              self._properties('filesystem'), credential,
+                                              server=self.server, timeout=CALL_TIMEOUT)
+        except xe.XenonException as exc:
+            if isinstance(exc, xe.XenonServerError):
+                raise RemoteError(f'the xenon-grpc server cannot be used for '
+                                  f'{endpoint.address}: {exc.message}') from None
+            raise diagnose.explain(endpoint, exc) from None
+        self._credential = credential
+        self._scheduler, self._filesystem = scheduler, filesystem
+        logger.info('connected to %s in %.2f s', endpoint.address, time.monotonic() - started)
+        _register_exit()
+
+    def handles(self) -> Tuple[Any, Any]:
+        """(scheduler, filesystem), opened on first use."""
+        with self._lock:
+            if self._scheduler is None:
+                self._open()
+            return self._scheduler, self._filesystem
+
+    def reconnect(self) -> None:
+        """Start a new server (the old one is gone) and open new handles."""
+        with self._lock:
+            dead, self._scheduler, self._filesystem = self.server, None, None
+            self.reconnects += 1
+            logger.warning('the xenon-grpc server of %s is gone; starting a new one',
+                           self.endpoint.address)
+            self._open(dead_server=dead or True)
+
+    def call(self, operation: Callable[[Any, Any], Any], retry: bool = True) -> Any:
+        """Run ``operation(scheduler, filesystem)``; reconnect once if the server is gone."""
+        scheduler, filesystem = self.handles()
+        try:
+            return operation(scheduler, filesystem)
+        except Exception as exc:  # noqa: BLE001 - only a lost server is handled here
+            if not (retry and _server_gone(exc)):
+                raise
+            logger.info('xenon call failed (%s); reconnecting', exc)
+        self.reconnect()
+        scheduler, filesystem = self.handles()
+        return operation(scheduler, filesystem)
+
+    @property
+    def filesystem(self) -> Any:
+        return self.handles()[1]
+
+    def close(self) -> None:
+        """Close both handles (at exit; an ssh scheduler closed earlier leaks a connection)."""
+        with self._lock:
+            for handle in (self._scheduler, self._filesystem):
+                if handle is not None:
+                    try:
+                        handle.close()
+                    except Exception as exc:  # noqa: BLE001 - the server may be gone at exit
+                        logger.debug('closing %r: %s', handle, exc)
+            self._scheduler = self._filesystem = None
+
+    # -- remote commands --------------------------------------------------------------------
+    def run(self, argv: Sequence[str], stdin: Optional[str] = None,
+            timeout: Optional[float] = 60) -> Tuple[int, str, str]:
+        """Run ``argv`` on the remote host (a :data:`cluster.batch.Runner`).
+
+        The command goes through the remote login shell as ``sh -c '<quoted argv>'``, so
+        every argument arrives exactly as given. Returns (exit code, stdout, stderr); a
+        command that outlives ``timeout`` is cancelled and gives exit code 124.
+        """
+        import xenon_backend as xb
+        argv = [str(a) for a in argv]
+        self.commands[argv[0]] += 1
+        description = xb.JobDescription(executable='sh', arguments=['-c', shlex.join(argv)])
+        payload = [stdin.encode()] if stdin else []
+
+        def start(scheduler: Any, _: Any) -> Tuple[Any, Any]:
+            return scheduler.submit_interactive_job(description, payload)
+
+        job, stream = self.call(start)  # retried only here: the command has not run yet
+        scheduler = self._scheduler
+        out, err = bytearray(), bytearray()
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            stream.cancel()
+
+        timer = threading.Timer(timeout, expire) if timeout else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            for chunk in stream:
+                out += chunk.stdout
+                err += chunk.stderr
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if timed_out.is_set():
+            try:
+                scheduler.cancel_job(job)
+            except Exception as exc:  # noqa: BLE001
+                logger.debug('cancelling %s: %s', argv[0], exc)
+            return 124, out.decode(errors='replace'), (
+                err.decode(errors='replace') + f'\ntimed out after {timeout} s on '
+                f'{self.endpoint.address}')
+        status = scheduler.wait_until_done(job, timeout=int((timeout or 60) * 1000))
+        code = status.exit_code if status.exit_code is not None else 255
+        logger.debug('ran %s on %s -> %s', argv[0], self.endpoint.address, code)
+        return code, out.decode(errors='replace'), err.decode(errors='replace')
+
+    # -- what jobs need ---------------------------------------------------------------------
+    @property
+    def home(self) -> str:
+        """The remote home directory (where sftp starts)."""
+        if self._home is None:
+            self._home = str(self.call(lambda _, fs: fs.get_working_directory()))
+        return self._home
+
+    @property
+    def workdir(self) -> str:
+        """The absolute remote working directory: the address's path, else the home."""
+        path = self.endpoint.workdir
+        if path and path.startswith('/~/'):
+            path = path[3:]
+        if path and path.startswith('/') and path != '/~':
+            return path.rstrip('/') or '/'
+        relative = (path or '').lstrip('/').lstrip('~').lstrip('/')
+        return self.home.rstrip('/') + ('/' + relative if relative else '')
+
+    def system(self) -> Any:
+        """The endpoint's batch system, run through :meth:`run` (one instance, one watcher)."""
+        with self._lock:
+            if self._system is None:
+                from ..batch import system_class
+                qtype = self.endpoint.qtype or self.detect_qtype()
+                system = system_class(qtype)(runner=self.run)
+                system.user = self.endpoint.user
+                system.endpoint = self.endpoint
+                self._system = system
+            return self._system
+
+    def detect_qtype(self) -> str:
+        """'slurm' when ``sbatch`` is on the remote PATH, else 'torque' when ``qsub`` is."""
+        for qtype, program in (('slurm', 'sbatch'), ('torque', 'qsub')):
+            code, _, _ = self.run(['which', program], timeout=30)
+            if code == 0:
+                logger.info('%s runs %s', self.endpoint.address, qtype)
+                return qtype
+        raise RemoteError(f'neither sbatch nor qsub is on the PATH of {self.endpoint.address}; '
+                          f'set qtype (slurm or torque) in the profile, or make the batch '
+                          f'commands reachable for non-interactive ssh logins')
+
+    def check_python(self, python: Optional[str] = None) -> None:
+        """Make sure the remote Python can run function jobs (it must import dill); once."""
+        python = python or self.endpoint.python
+        if python in self._python_ok:
+            return
+        code, out, err = self.run([python, '-c', 'import sys, dill; print(dill.__version__)'],
+                                  timeout=60)
+        if code != 0:
+            detail = (err.strip().splitlines() or ['exit code %d' % code])[-1]
+            raise RemotePythonError(
+                f'the remote python {python!r} on {self.endpoint.address} cannot run function '
+                f'jobs: it cannot import dill ({detail}); install dill for it (python -m pip '
+                f'install --user dill) or set python = /path/to/python in the profile')
+        import dill
+        remote_version = out.strip()
+        if remote_version.split('.')[:2] != dill.__version__.split('.')[:2]:
+            logger.warning('dill %s on %s, %s here: results may not unpickle', remote_version,
+                           self.endpoint.address, dill.__version__)
+        self._python_ok.add(python)
+
+
+_POOL: Dict[tuple, Connection] = {}
+_POOL_LOCK = threading.Lock()
+_EXIT_REGISTERED = False
+
+
+def connect(endpoint: Endpoint, server_factory: Optional[ServerFactory] = None) -> Connection:
+    """The pooled connection of ``endpoint`` (made, not opened, on first call)."""
+    with _POOL_LOCK:
+        connection = _POOL.get(endpoint.pool_key)
+        if connection is None:
+            connection = Connection(endpoint, server_factory)
+            _POOL[endpoint.pool_key] = connection
+        return connection
+
+
+def _register_exit() -> None:
+    global _EXIT_REGISTERED
+    with _POOL_LOCK:
+        if not _EXIT_REGISTERED:
+            atexit.register(close_all)  # after the server's own atexit: runs before it
+            _EXIT_REGISTERED = True
+
+
+def close_all() -> None:
+    """Close every pooled connection and forget them."""
+    with _POOL_LOCK:
+        connections = list(_POOL.values())
+        _POOL.clear()
+    for connection in connections:
+        connection.close()
+
+
+def forget(endpoint: Endpoint) -> None:
+    """Drop ``endpoint``'s connection from the pool and close it."""
+    with _POOL_LOCK:
+        connection = _POOL.pop(endpoint.pool_key, None)
+    if connection is not None:
+        connection.close()
+
+
+__all__ = ['Connection', 'connect', 'close_all', 'forget', 'default_server_factory',
+           'ClusterError']

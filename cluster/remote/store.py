@@ -1,0 +1,220 @@
+"""A job's files on a remote host, moved with SFTP: :class:`RemoteStore`.
+
+Each job gets its own remote directory, made exclusively (mode 0700), so no two jobs
+ever share or clobber files::
+
+    <workdir>/cluster-jobs/<local dir name>-<hash of host and local dir>/<name>.<suffix>/
+
+The files are written on this machine as always (the local mirrors, in the job's local
+directory) and pushed there with mode 0600; outputs are pulled back before reading.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import posixpath
+import socket
+from typing import Iterable, List, Optional, Tuple
+
+from ..script import JobFiles, reserve, write_atomic
+from ..storage import LocalStore
+from .connection import Connection
+from .endpoint import RemotePathError
+
+logger = logging.getLogger(__name__)
+
+#: the folder under the remote workdir that holds the per-job directories
+JOBS_FOLDER = 'cluster-jobs'
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def local_dir_tag(directory: str) -> str:
+    """A stable, readable folder name for a local directory: ``<basename>-<8 hex>``."""
+    directory = os.path.abspath(directory)
+    digest = hashlib.sha1(f'{socket.gethostname()}:{directory}'.encode()).hexdigest()[:8]
+    base = ''.join(c if c.isalnum() or c in '._-' else '_' for c in os.path.basename(directory))
+    return f'{base.strip("._") or "root"}-{digest}'
+
+
+class RemoteStore(LocalStore):
+    """Target paths on the endpoint of ``connection``; push/pull/delete through its sftp."""
+
+    #: function payloads must carry what the remote Python cannot import
+    portable = True
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.python = connection.endpoint.python
+
+    # -- paths ------------------------------------------------------------------------------
+    @property
+    def jobs_root(self) -> str:
+        return posixpath.join(self.connection.workdir, JOBS_FOLDER)
+
+    def job_dir(self, files: JobFiles) -> str:
+        """The remote directory of ``files``' job."""
+        return posixpath.join(self.jobs_root, local_dir_tag(files.directory),
+                              f'{files.name}.{files.suffix}')
+
+    def target(self, files: JobFiles) -> JobFiles:
+        return JobFiles(self.job_dir(files), files.name, files.suffix, files.qtype,
+                        script=(posixpath.join(self.job_dir(files), os.path.basename(files.script))
+                                if files.script else None))
+
+    def local(self, files: JobFiles, target_path: str) -> str:
+        return os.path.join(files.directory, posixpath.basename(target_path))
+
+    @property
+    def default_runpath(self) -> str:
+        return self.connection.workdir
+
+    # -- claiming a job's names ---------------------------------------------------------------
+    def claim(self, directory: str, name: str, suffix: str,
+              qtype: str) -> Tuple[JobFiles, JobFiles]:
+        """Reserve the local names and make the job's remote directory, both exclusively."""
+        parent = posixpath.join(self.jobs_root, local_dir_tag(directory))
+        self._make_dirs(parent)
+        for _ in range(1000):
+            files = reserve(directory, name, suffix, qtype)
+            target = self.target(files)
+            if self._make_dir(target.directory):
+                return files, target
+            logger.info('%s exists on %s; trying the next name', target.directory,
+                        self.connection.endpoint.address)
+            os.unlink(files.submission)  # the empty local reservation
+        raise RemotePathError(f'no free job directory under {parent} for {name!r}')
+
+    def _make_dirs(self, path: str) -> None:
+        def make(_, fs) -> None:
+            if not fs.exists(path):
+                missing = []
+                probe = path
+                while probe not in ('', '/') and not fs.exists(probe):
+                    missing.append(probe)
+                    probe = posixpath.dirname(probe)
+                for folder in reversed(missing):
+                    self._mkdir_private(fs, folder, exist_ok=True)
+        self._guard(path, 'create the directory', make)
+
+    def _make_dir(self, path: str) -> bool:
+        """Make ``path`` (0700); False when it exists already."""
+        from xenon_backend import exceptions as xe
+
+        def make(_, fs) -> bool:
+            try:
+                self._mkdir_private(fs, path)
+            except xe.PathAlreadyExistsException:
+                return False
+            return True
+        return self._guard(path, 'create the directory', make)
+
+    @staticmethod
+    def _mkdir_private(fs, path: str, exist_ok: bool = False) -> None:
+        import xenon_backend as xb
+        from xenon_backend import exceptions as xe
+        try:
+            fs.create_directory(path)
+        except xe.PathAlreadyExistsException:
+            if not exist_ok:
+                raise
+            return
+        fs.set_posix_file_permissions(path, xb.PosixFilePermission.from_mode(DIR_MODE))
+
+    def _guard(self, path: str, what: str, operation):
+        """Run a filesystem operation; a failure names the remote path."""
+        from xenon_backend import exceptions as xe
+        try:
+            return self.connection.call(operation)
+        except xe.XenonException as exc:
+            raise RemotePathError(f'cannot {what} {path} on {self.connection.endpoint.address}: '
+                                  f'{exc.message}') from None
+
+    # -- moving files -------------------------------------------------------------------------
+    def push(self, files: JobFiles, target_paths: Iterable[str]) -> None:
+        """Send the local copies to their targets (replacing them), mode 0600."""
+        import xenon_backend as xb
+        mode = xb.PosixFilePermission.from_mode(FILE_MODE)
+        for path in dict.fromkeys(target_paths):
+            with open(self.local(files, path), 'rb') as handle:
+                data = handle.read()
+
+            def write(_, fs, path=path, data=data) -> None:
+                if fs.exists(path):
+                    fs.delete(path)
+                fs.write_bytes(path, data)
+                fs.set_posix_file_permissions(path, mode)
+            self._guard(path, 'write', write)
+            logger.debug('pushed %s', path)
+
+    def pull(self, files: JobFiles, target_paths: Iterable[str]) -> None:
+        """Refresh the local copies of the targets that exist."""
+        from xenon_backend import exceptions as xe
+        for path in dict.fromkeys(target_paths):
+            def read(_, fs, path=path) -> Optional[bytes]:
+                try:
+                    return fs.read_bytes(path)
+                except xe.NoSuchPathException:
+                    return None
+            data = self._guard(path, 'read', read)
+            if data is not None:
+                write_atomic(self.local(files, path), data)
+
+    def delete(self, files: JobFiles, target_paths: Iterable[str]) -> None:
+        """Delete the targets, and the job's directory once it is empty."""
+        from xenon_backend import exceptions as xe
+        paths: List[str] = list(dict.fromkeys(target_paths))
+        directory = self.job_dir(files)
+
+        def remove(_, fs) -> None:
+            for path in paths:
+                try:
+                    fs.delete(path)
+                except xe.NoSuchPathException:
+                    pass
+            try:
+                if not any(True for _ in fs.list(directory)):
+                    fs.delete(directory)
+            except xe.NoSuchPathException:
+                pass
+        self._guard(directory, 'delete files in', remove)
+
+    def prepare_function(self, python: Optional[str] = None) -> None:
+        """Check once per endpoint that the remote Python imports dill."""
+        self.connection.check_python(python or self.python)
+
+    def exists(self, path: str) -> bool:
+        return bool(self._guard(path, 'look at', lambda _, fs: fs.exists(path)))
+
+    def list_dir(self, path: str) -> List[Tuple[str, bool]]:
+        """(name, is_directory) of the entries of a remote directory; [] when it is missing."""
+        from xenon_backend import exceptions as xe
+
+        def listing(_, fs):
+            try:
+                return [(posixpath.basename(str(a.path)), a.is_directory) for a in fs.list(path)]
+            except xe.NoSuchPathException:
+                return []
+        return self._guard(path, 'list', listing)
+
+    def read_remote(self, path: str, limit: int = 16384) -> Optional[bytes]:
+        from xenon_backend import exceptions as xe
+
+        def read(_, fs):
+            try:
+                return fs.read_bytes(path)[:limit]
+            except xe.NoSuchPathException:
+                return None
+        return self._guard(path, 'read', read)
+
+    def delete_remote(self, path: str) -> bool:
+        from xenon_backend import exceptions as xe
+
+        def remove(_, fs) -> bool:
+            try:
+                fs.delete(path)
+                return True
+            except xe.NoSuchPathException:
+                return False
+        return self._guard(path, 'delete', remove)
