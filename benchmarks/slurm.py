@@ -9,8 +9,9 @@
 Every ``sbatch``/``squeue``/``sacct``/``scancel`` the package runs is counted through a PATH
 shim: a directory of small scripts that log their name and time, then exec the real program.
 
-(raw) N + N tiny scripts submitted by a plain ``sbatch --parsable`` loop, then one
-      ``squeue -j <all ids>`` per poll interval until every job has left the running states.
+(raw) N + N tiny scripts (N start a Python, N echo) submitted by a plain
+      ``sbatch --parsable`` loop, then one ``squeue -j <all ids>`` per poll interval until
+      every job has left the running states.
 (api) N function jobs (``cluster.submit``) + N command jobs (``cluster.Job(...).submit()``),
       then ``get()`` on each; the same poll interval (``queue_update``).
 
@@ -48,26 +49,37 @@ def make_shims(directory: str, log: str) -> Dict[str, str]:
         path = os.path.join(directory, program)
         with open(path, 'w') as handle:
             handle.write('#!/bin/bash\n'  # bash 5: $EPOCHREALTIME costs no extra process
-                         f'printf "%s {program}\\n" "$EPOCHREALTIME" >> "{log}"\n'
-                         f'exec "{found}" "$@"\n')
+                         'start=$EPOCHREALTIME\n'
+                         f'"{found}" "$@"\n'
+                         'code=$?\n'
+                         f'printf "%s %s {program}\\n" "$start" "$EPOCHREALTIME" >> "{log}"\n'
+                         'exit $code\n')
         os.chmod(path, stat.S_IRWXU)
     return real
 
 
-def read_log(log: str) -> List[Tuple[float, str]]:
+def read_log(log: str) -> List[Tuple[float, float, str]]:
+    """(start, end, program) of every shimmed call so far."""
     if not os.path.exists(log):
         return []
     with open(log) as handle:
-        return [(float(stamp), name) for stamp, name in
+        return [(float(start), float(end), name) for start, end, name in
                 (line.split() for line in handle if line.strip())]
 
 
-def count(entries: List[Tuple[float, str]], start: float, end: float) -> Dict[str, int]:
+def count(entries: List[Tuple[float, float, str]], start: float, end: float) -> Dict[str, int]:
     found = {program: 0 for program in PROGRAMS}
-    for stamp, name in entries:
-        if start <= stamp <= end:
+    for began, _, name in entries:
+        if start <= began <= end:
             found[name] += 1
     return found
+
+
+def seconds_in(entries: List[Tuple[float, float, str]], program: str, start: float,
+               end: float) -> float:
+    """Time spent inside ``program`` for calls started between start and end."""
+    return sum(stop - began for began, stop, name in entries
+               if name == program and start <= began <= end)
 
 
 def square(x: int) -> int:
@@ -84,14 +96,18 @@ def raw_loop(workdir: str, jobs: int, interval: float) -> Dict[str, float]:
     scripts = []
     for index in range(jobs):
         path = os.path.join(workdir, f'raw_{index}.sh')
+        # the first half starts a Python like a function job does, the rest echo
+        work = (f'{sys.executable} -c "print({index} * {index})"' if index < jobs // 2
+                else f'echo {index}')
         with open(path, 'w') as handle:
-            handle.write(f'#!/bin/bash\n#SBATCH --output={workdir}/raw_{index}.out\n'
-                         f'echo {index}\n')
+            handle.write(f'#!/bin/bash\n#SBATCH --output={workdir}/raw_{index}.out\n{work}\n')
         scripts.append(path)
+    t0 = time.time()
     start = time.perf_counter()
     ids = [subprocess.run(['sbatch', '--parsable', path], capture_output=True, text=True,
                           check=True).stdout.strip().split(';')[0] for path in scripts]
     submitted = time.perf_counter()
+    t_submitted = time.time()
     polls = 0
     while True:
         polls += 1
@@ -101,7 +117,8 @@ def raw_loop(workdir: str, jobs: int, interval: float) -> Dict[str, float]:
             break
         time.sleep(interval)
     done = time.perf_counter()
-    return {'submit': submitted - start, 'total': done - start, 'polls': polls}
+    return {'submit': submitted - start, 'total': done - start, 'polls': polls,
+            't0': t0, 't_submitted': t_submitted}
 
 
 def api_run(workdir: str, jobs: int, interval: float, log: str) -> Dict[str, object]:
@@ -126,6 +143,7 @@ def api_run(workdir: str, jobs: int, interval: float, log: str) -> Dict[str, obj
     return {'submit': submitted - start, 'total': done - start, 'wrong': wrong,
             'during_submit': count(entries, t0, t_submitted),
             'during_wait': count(entries, t_submitted, t_done + 0.5),
+            'sbatch_seconds': seconds_in(entries, 'sbatch', t0, t_submitted),
             'wait_seconds': waiting, 'intervals': max(1, math.ceil(waiting / interval))}
 
 
@@ -152,8 +170,10 @@ def main(argv: List[str]) -> int:
     raw_dir = os.path.join(base, 'raw')
     os.makedirs(raw_dir)
     raw = raw_loop(raw_dir, total, args.interval)
+    raw_sbatch = seconds_in(read_log(log), 'sbatch', raw['t0'], raw['t_submitted'])
     print(f'\n(raw) sbatch loop of {total}: submit {raw["submit"]:.2f} s '
-          f'({raw["submit"] / total * 1000:.1f} ms/job), all done after {raw["total"]:.2f} s, '
+          f'({raw["submit"] / total * 1000:.1f} ms/job, of which inside sbatch '
+          f'{raw_sbatch / total * 1000:.1f}), all done after {raw["total"]:.2f} s, '
           f'{raw["polls"]} squeue polls')
     if args.raw_only:
         return 0
@@ -163,7 +183,8 @@ def main(argv: List[str]) -> int:
     api = api_run(api_dir, args.jobs, args.interval, log)
     sub, wait = api['during_submit'], api['during_wait']
     print(f'(api) Job API, {total} jobs: submit {api["submit"]:.2f} s '
-          f'({api["submit"] / total * 1000:.1f} ms/job), all results after {api["total"]:.2f} s; '
+          f'({api["submit"] / total * 1000:.1f} ms/job, of which inside sbatch '
+          f'{api["sbatch_seconds"] / total * 1000:.1f}), all results after {api["total"]:.2f} s; '
           f'wrong results: {len(api["wrong"])}')
     print(f'      during submission: sbatch {sub["sbatch"]}, squeue {sub["squeue"]}, '
           f'sacct {sub["sacct"]}')
