@@ -337,3 +337,9 @@ def test_live_wrapper_refuses_paths_its_shell_would_run(torque, tmp_path):
     assert os.path.getsize(files.submission) > 0
     for place in (tmp_path, directory):
         assert not any(p.name.startswith('PWNED') for p in place.iterdir())
+
+
+def test_truncated_xml_is_a_command_error_not_a_crash():
+    runner = FakeRunner({'qstat': (0, '<Data><Job><Job_Id>1.head</Job_Id><job_st', '')})
+    with pytest.raises(CommandError, match='unreadable qstat XML'):
+        fast(runner, 'torque').statuses(['1'])

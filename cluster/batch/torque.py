@@ -323,7 +323,10 @@ class Torque(BatchSystem):
         code, out, err = run_retried(self.runner, argv, tries=self.status_tries,
                                      timeout=self.status_timeout, backoff=self.backoff,
                                      accept=_unknown_id)
-        records = parse_qstat_xml(out) if flavour == 'torque' else parse_qstat_f(out)
+        try:
+            records = parse_qstat_xml(out) if flavour == 'torque' else parse_qstat_f(out)
+        except ElementTree.ParseError as exc:
+            raise CommandError(argv, code, out, err, message=f'unreadable qstat XML: {exc}')
         infos = [job_info(attrs, flavour) for attrs in records]
         if ids is None:
             infos = [i for i in infos if not user or i.user == user]
