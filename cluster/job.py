@@ -6,8 +6,10 @@ Nothing here knows which batch system it talks to: headers and scripts come from
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import posixpath
 import re
 import shlex
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
@@ -15,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Un
 from . import batch, function, queue
 from .batch import JobInfo, State
 from .errors import JobError, OptionError
-from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script, reserve
+from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script
 from .storage import LocalStore, remove_local
 
 logger = logging.getLogger(__name__)
@@ -295,17 +297,33 @@ def submit(command: Command, args: Optional[Sequence] = None, **kwds: Any) -> Jo
 
 
 def submit_file(script_file: str, dependencies: Optional[Sequence] = None,
-                threads: Optional[int] = None, qtype: Optional[str] = None) -> str:
-    """Submit an existing script as it is; return the job id."""
+                threads: Optional[int] = None, qtype: Optional[str] = None,
+                remote: Any = None, profile: Optional[str] = None) -> str:
+    """Submit an existing script as it is; return the job id.
+
+    With ``remote`` (an ``ssh://`` address) or a remote ``profile`` the script is copied
+    into a job directory of its own on that host and submitted there; its output lands
+    in that directory.
+    """
     if not os.path.isfile(script_file):
         raise JobError(f'no script file {script_file!r}')
-    system = batch.get(qtype)
+    store, system = _store_and_system(qtype, profile, remote)
     path = os.path.abspath(script_file)
-    files = JobFiles(os.path.dirname(path), os.path.basename(path), DEFAULT_SUFFIX,
-                     system.name, script=path)
-    options = {'cores': int(threads)} if threads else {}
-    job_id = system.submit(files, _dependency_ids(dependencies or [], system.name), options)
-    queue.watcher(system).track(job_id, files, LocalStore())
+    options: Dict[str, Any] = {'cores': int(threads)} if threads else {}
+    if isinstance(store, LocalStore) and not store.portable:
+        files = target = JobFiles(os.path.dirname(path), os.path.basename(path),
+                                  DEFAULT_SUFFIX, system.name, script=path)
+    else:
+        stem = re.sub(r'[^A-Za-z0-9_.+-]+', '_', os.path.basename(path)).strip('._') or 'job'
+        files, target = store.claim(os.path.dirname(path), stem, DEFAULT_SUFFIX, system.name)
+        os.unlink(files.submission)  # only the remote directory is wanted
+        files = dataclasses.replace(files, script=path)
+        target = dataclasses.replace(target, script=posixpath.join(target.directory,
+                                                                     os.path.basename(path)))
+        store.push(files, [target.script])
+        options.update(outfile=target.outfile, errfile=target.errfile)
+    job_id = system.submit(target, _dependency_ids(dependencies or [], system), options)
+    queue.watcher(system).track(job_id, files, store)
     return job_id
 
 
@@ -315,31 +333,73 @@ def clean(jobs: Union[Job, Sequence[Job]], delete_outputs: bool = False) -> None
         job.clean(delete_outputs)
 
 
-def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optional[str] = None,
-              confirm: bool = False, delete_outputs: bool = True) -> Set[str]:
-    """Delete the files of jobs this package wrote in ``directory``; return their paths.
-
-    Only job sets whose submission script carries this package's marker line are
-    touched, so a user's own file named like a job file is never deleted.
-    """
-    directory = os.path.abspath(directory)
-    qtypes = [qtype] if qtype else list(SUBMISSION_EXT)
-    doomed: Set[str] = set()
-    for entry in os.listdir(directory):
+def _job_sets(names: Sequence[str], directory: str, suffix: str,
+              qtypes: Sequence[str]) -> List[JobFiles]:
+    """The job file sets whose submission script is among ``names``."""
+    found = []
+    for entry in names:
         for kind in qtypes:
             ending = f'.{suffix}{SUBMISSION_EXT.get(kind, "")}'
             if entry.endswith(ending) and len(entry) > len(ending):
-                files = JobFiles(directory, entry[:-len(ending)], suffix, kind)
-                if _has_marker(files.submission):
-                    paths = files.all() if delete_outputs else files.scripts()
-                    doomed.update(p for p in paths if os.path.isfile(p))
-    if doomed and confirm:
-        answer = input(f'Delete {len(doomed)} files in {directory}? [y/N] ')
+                found.append(JobFiles(directory, entry[:-len(ending)], suffix, kind))
+    return found
+
+
+def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optional[str] = None,
+              confirm: bool = False, delete_outputs: bool = True, remote: Any = None,
+              profile: Optional[str] = None) -> Set[str]:
+    """Delete the files of jobs this package wrote in ``directory``; return their paths.
+
+    Only job sets whose submission script carries this package's marker line are
+    touched, so a user's own file named like a job file is never deleted. With
+    ``remote`` or a remote ``profile``, the remote job directories of the jobs written
+    from ``directory`` go too (their paths are in the answer).
+    """
+    directory = os.path.abspath(directory)
+    found = _store_and_system(qtype, profile, remote) if (remote or profile) else None
+    store = found[0] if found and found[0].portable else None
+    qtypes = [qtype] if qtype else ([found[1].name] if store else list(SUBMISSION_EXT))
+    doomed: Set[str] = set()
+    for files in _job_sets(os.listdir(directory), directory, suffix, qtypes):
+        if _has_marker(files.submission):
+            paths = files.all() if delete_outputs else files.scripts()
+            doomed.update(p for p in paths if os.path.isfile(p))
+    remote_doomed = _remote_job_files(store, directory, suffix, qtypes,
+                                      delete_outputs) if store else {}
+    if (doomed or remote_doomed) and confirm:
+        answer = input(f'Delete {len(doomed)} files in {directory}'
+                       + (f' and {sum(map(len, remote_doomed.values()))} remote files'
+                          if remote_doomed else '') + '? [y/N] ')
         if answer.strip().lower() not in ('y', 'yes'):
             return set()
     for path in doomed:
         os.unlink(path)
+    for files, paths in remote_doomed.items():
+        store.delete(files, paths)
+        doomed.update(paths)
     return doomed
+
+
+def _remote_job_files(store: Any, directory: str, suffix: str, qtypes: Sequence[str],
+                      delete_outputs: bool) -> Dict[JobFiles, List[str]]:
+    """Remote files of the jobs written from ``directory``, by (local) job file set."""
+    parent = posixpath.dirname(store.job_dir(JobFiles(directory, 'x', suffix)))
+    result: Dict[JobFiles, List[str]] = {}
+    for entry, is_dir in store.list_dir(parent):
+        if not is_dir:
+            continue
+        job_dir = posixpath.join(parent, entry)
+        names = [name for name, sub in store.list_dir(job_dir) if not sub]
+        for files in _job_sets(names, directory, suffix, qtypes):
+            target = store.target(files)
+            if target.directory != job_dir:
+                continue
+            head = store.read_remote(target.submission) or b''
+            if MARKER.encode() not in head:
+                continue
+            paths = target.all() if delete_outputs else target.scripts()
+            result[files] = [p for p in paths if posixpath.basename(p) in names]
+    return result
 
 
 def _has_marker(path: str) -> bool:

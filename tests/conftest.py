@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import socket
 import subprocess
+import uuid
+from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -41,17 +46,119 @@ def slurm_ready() -> bool:
                           timeout=20).stdout.count('UP') > 0
 
 
+def _require_slurm(qtype: str) -> None:
+    require('Slurm', slurm_ready(), 'bash tests/cluster/slurm_up.sh')
+    if qtype == 'torque':
+        require('the Torque wrappers', bool(shutil.which('qsub')),
+                'bash tests/cluster/slurm_up.sh (package slurm-wlm-torque)')
+
+
 @pytest.fixture(params=['local',
                         pytest.param('slurm', marks=pytest.mark.slurm),
                         pytest.param('torque', marks=pytest.mark.torque)])
 def qtype(request):
-    """Each Job API test runs on every batch system the suite has started."""
+    """Each batch-system test runs on every batch system the suite has started."""
     if request.param in ('slurm', 'torque'):
-        require('Slurm', slurm_ready(), 'bash tests/cluster/slurm_up.sh')
-        if request.param == 'torque':
-            require('the Torque wrappers', bool(shutil.which('qsub')),
-                    'bash tests/cluster/slurm_up.sh (package slurm-wlm-torque)')
+        _require_slurm(request.param)
     return request.param
+
+
+# -- remote clusters: the test sshd on 127.0.0.1, the real Slurm behind it, Xenon ----------
+STATE = os.environ.get('CLUSTER_TEST_STATE', '/var/lib/cluster-test')
+REMOTE_HOW = ('bash scripts/setup_xenon.sh; bash tests/cluster/slurm_up.sh; '
+              'bash tests/cluster/sshd_up.sh; bash tests/cluster/remote_up.sh')
+
+
+def read_env_file(path: str) -> Dict[str, str]:
+    values = {}
+    with open(path) as handle:
+        for line in handle:
+            name, sep, value = line.strip().partition('=')
+            if sep:
+                values[name] = value
+    return values
+
+
+@pytest.fixture(scope='session')
+def remote_env() -> Dict[str, str]:
+    """Settings of the test sshd and of the test user's remote Pythons; Xenon started."""
+    files = [os.path.join(STATE, 'sshd.env'), os.path.join(STATE, 'remote.env')]
+    missing = [f for f in files if not os.path.isfile(f)]
+    require('the remote test set-up', not missing, REMOTE_HOW)
+    env: Dict[str, str] = {}
+    for path in files:
+        env.update(read_env_file(path))
+    try:
+        with socket.create_connection((env['CLUSTER_TEST_SSH_HOST'],
+                                       int(env['CLUSTER_TEST_SSH_PORT'])), timeout=2):
+            pass
+        reachable = True
+    except OSError:
+        reachable = False
+    require('the test sshd', reachable, 'bash tests/cluster/sshd_up.sh')
+    from xenon_fixtures import xenon_missing
+    problem = xenon_missing()
+    require('xenon-grpc', not problem, f'bash scripts/setup_xenon.sh ({problem})')
+    import xenon_backend
+    xenon_backend.init()  # the default server of the run; the xenon tests reuse it
+    env['url'] = (f'ssh://{env["CLUSTER_TEST_SSH_USER"]}@{env["CLUSTER_TEST_SSH_HOST"]}:'
+                  f'{env["CLUSTER_TEST_SSH_PORT"]}{env["CLUSTER_TEST_REMOTE_WORKDIR"]}')
+    return env
+
+
+def remote_profile(env: Dict[str, str], qtype: str, **changes) -> Dict[str, object]:
+    """The profile keys of the test endpoint (strict host key checking off: a test host)."""
+    profile = {'remote': env['url'], 'qtype': qtype, 'key': env['CLUSTER_TEST_SSH_KEY'],
+               'python': env['CLUSTER_TEST_REMOTE_PYTHON'], 'strict_host_key': False}
+    profile.update(changes)
+    return profile
+
+
+@pytest.fixture(scope='session')
+def remote_profiles(remote_env, private_config) -> Dict[str, str]:
+    """Profiles remote-slurm and remote-torque for the test endpoint."""
+    from cluster import config_file
+    for qtype in ('slurm', 'torque'):
+        config_file.set_profile(f'remote-{qtype}', remote_profile(remote_env, qtype),
+                                update=False)
+    return remote_env
+
+
+def remote_rundir(env: Dict[str, str]) -> Path:
+    """A fresh directory of the test user inside its workdir (readable here: we are root)."""
+    user = pwd.getpwnam(env['CLUSTER_TEST_SSH_USER'])
+    path = Path(env['CLUSTER_TEST_REMOTE_WORKDIR']) / f'run-{uuid.uuid4().hex[:10]}'
+    path.mkdir(mode=0o700)
+    os.chown(path, user.pw_uid, user.pw_gid)
+    return path
+
+
+REMOTE_MARKS = [pytest.mark.remote, pytest.mark.sshd, pytest.mark.xenon]
+
+
+@pytest.fixture(params=['local',
+                        pytest.param('slurm', marks=pytest.mark.slurm),
+                        pytest.param('torque', marks=pytest.mark.torque),
+                        pytest.param('remote-slurm', marks=[pytest.mark.slurm, *REMOTE_MARKS]),
+                        pytest.param('remote-torque',
+                                     marks=[pytest.mark.torque, *REMOTE_MARKS])])
+def target(request, tmp_path):
+    """The submit keywords of each place the Job API runs: ``{'qtype': ...}`` here, or
+    ``{'profile': 'remote-...', 'dir': <a run directory of the remote user>}`` over SSH."""
+    name = request.param
+    if name == 'local':
+        return {'qtype': 'local'}
+    _require_slurm(name.split('-')[-1])
+    if not name.startswith('remote-'):
+        return {'qtype': name}
+    env = request.getfixturevalue('remote_profiles')
+    return {'profile': name, 'dir': str(remote_rundir(env))}
+
+
+@pytest.fixture
+def rundir(target, in_tmp) -> Path:
+    """Where the test's jobs run: the test's own directory, or the remote run directory."""
+    return Path(target['dir']) if 'dir' in target else in_tmp
 
 
 @pytest.fixture
