@@ -95,7 +95,7 @@ def _cmd_submit(args: argparse.Namespace) -> None:
 
 def _cmd_queue(args: argparse.Namespace) -> None:
     from .queue import Queue
-    queue = Queue(user=args.user, qtype=args.qtype)
+    queue = Queue(user=args.user, qtype=args.qtype, profile=args.profile)
     print(f'{"id":>10}  {"state":<10} {"exit":>4}  name')
     for info in queue.queue.values():
         code = '' if info.exitcode is None else info.exitcode
@@ -104,7 +104,7 @@ def _cmd_queue(args: argparse.Namespace) -> None:
 
 def _cmd_wait(args: argparse.Namespace) -> None:
     from .queue import Queue
-    infos = Queue(qtype=args.qtype).wait(args.ids, timeout=args.timeout)
+    infos = Queue(qtype=args.qtype, profile=args.profile).wait(args.ids, timeout=args.timeout)
     failed = 0
     for job_id, info in infos.items():
         print(f'{job_id} {info.state} exit={info.exitcode}')
@@ -115,7 +115,8 @@ def _cmd_wait(args: argparse.Namespace) -> None:
 def _cmd_clean(args: argparse.Namespace) -> None:
     from .job import clean_dir
     deleted = clean_dir(args.directory, suffix=args.suffix, qtype=args.qtype,
-                        confirm=not args.yes, delete_outputs=not args.keep_outputs)
+                        confirm=not args.yes, delete_outputs=not args.keep_outputs,
+                        profile=args.profile)
     for path in sorted(deleted):
         print(path)
 
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(handler=handler)
         return cmd
 
+    remote_help = 'a profile; a remote one (remote = ssh://...) works on that cluster'
     cmd = add('options', _cmd_options, 'show the keyword options and their batch formats')
     cmd.add_argument('--qtype', choices=QTYPES)
     cmd.add_argument('--table', action='store_true', help='as a reStructuredText table')
@@ -153,23 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd = add('submit', _cmd_submit, 'submit a shell command: cluster submit [-k mem=4GB] -- CMD')
     cmd.add_argument('--qtype', choices=QTYPES)
-    cmd.add_argument('--profile')
+    cmd.add_argument('--profile', help=remote_help)
     cmd.add_argument('-k', '--keyword', action='append', default=[], metavar='key=value')
     cmd.add_argument('command', nargs=argparse.REMAINDER)
 
     cmd = add('queue', _cmd_queue, "list the user's jobs")
     cmd.add_argument('--qtype', choices=QTYPES)
+    cmd.add_argument('--profile', help=remote_help)
     cmd.add_argument('--user')
 
     cmd = add('wait', _cmd_wait, 'wait for job ids to finish; exit 1 if any did not complete')
     cmd.add_argument('ids', nargs='+')
     cmd.add_argument('--qtype', choices=QTYPES)
+    cmd.add_argument('--profile', help=remote_help)
     cmd.add_argument('--timeout', type=float)
 
     cmd = add('clean', _cmd_clean, 'delete the files of jobs this package wrote in DIR')
     cmd.add_argument('directory', nargs='?', default='.')
     cmd.add_argument('--suffix', default='cluster')
     cmd.add_argument('--qtype', choices=QTYPES)
+    cmd.add_argument('--profile', help='a remote profile: its remote job files go too')
     cmd.add_argument('--keep-outputs', action='store_true')
     cmd.add_argument('-y', '--yes', action='store_true', help='do not ask')
 

@@ -20,7 +20,7 @@ from .store import RemoteStore
 def for_endpoint(endpoint: Endpoint) -> Tuple[RemoteStore, Any]:
     """(store, batch system) of ``endpoint``; one connection and one system per endpoint."""
     connection = connect(endpoint)
-    return RemoteStore(connection), connection.system()
+    return RemoteStore(connection, endpoint), connection.system(endpoint.qtype)
 
 
 def lookup(profile: Optional[str] = None, remote: Any = None) -> Optional[Tuple[RemoteStore, Any]]:

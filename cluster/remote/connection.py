@@ -64,7 +64,7 @@ class Connection:
         self._credential: Any = None
         self._lock = threading.RLock()
         self._home: Optional[str] = None
-        self._system: Any = None
+        self._systems: Dict[str, Any] = {}
         self._python_ok: set = set()
         #: remote commands run, by program name (benchmarks count the status commands)
         self.commands: collections.Counter = collections.Counter()
@@ -73,7 +73,7 @@ class Connection:
     # -- opening ----------------------------------------------------------------------------
     def _properties(self, kind: str) -> Dict[str, str]:
         strict = 'true' if self.endpoint.strict_host_key else 'false'
-        timeout_ms = str(int(self.endpoint.connect_timeout * 1000))
+        timeout_ms = str(int(self.endpoint.timeout * 1000))
         if kind == 'scheduler':
             prefix = 'xenon.adaptors.schedulers.ssh.'
             extra = {prefix + 'timeout': timeout_ms,
@@ -89,9 +89,11 @@ class Connection:
         import xenon_backend as xb
         from xenon_backend import exceptions as xe
         endpoint = self.endpoint
+        started = time.monotonic()
+        # a clear error naming the host, within the timeout, before Xenon is asked
+        diagnose.ssh_greeting(endpoint.host, endpoint.port, endpoint.timeout)
         self.server = self.server_factory(dead_server)
         credential = self._credential or endpoint.credential()
-        started = time.monotonic()
         try:
             try:
                 scheduler = xb.Scheduler.create('ssh', endpoint.location,
@@ -223,10 +225,9 @@ class Connection:
             self._home = str(self.call(lambda _, fs: fs.get_working_directory()))
         return self._home
 
-    @property
-    def workdir(self) -> str:
+    def workdir(self, endpoint: Optional[Endpoint] = None) -> str:
         """The absolute remote working directory: the address's path, else the home."""
-        path = self.endpoint.workdir
+        path = (endpoint or self.endpoint).workdir
         if path and path.startswith('/~/'):
             path = path[3:]
         if path and path.startswith('/') and path != '/~':
@@ -234,17 +235,22 @@ class Connection:
         relative = (path or '').lstrip('/').lstrip('~').lstrip('/')
         return self.home.rstrip('/') + ('/' + relative if relative else '')
 
-    def system(self) -> Any:
-        """The endpoint's batch system, run through :meth:`run` (one instance, one watcher)."""
+    def system(self, qtype: Optional[str] = None) -> Any:
+        """The batch system ``qtype`` (detected when None) run through :meth:`run`.
+
+        One instance per qtype and connection, so one watcher and one status command
+        per poll interval for all the jobs of this endpoint.
+        """
         with self._lock:
-            if self._system is None:
+            qtype = qtype or self.endpoint.qtype or self._systems.get('') or self.detect_qtype()
+            self._systems.setdefault('', qtype)
+            if qtype not in self._systems:
                 from ..batch import system_class
-                qtype = self.endpoint.qtype or self.detect_qtype()
                 system = system_class(qtype)(runner=self.run)
                 system.user = self.endpoint.user
                 system.endpoint = self.endpoint
-                self._system = system
-            return self._system
+                self._systems[qtype] = system
+            return self._systems[qtype]
 
     def detect_qtype(self) -> str:
         """'slurm' when ``sbatch`` is on the remote PATH, else 'torque' when ``qsub`` is."""

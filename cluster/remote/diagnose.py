@@ -81,7 +81,7 @@ def explain(endpoint: Endpoint, error: Exception) -> RemoteError:
         return AuthenticationError(f'the key file {endpoint.key!r} of {endpoint.address} '
                                    f'cannot be read: {message}')
     try:
-        ssh_greeting(endpoint.host, endpoint.port, endpoint.connect_timeout)
+        ssh_greeting(endpoint.host, endpoint.port, endpoint.timeout)
     except HostUnreachableError as unreachable:
         return unreachable
     if endpoint.strict_host_key and known_hosts_entry(endpoint.host, endpoint.port) is False:

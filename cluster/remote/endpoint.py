@@ -69,9 +69,15 @@ class Endpoint:
     python: str = 'python3'
     strict_host_key: bool = True
     profile: Optional[str] = None
-    connect_timeout: float = CONNECT_TIMEOUT
+    #: seconds to connect and log in (None: :data:`CONNECT_TIMEOUT`)
+    connect_timeout: Optional[float] = None
     #: a password or passphrase given in code (never stored, never shown)
     secret: Optional[str] = field(default=None, repr=False, compare=False)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds to connect and log in."""
+        return float(self.connect_timeout or CONNECT_TIMEOUT)
 
     @property
     def location(self) -> str:

@@ -20,7 +20,7 @@ from typing import Iterable, List, Optional, Tuple
 from ..script import JobFiles, reserve, write_atomic
 from ..storage import LocalStore
 from .connection import Connection
-from .endpoint import RemotePathError
+from .endpoint import Endpoint, RemotePathError
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +44,15 @@ class RemoteStore(LocalStore):
     #: function payloads must carry what the remote Python cannot import
     portable = True
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, endpoint: Optional[Endpoint] = None) -> None:
         self.connection = connection
-        self.python = connection.endpoint.python
+        self.endpoint = endpoint or connection.endpoint
+        self.python = self.endpoint.python
 
     # -- paths ------------------------------------------------------------------------------
     @property
     def jobs_root(self) -> str:
-        return posixpath.join(self.connection.workdir, JOBS_FOLDER)
+        return posixpath.join(self.connection.workdir(self.endpoint), JOBS_FOLDER)
 
     def job_dir(self, files: JobFiles) -> str:
         """The remote directory of ``files``' job."""
@@ -68,7 +69,7 @@ class RemoteStore(LocalStore):
 
     @property
     def default_runpath(self) -> str:
-        return self.connection.workdir
+        return self.connection.workdir(self.endpoint)
 
     # -- claiming a job's names ---------------------------------------------------------------
     def claim(self, directory: str, name: str, suffix: str,

@@ -1,0 +1,362 @@
+"""Remote clusters through Xenon: endpoints, the remote runner and store, bad input and faults.
+
+The Job API itself runs over the remote endpoint in test_job.py (targets remote-slurm and
+remote-torque). Here: what is special to the remote path, against the real test sshd on
+127.0.0.1 (user clustertest), the real Slurm behind it and the real xenon-grpc jar.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import cluster
+from cluster import config_file, function, remote
+from cluster.batch import State
+from cluster.remote import (AuthenticationError, HostKeyError, HostUnreachableError,
+                            RemotePathError, RemotePythonError)
+from cluster.remote.store import local_dir_tag
+from conftest import REMOTE_MARKS, remote_profile, require
+
+LIVE = [*REMOTE_MARKS, pytest.mark.slurm]
+
+
+def add(a, b=0):
+    return a + b
+
+
+# -- without any server ---------------------------------------------------------------------
+def test_endpoint_from_profile(private_config):
+    config_file.set_profile('hpc-unit', {'remote': 'ssh://ann@hpc.example.org:2222/scratch/ann',
+                                         'qtype': 'torque', 'key': '~/.ssh/id_ed25519',
+                                         'python': '/usr/bin/python3'}, update=False)
+    endpoint = remote.from_profile('hpc-unit')
+    assert (endpoint.user, endpoint.host, endpoint.port) == ('ann', 'hpc.example.org', 2222)
+    assert endpoint.workdir == '/scratch/ann' and endpoint.qtype == 'torque'
+    assert endpoint.key == os.path.expanduser('~/.ssh/id_ed25519')
+    assert endpoint.strict_host_key is True          # the default
+    assert remote.from_profile('default') is None     # not remote
+    assert remote.from_url('ssh://h').port == 22
+
+
+def test_password_comes_from_the_environment_and_is_never_shown(monkeypatch):
+    endpoint = remote.from_url('ssh://ann@hpc.example.org', profile='my-hpc')
+    monkeypatch.setenv('CLUSTER_PASSWORD_MY_HPC', 's3cret')
+    credential = endpoint.credential()
+    assert credential.password == 's3cret'
+    assert 's3cret' not in repr(credential) and 's3cret' not in repr(endpoint)
+
+
+def test_bad_remote_address_is_named():
+    with pytest.raises(cluster.ConfigError, match='ftp://x'):
+        remote.from_url('ftp://x')
+
+
+def test_target_paths_live_in_a_job_directory_of_their_own(tmp_path):
+    endpoint = remote.from_url('ssh://ann@hpc.example.org/scratch/ann')
+    store = remote.RemoteStore(remote.Connection(endpoint))   # absolute workdir: no connection
+    files = cluster.script.JobFiles(str(tmp_path), 'job', 'cluster', 'slurm')
+    target = store.target(files)
+    assert target.directory == f'/scratch/ann/cluster-jobs/{local_dir_tag(str(tmp_path))}/job.cluster'
+    assert target.submission == target.directory + '/job.cluster.sbatch'
+    assert store.local(files, target.outfile) == files.outfile
+
+
+def test_installed_modules_go_by_reference_own_modules_by_value(tmp_path, monkeypatch):
+    (tmp_path / 'submit_side_only.py').write_text('def f():\n    return 1\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import submit_side_only  # noqa: F401
+    assert function.is_installed('json') and function.is_installed('dill')
+    assert function.is_installed('sys')
+    assert not function.is_installed('submit_side_only')
+    assert not function.is_installed('__main__')
+
+
+# -- live: the test sshd, Slurm, xenon-grpc --------------------------------------------------
+@pytest.fixture(scope='module')
+def env(remote_profiles):
+    return remote_profiles
+
+
+@pytest.fixture(scope='module')
+def connection(env):
+    return remote.connect(remote.from_profile('remote-slurm'))
+
+
+def make_profile(env, name, qtype='slurm', **changes):
+    config_file.set_profile(name, remote_profile(env, qtype, **changes), update=False)
+    return name
+
+
+@pytest.mark.usefixtures('env')
+class TestRunner:
+    pytestmark = LIVE
+
+    def test_arguments_arrive_exactly(self, connection):
+        code, out, err = connection.run(['printf', '[%s]', '', 'a b', "it's", '$HOME', 'x\ny',
+                                         '`id`;|&'])
+        assert (code, err) == (0, '')
+        assert out == "[][a b][it's][$HOME][x\ny][`id`;|&]"
+
+    def test_exit_code_stdin_and_stderr(self, connection):
+        assert connection.run(['sh', '-c', 'cat; echo oops >&2; exit 3'], stdin='in\n') == \
+            (3, 'in\n', 'oops\n')
+        code, _, err = connection.run(['no-such-program-xyz'])
+        assert code == 127 and 'not found' in err
+
+    def test_a_command_past_its_timeout_is_cancelled(self, connection):
+        started = time.monotonic()
+        code, _, err = connection.run(['sleep', '30'], timeout=1)
+        assert code == 124 and 'timed out' in err
+        assert time.monotonic() - started < 10
+        assert connection.run(['true']) [0] == 0   # the connection is still usable
+
+    def test_qtype_is_detected_remotely(self, connection):
+        assert connection.detect_qtype() == 'slurm'   # sbatch is on the test user's PATH
+
+
+@pytest.mark.usefixtures('env')
+class TestJobs:
+    pytestmark = LIVE
+
+    def test_files_are_private_on_the_remote_side(self, in_tmp):
+        job = cluster.submit(add, (1, 2), profile='remote-slurm')
+        assert job.get() == 3
+        for path in (job.target.submission, job.target.pickle_in, job.target.function_py):
+            info = os.stat(path)   # same machine: root can look
+            assert stat.S_IMODE(info.st_mode) == 0o600, path
+            assert info.st_uid != 0   # written by the remote user
+        assert stat.S_IMODE(os.stat(job.target.directory).st_mode) == 0o700
+
+    def test_function_from_a_module_that_exists_only_here(self, in_tmp, monkeypatch):
+        (in_tmp / 'only_on_laptop.py').write_text(textwrap.dedent('''
+            SCALE = 3
+
+            class Box:
+                def __init__(self, value):
+                    self.value = value
+
+            def helper(x):
+                return x * SCALE
+
+            def work(x):
+                return Box(helper(x) + 1)
+        '''))
+        monkeypatch.syspath_prepend(str(in_tmp))
+        import only_on_laptop
+        result = cluster.submit(only_on_laptop.work, (4,), profile='remote-slurm').get()
+        assert result.value == 13
+
+    def test_one_status_command_per_poll_for_all_jobs(self, in_tmp, connection):
+        jobs = [cluster.submit('sleep 1', profile='remote-slurm') for _ in range(6)]
+        watcher = jobs[0]._watcher
+        before_polls, before_squeue = watcher.polls, connection.commands['squeue']
+        cluster.Queue(profile='remote-slurm').wait(jobs)
+        polls = watcher.polls - before_polls
+        assert polls >= 1
+        assert connection.commands['squeue'] - before_squeue == polls
+        assert all(job.state == State.COMPLETED for job in jobs)
+
+    def test_clean_dir_removes_remote_files(self, in_tmp):
+        job = cluster.submit('echo x', profile='remote-slurm', name='tidy')
+        job.get()
+        assert os.path.exists(job.target.submission)
+        deleted = cluster.clean_dir(str(in_tmp), profile='remote-slurm')
+        assert job.target.submission in deleted and job.files.submission in deleted
+        assert not os.path.exists(job.target.directory)
+
+    def test_cli_submit_queue_wait(self, in_tmp, private_config):
+        env = dict(os.environ, CLUSTER_CONFIG=private_config)
+
+        def cli(*args):
+            return subprocess.run([sys.executable, '-m', 'cluster.cli', *args], env=env,
+                                  cwd=str(in_tmp), capture_output=True, text=True, timeout=180)
+        submitted = cli('submit', '--profile', 'remote-slurm', '--', 'echo', 'hi there')
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.strip().splitlines()[-1]
+        assert job_id.isdigit()
+        waited = cli('wait', '--profile', 'remote-slurm', '--timeout', '120', job_id)
+        assert waited.returncode == 0, waited.stderr
+        assert f'{job_id} completed' in waited.stdout
+        listed = cli('queue', '--profile', 'remote-slurm')
+        assert listed.returncode == 0 and 'state' in listed.stdout
+
+
+# -- bad input and faults -------------------------------------------------------------------
+@pytest.mark.usefixtures('env')
+class TestBadInput:
+    pytestmark = LIVE
+
+    def test_refused_port_names_the_host(self, env, in_tmp):
+        with socket.socket() as probe:
+            probe.bind(('127.0.0.1', 0))
+            port = probe.getsockname()[1]   # closed again when the block ends
+        name = make_profile(env, 'refused', remote=f'ssh://clustertest@127.0.0.1:{port}/tmp')
+        with pytest.raises(HostUnreachableError, match=f'127.0.0.1:{port}'):
+            cluster.Job('true', profile=name)
+
+    def test_silent_host_fails_within_the_connect_timeout(self, env, in_tmp, monkeypatch):
+        monkeypatch.setattr('cluster.remote.endpoint.CONNECT_TIMEOUT', 2.0)
+        with socket.socket() as silent:
+            silent.bind(('127.0.0.1', 0))
+            silent.listen(4)                 # accepts, and never says a word
+            port = silent.getsockname()[1]
+            name = make_profile(env, 'silent', remote=f'ssh://clustertest@127.0.0.1:{port}/tmp')
+            started = time.monotonic()
+            with pytest.raises(HostUnreachableError, match=f'127.0.0.1:{port}.*2 s'):
+                cluster.Job('true', profile=name)
+            assert time.monotonic() - started < 2.0 + 3.0
+
+    def test_wrong_key_says_authentication_failed(self, env, in_tmp, tmp_path):
+        key = tmp_path / 'not_authorized'
+        subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(key)], check=True)
+        name = make_profile(env, 'wrong-key', key=str(key))
+        with pytest.raises(AuthenticationError,
+                           match='authentication failed for clustertest@127.0.0.1'):
+            cluster.Job('true', profile=name)
+
+    def test_remote_python_without_dill_is_named_at_submit(self, env, in_tmp):
+        python = env['CLUSTER_TEST_REMOTE_PYTHON_NODILL']
+        name = make_profile(env, 'no-dill', python=python)
+        job = cluster.Job(add, (1,), profile=name)
+        with pytest.raises(RemotePythonError, match=f"{python}.*dill"):
+            job.submit()
+        assert job.id is None
+        assert cluster.Job('echo fine', profile=name).submit().get()[1] == 'fine\n'
+
+    def test_permission_denied_names_the_remote_path(self, env, in_tmp):
+        name = make_profile(env, 'no-write', remote=env['url'].rsplit(
+            env['CLUSTER_TEST_REMOTE_WORKDIR'], 1)[0] + '/usr')
+        with pytest.raises(RemotePathError, match='/usr/cluster-jobs'):
+            cluster.Job('true', profile=name)
+
+
+def _private_server(home, tls_dir):
+    """A xenon-grpc server of its own whose JVM sees ``home`` as its home directory."""
+    import xenon_backend
+    saved = {k: os.environ.get(k) for k in ('JAVA_TOOL_OPTIONS', 'CLUSTER_XENON_TLS_DIR')}
+    os.environ['JAVA_TOOL_OPTIONS'] = f'-Duser.home={home}'
+    os.environ['CLUSTER_XENON_TLS_DIR'] = str(tls_dir)
+    try:
+        return xenon_backend.Server(tls_dir=tls_dir).start()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def private_servers(tmp_path):
+    """Start private servers on demand; stop them all at the end."""
+    started = []
+
+    def start(home=None):
+        home = home or tmp_path / 'home'
+        (home / '.ssh').mkdir(parents=True, exist_ok=True)
+        server = _private_server(home, tmp_path / 'tls')
+        started.append(server)
+        return server
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.mark.usefixtures('env')
+class TestHostKeys:
+    pytestmark = LIVE
+
+    def test_unknown_host_key_says_how_to_accept_it(self, env, in_tmp, tmp_path, monkeypatch,
+                                                    private_servers):
+        home = tmp_path / 'home'
+        server = private_servers(home)
+        monkeypatch.setenv('HOME', str(home))      # this side looks at the same known_hosts
+        name = make_profile(env, 'strict', strict_host_key=True)
+        endpoint = remote.from_profile(name)
+        remote.connect(endpoint, server_factory=lambda dead: server)
+        try:
+            with pytest.raises(HostKeyError, match='ssh-keyscan -p 2222 127.0.0.1') as caught:
+                cluster.Job('true', profile=name)
+            assert 'strict_host_key = false' in str(caught.value)
+        finally:
+            remote.forget(endpoint)
+
+    def test_known_host_key_passes_strict_checking(self, env, in_tmp, tmp_path, monkeypatch,
+                                                   private_servers):
+        home = tmp_path / 'home'
+        (home / '.ssh').mkdir(parents=True)
+        shutil.copy(env['CLUSTER_TEST_SSH_KNOWN_HOSTS'], home / '.ssh' / 'known_hosts')
+        server = private_servers(home)
+        monkeypatch.setenv('HOME', str(home))
+        name = make_profile(env, 'strict-known', strict_host_key=True)
+        endpoint = remote.from_profile(name)
+        remote.connect(endpoint, server_factory=lambda dead: server)
+        try:
+            assert cluster.Job('echo strict', profile=name).submit().get()[1] == 'strict\n'
+        finally:
+            remote.forget(endpoint)
+
+
+@pytest.mark.usefixtures('env')
+class TestServerDeath:
+    pytestmark = LIVE
+
+    def test_get_returns_after_the_xenon_server_was_killed(self, env, in_tmp, tmp_path,
+                                                           private_servers):
+        key = tmp_path / 'key'        # a key path of its own: a connection of its own
+        shutil.copy(env['CLUSTER_TEST_SSH_KEY'], key)
+        os.chmod(key, 0o600)
+        name = make_profile(env, 'killable', key=str(key))
+        endpoint = remote.from_profile(name)
+        first = private_servers()
+        servers = [first]
+
+        def factory(dead):
+            if dead is None:
+                return first
+            servers.append(private_servers())
+            return servers[-1]
+        connection = remote.connect(endpoint, server_factory=factory)
+        try:
+            command = cluster.submit('sleep 2; echo survived', profile=name)
+            value = cluster.submit(add, (40, 2), profile=name)
+            os.killpg(os.getpgid(first.process.pid), signal.SIGKILL)
+            first.process.wait(30)
+            assert command.get() == (0, 'survived\n', '')
+            assert value.get() == 42
+            assert connection.reconnects == 1 and len(servers) == 2
+        finally:
+            remote.forget(endpoint)
+
+
+def test_components_are_required_in_ci():
+    """The remote tests never skip in CI: ``require`` fails there instead."""
+    if os.environ.get('CI'):
+        with pytest.raises(pytest.fail.Exception):
+            require('a missing thing', False, 'install it')
+    else:
+        with pytest.raises(pytest.skip.Exception):
+            require('a missing thing', False, 'install it')
+
+
+@pytest.mark.remote
+def test_threads_share_one_connection(env):
+    endpoint = remote.from_profile('remote-slurm')
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(remote.connect(endpoint)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(c) for c in seen}) == 1
