@@ -188,7 +188,8 @@ def main(argv: List[str]) -> int:
           f'wrong results: {len(api["wrong"])}')
     print(f'      during submission: sbatch {sub["sbatch"]}, squeue {sub["squeue"]}, '
           f'sacct {sub["sacct"]}')
-    print(f'      while waiting ({api["wait_seconds"]:.1f} s = {api["intervals"]} started intervals): '
+    print(f'      while waiting ({api["wait_seconds"]:.1f} s = {api["intervals"]} started '
+          'intervals): '
           f'squeue {wait["squeue"]}, sacct {wait["sacct"]}, sbatch {wait["sbatch"]}')
     squeue_rate = wait['squeue'] / api['intervals']
     sacct_rate = wait['sacct'] / api['intervals']

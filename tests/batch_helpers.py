@@ -6,8 +6,6 @@ import shlex
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import pytest
-
 from cluster import run
 from cluster.batch import BatchSystem, JobInfo
 from cluster.script import MARKER, JobFiles, Script, reserve

@@ -209,14 +209,16 @@ def test_dependency_on_a_forgotten_failed_job_cancels_the_dependent(tmp_path):
     """Slurm takes a dependency on a job it forgot as satisfied: check sacct first."""
     files = files_in(tmp_path)
     sacct = '7|FAILED|2:0|None|u|n|2026-01-01T00:00:00|2026-01-01T00:00:01\n'
-    runner = FakeRunner({'squeue': [(0, '', ''), (0, '8|CANCELLED|JobHeldUser|u||N/A|N/A|j\n', '')],
+    held = '8|CANCELLED|JobHeldUser|u||N/A|N/A|j\n'
+    runner = FakeRunner({'squeue': [(0, '', ''), (0, held, '')],
                          'sacct': (0, sacct, ''), 'sbatch': (0, '8\n', ''),
                          'scancel': (0, '', '')})
     system = fast(runner)
     job_id = system.submit(files, ['7'])
     assert job_id == '8'
     assert runner.programs() == ['squeue', 'sacct', 'sbatch', 'scancel']
-    assert '--hold' in runner.calls[2] and not any(a.startswith('--dependency') for a in runner.calls[2])
+    sbatch = runner.calls[2]
+    assert '--hold' in sbatch and not any(a.startswith('--dependency') for a in sbatch)
     info = system.statuses(['8'])['8']
     assert info.state is State.CANCELLED
     assert info.reason == 'dependency 7 ended failed with exit code 2'

@@ -91,9 +91,12 @@ def parse_exitcode(text: str) -> Optional[int]:
     return 128 + signal_num if signal_num else code_num
 
 
+_EMPTY = frozenset({'', 'None', 'none', '(null)', 'N/A', 'n/a', 'Unknown', 'None assigned'})
+
+
 def _none(text: str) -> Optional[str]:
     text = (text or '').strip()
-    return None if text in ('', 'None', 'none', '(null)', 'N/A', 'n/a', 'Unknown', 'None assigned') else text
+    return None if text in _EMPTY else text
 
 
 def _job_state(state: State, reason: Optional[str]) -> State:
