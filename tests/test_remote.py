@@ -360,3 +360,17 @@ def test_threads_share_one_connection(env):
     for thread in threads:
         thread.join()
     assert len({id(c) for c in seen}) == 1
+
+
+@pytest.mark.remote
+@pytest.mark.slurm
+def test_the_docs_example_runs(env, in_tmp, private_config):
+    example = os.path.join(os.path.dirname(__file__), '..', 'docs', 'examples',
+                           'remote_pipeline.py')
+    result = subprocess.run([sys.executable, example, 'remote-slurm'], cwd=str(in_tmp),
+                            env=dict(os.environ, CLUSTER_CONFIG=private_config),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert 'words: 9' in result.stdout and 'all counted' in result.stdout
+    assert 'ran on' in result.stdout
+    assert not list(in_tmp.iterdir())   # cleaned, here (and there)
