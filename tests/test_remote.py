@@ -7,6 +7,7 @@ remote-torque). Here: what is special to the remote path, against the real test 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -232,6 +233,17 @@ class TestBadInput:
             job.submit()
         assert job.id is None
         assert cluster.Job('echo fine', profile=name).submit().get()[1] == 'fine\n'
+
+    def test_unwritable_job_directory_names_the_file(self, in_tmp):
+        job = cluster.Job('echo x', profile='remote-slurm')
+        os.chmod(job.target.directory, 0o500)   # as root, on the same machine
+        try:
+            with pytest.raises(RemotePathError, match=re.escape(job.target.submission)):
+                job.submit()
+        finally:
+            os.chmod(job.target.directory, 0o700)
+        assert job.id is None
+        assert job.submit().get() == (0, 'x\n', '')   # nothing lost: it goes once it can
 
     def test_permission_denied_names_the_remote_path(self, env, in_tmp):
         name = make_profile(env, 'no-write', remote=env['url'].rsplit(

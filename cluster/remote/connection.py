@@ -197,10 +197,17 @@ class Connection:
         if timer is not None:
             timer.daemon = True
             timer.start()
+        from xenon_backend.exceptions import XenonException
         try:
             for chunk in stream:
                 out += chunk.stdout
                 err += chunk.stderr
+        except XenonException as exc:
+            # not repeated here: the command may have run (status commands are retried
+            # by their callers, and find a new server then)
+            return 255, out.decode(errors='replace'), (
+                err.decode(errors='replace') + f'\nthe connection to {self.endpoint.address} '
+                f'was lost while {argv[0]} ran (it may have run): {exc}')
         finally:
             if timer is not None:
                 timer.cancel()
@@ -212,7 +219,12 @@ class Connection:
             return 124, out.decode(errors='replace'), (
                 err.decode(errors='replace') + f'\ntimed out after {timeout} s on '
                 f'{self.endpoint.address}')
-        status = scheduler.wait_until_done(job, timeout=int((timeout or 60) * 1000))
+        try:
+            status = scheduler.wait_until_done(job, timeout=int((timeout or 60) * 1000))
+        except XenonException as exc:
+            return 255, out.decode(errors='replace'), (
+                err.decode(errors='replace') + f'\nno exit code of {argv[0]} from '
+                f'{self.endpoint.address}: {exc}')
         code = status.exit_code if status.exit_code is not None else 255
         logger.debug('ran %s on %s -> %s', argv[0], self.endpoint.address, code)
         return code, out.decode(errors='replace'), err.decode(errors='replace')
