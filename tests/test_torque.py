@@ -197,7 +197,8 @@ def test_rejected_qsub_carries_its_message(tmp_path):
 def test_finished_job_without_exit_status_takes_the_code_file(tmp_path):
     files = files_in(tmp_path)
     done = 'Job Id:\t5\n\tJob_Name = job\n\tjob_state = C\n'
-    runner = FakeRunner({'qsub': (0, '5\n', ''), 'qstat': (0, done, '')})
+    runner = FakeRunner({'qsub': (0, '5\n', ''), 'qstat': (0, done, ''),
+                         'grep': torque_mod.local_runner})  # a 'remote' that is this machine
     system = fast(runner, 'wrapper')
     system.submit(files, [], {})
     info = system.statuses(['5'])['5']
@@ -343,3 +344,21 @@ def test_truncated_xml_is_a_command_error_not_a_crash():
     runner = FakeRunner({'qstat': (0, '<Data><Job><Job_Id>1.head</Job_Id><job_st', '')})
     with pytest.raises(CommandError, match='unreadable qstat XML'):
         fast(runner, 'torque').statuses(['1'])
+
+
+def test_remote_runner_reads_exit_codes_in_one_call(tmp_path):
+    files = [files_in(tmp_path, f'job{i}') for i in range(3)]
+    done = ''.join(f'Job Id:\t{i}\n\tjob_state = C\n' for i in (1, 2, 3))
+    answers = {'qsub': [(0, '1\n', ''), (0, '2\n', ''), (0, '3\n', '')],
+               'qstat': (0, done, ''),
+               'grep': (2, f'{files[0].exitcode}:0\n{files[1].exitcode}:5\n',
+                        f'grep: {files[2].exitcode}: No such file or directory\n')}
+    runner = FakeRunner(answers)
+    system = fast(runner, 'wrapper')
+    for item in files:
+        system.submit(item, [], {})
+    jobs = system.statuses(['1', '2', '3'])
+    assert (jobs['1'].state, jobs['1'].exitcode) == (State.COMPLETED, 0)
+    assert (jobs['2'].state, jobs['2'].exitcode) == (State.FAILED, 5)
+    assert jobs['3'].state is State.UNKNOWN
+    assert runner.programs().count('grep') == 1

@@ -351,6 +351,7 @@ class Torque(BatchSystem):
         A finished job whose exit status qstat does not show (the wrappers never do) gets
         it from the job's exit-code file; while that file is missing it stays UNKNOWN.
         """
+        need_code: Dict[str, JobInfo] = {}
         for job_id, info in jobs.items():
             short = _short(job_id)
             if short in self._cancelled and info.state.final \
@@ -358,14 +359,32 @@ class Torque(BatchSystem):
                 info.state = State.CANCELLED
                 info.reason = info.reason or 'cancelled with qdel'
             elif info.state is State.COMPLETED and info.exitcode is None and short in self._files:
-                code = _read_code(self._files[short].exitcode)
-                if code is None:
-                    info.state = State.UNKNOWN
-                    info.reason = 'finished; exit status not known yet'
-                else:
-                    info.exitcode = code
-                    info.state = State.COMPLETED if code == 0 else State.FAILED
+                need_code[self._files[short].exitcode] = info
+        codes = self._read_codes(list(need_code)) if need_code else {}
+        for path, info in need_code.items():
+            code = codes.get(path)
+            if code is None:
+                info.state = State.UNKNOWN
+                info.reason = 'finished; exit status not known yet'
+            else:
+                info.exitcode = code
+                info.state = State.COMPLETED if code == 0 else State.FAILED
         return jobs
+
+    def _read_codes(self, paths: List[str]) -> Dict[str, int]:
+        """Exit codes the job scripts wrote: read directly here, through the runner (one
+        ``grep -H`` for all files) when the runner is remote. Missing files are left out."""
+        if self.runner is local_runner:
+            found = {path: _read_code(path) for path in paths}
+            return {path: code for path, code in found.items() if code is not None}
+        _, out, _ = self.runner(['grep', '-H', '', *paths], stdin=None,
+                                timeout=self.status_timeout)
+        codes: Dict[str, int] = {}
+        for line in out.splitlines():
+            path, _, text = line.rpartition(':')
+            if path in paths and text.strip().lstrip('-').isdigit():
+                codes[path] = int(text.strip())
+        return codes
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """``qdel`` the jobs; an id that is already finished or gone is not an error."""
