@@ -161,6 +161,8 @@ class Watcher:
             info = seen.get(job_id)
             if info is not None and info.exitcode is None and code is not None:
                 info.exitcode = code
+                if info.state == State.COMPLETED and code != 0:
+                    info.state = State.FAILED  # the script's own exit code has the last word
             if info is not None and info.exitcode is not None:
                 settled[job_id] = info
             elif code is not None:

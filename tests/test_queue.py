@@ -164,3 +164,13 @@ def test_get_cluster_environment_sets_mode(monkeypatch):
                         'torque' if batch.run.which('qsub') else 'local')
     monkeypatch.setenv('PATH', '/nonexistent')
     assert queue_module.get_cluster_environment() == 'local'
+
+
+def test_completed_with_nonzero_exit_code_file_is_failed(tmp_path):
+    files = JobFiles(str(tmp_path), 'nonzero')
+    write_atomic(files.exitcode, '2\n')
+    system = ScriptedSystem([{'4': info('4', State.COMPLETED)}])
+    watcher = Watcher(system, 'me', interval=0)
+    watcher.track('4', files)
+    result = watcher.wait(['4'], timeout=10)['4']
+    assert (result.state, result.exitcode) == (State.FAILED, 2)
