@@ -6,6 +6,7 @@ with the remote traceback attached. The runner itself is :mod:`cluster._runner`.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import logging
@@ -16,7 +17,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from . import _runner
 from .errors import JobError
-from .script import JobFiles, write_atomic
+from .script import JobFiles, write_private
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class RemoteTraceback(JobError):
         return f'\n\nremote traceback:\n{self.text}'
 
 
+@functools.lru_cache(maxsize=1)
 def runner_source() -> str:
     """The text of the runner file written next to each payload."""
     return inspect.getsource(_runner)
@@ -131,8 +133,8 @@ def write_payload(files: JobFiles, function: Callable, args: Sequence = (),
         name = getattr(function, '__qualname__', repr(function))
         raise JobError(f'cannot pickle the call of {name} (function, args or kwargs): '
                        f'{type(exc).__name__}: {exc}') from exc
-    write_atomic(files.pickle_in, data)
-    write_atomic(files.function_py, runner_source())
+    write_private(files.pickle_in, data)
+    write_private(files.function_py, runner_source())
 
 
 def run_command(files: JobFiles, python: Optional[str] = None) -> str:
