@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

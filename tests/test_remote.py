@@ -121,8 +121,12 @@ class TestRunner:
         assert time.monotonic() - started < 10
         assert connection.run(['true']) [0] == 0   # the connection is still usable
 
-    def test_qtype_is_detected_remotely(self, connection):
+    def test_qtype_is_detected_remotely(self, env, connection, in_tmp):
         assert connection.detect_qtype() == 'slurm'   # sbatch is on the test user's PATH
+        name = make_profile(env, 'detect', qtype=None)
+        job = cluster.Job('echo found', profile=name)
+        assert job.qtype == 'slurm' and job.files.submission.endswith('.sbatch')
+        assert job.submit().get() == (0, 'found\n', '')
 
 
 @pytest.mark.usefixtures('env')

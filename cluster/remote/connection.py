@@ -65,6 +65,7 @@ class Connection:
         self._lock = threading.RLock()
         self._home: Optional[str] = None
         self._systems: Dict[str, Any] = {}
+        self._detected: Optional[str] = None
         self._python_ok: set = set()
         #: remote commands run, by program name (benchmarks count the status commands)
         self.commands: collections.Counter = collections.Counter()
@@ -92,46 +93,50 @@ class Connection:
         started = time.monotonic()
         # a clear error naming the host, within the timeout, before Xenon is asked
         diagnose.ssh_greeting(endpoint.host, endpoint.port, endpoint.timeout)
-        self.server = self.server_factory(dead_server)
+        if self.server is None or dead_server is not None:
+            self.server = self.server_factory(dead_server)
         credential = self._credential or endpoint.credential()
         try:
-            try:
-                scheduler = xb.Scheduler.create('ssh', endpoint.location,
-                                                self._properties('scheduler'), credential,
-                                                server=self.server, timeout=CALL_TIMEOUT)
-            except xe.InvalidCredentialException:
-                password = None
-                if isinstance(credential, xb.DefaultCredential):
-                    password = endpoint.password(prompt=True)
-                if password is None:
-                    raise
-                credential = xb.PasswordCredential(username=endpoint.user, password=password)
-                scheduler = xb.Scheduler.create('ssh', endpoint.location,
-                                                self._properties('scheduler'), credential,
-                                                server=self.server, timeout=CALL_TIMEOUT)
-            filesystem = xb.FileSystem.create('sftp', endpoint.location,
-                                              self._properties('filesystem'), credential,
-                                              server=self.server, timeout=CALL_TIMEOUT)
+            if self._scheduler is None:
+                try:
+                    self._scheduler = xb.Scheduler.create(
+                        'ssh', endpoint.location, self._properties('scheduler'), credential,
+                        server=self.server, timeout=CALL_TIMEOUT)
+                except xe.InvalidCredentialException:
+                    password = None
+                    if isinstance(credential, xb.DefaultCredential):
+                        password = endpoint.password(prompt=True)
+                    if password is None:
+                        raise
+                    credential = xb.PasswordCredential(username=endpoint.user, password=password)
+                    self._scheduler = xb.Scheduler.create(
+                        'ssh', endpoint.location, self._properties('scheduler'), credential,
+                        server=self.server, timeout=CALL_TIMEOUT)
+                self._credential = credential
+            self._filesystem = xb.FileSystem.create(
+                'sftp', endpoint.location, self._properties('filesystem'), credential,
+                server=self.server, timeout=CALL_TIMEOUT)
         except xe.XenonException as exc:
             if isinstance(exc, xe.XenonServerError):
                 raise RemoteError(f'the xenon-grpc server cannot be used for '
                                   f'{endpoint.address}: {exc.message}') from None
             raise diagnose.explain(endpoint, exc) from None
-        self._credential = credential
-        self._scheduler, self._filesystem = scheduler, filesystem
         logger.info('connected to %s in %.2f s', endpoint.address, time.monotonic() - started)
         _register_exit()
 
     def handles(self) -> Tuple[Any, Any]:
         """(scheduler, filesystem), opened on first use."""
         with self._lock:
-            if self._scheduler is None:
+            if self._scheduler is None or self._filesystem is None:
                 self._open()
             return self._scheduler, self._filesystem
 
-    def reconnect(self) -> None:
+    def reconnect(self, failed_server: Any = None) -> None:
         """Start a new server (the old one is gone) and open new handles."""
         with self._lock:
+            if failed_server is not None and self.server is not failed_server \
+                    and self._scheduler is not None:
+                return  # another thread has reconnected already
             dead, self._scheduler, self._filesystem = self.server, None, None
             self.reconnects += 1
             logger.warning('the xenon-grpc server of %s is gone; starting a new one',
@@ -141,13 +146,14 @@ class Connection:
     def call(self, operation: Callable[[Any, Any], Any], retry: bool = True) -> Any:
         """Run ``operation(scheduler, filesystem)``; reconnect once if the server is gone."""
         scheduler, filesystem = self.handles()
+        server = self.server
         try:
             return operation(scheduler, filesystem)
         except Exception as exc:  # noqa: BLE001 - only a lost server is handled here
             if not (retry and _server_gone(exc)):
                 raise
             logger.info('xenon call failed (%s); reconnecting', exc)
-        self.reconnect()
+        self.reconnect(server)
         scheduler, filesystem = self.handles()
         return operation(scheduler, filesystem)
 
@@ -254,8 +260,10 @@ class Connection:
         per poll interval for all the jobs of this endpoint.
         """
         with self._lock:
-            qtype = qtype or self.endpoint.qtype or self._systems.get('') or self.detect_qtype()
-            self._systems.setdefault('', qtype)
+            if not qtype:
+                if self._detected is None:
+                    self._detected = self.detect_qtype()
+                qtype = self._detected
             if qtype not in self._systems:
                 from ..batch import system_class
                 system = system_class(qtype)(runner=self.run)
