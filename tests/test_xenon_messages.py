@@ -150,3 +150,13 @@ def test_every_exception_class_is_registered():
              'UnsupportedJobDescriptionException', 'UnsupportedOperationException',
              'XenonRuntimeException'}
     assert seeds <= set(xe.EXCEPTIONS)
+
+
+def test_a_lost_connection_is_not_mistaken_for_a_dead_server():
+    from xenon_backend.server import Server
+    lost = FakeRpcError(grpc.StatusCode.UNAVAILABLE, 'nl.esciencecenter.xenon.adaptors.'
+                        'NotConnectedException: sftp adaptor: lstat(/home/u) client is closed')
+    assert type(Server(port=1).translate('FileSystem.exists', lost)) is xe.NotConnectedException
+    gone = FakeRpcError(grpc.StatusCode.UNAVAILABLE, 'failed to connect to all addresses')
+    error = Server(port=1).translate('FileSystem.exists', gone)
+    assert type(error) is xe.XenonServerError and 'no xenon-grpc server answers on port 1' in str(error)

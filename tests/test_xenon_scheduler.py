@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import queue
 
 import pytest
 
@@ -161,3 +162,24 @@ def test_missing_executable_fails_the_job_not_the_call(local_scheduler, tmp_path
         JobDescription(executable=str(tmp_path / 'no-such-program'), queue_name='multi'))
     status = local_scheduler.wait_until_done(job, 30_000)
     assert status.done and (status.exit_code != 0 or status.error is not None)
+
+
+def test_run_command_collects_output_and_exit_code(local_scheduler, tmp_path):
+    result = local_scheduler.run_command('/bin/sh', ['-c', 'cat; pwd; echo oops >&2; exit 5'],
+                                         stdin=b'fed\n', working_directory=str(tmp_path))
+    assert result == (5, f'fed\n{tmp_path}\n'.encode(), b'oops\n')
+    assert local_scheduler.run_command('/bin/true').exit_code == 0
+    with pytest.raises(xe.XenonException, match='failed to start'):
+        local_scheduler.run_command(str(tmp_path / 'no-such-program'))
+
+
+def test_the_output_stream_can_be_cancelled(local_scheduler):
+    pending = queue.Queue()  # stdin that does not come until the test ends
+    job, output = local_scheduler.submit_interactive_job(
+        JobDescription(executable='/bin/cat', queue_name='multi'), iter(pending.get, None))
+    try:
+        output.cancel()
+        assert list(output) == []
+    finally:
+        pending.put(None)
+        assert local_scheduler.cancel_job(job).done

@@ -84,9 +84,17 @@ def test_ssh_interactive_job(ssh_scheduler):
     assert ssh_scheduler.wait_until_done(job, 60_000).exit_code == 0
 
 
+def test_run_command_over_ssh(ssh_scheduler, sshd):
+    result = ssh_scheduler.run_command('/bin/sh', ['-c', 'whoami; cat; exit 2'], stdin=b'in\n')
+    assert result.exit_code == 2
+    assert result.stdout == f'{sshd["user"]}\nin\n'.encode() and result.stderr == b''
+    missing = ssh_scheduler.run_command('/no/such/program')  # the remote shell says so
+    assert missing.exit_code == 127 and b'/no/such/program' in missing.stderr
+
+
 def test_ssh_jobs_statuses_and_cancel(ssh_scheduler):
-    job = ssh_scheduler.submit_batch_job(
-        JobDescription(executable='/bin/sleep', arguments=['60'], queue_name='multi'))
+    job = ssh_scheduler.submit_batch_job(  # the process outlives the cancel: keep it short
+        JobDescription(executable='/bin/sleep', arguments=['15'], queue_name='multi'))
     assert ssh_scheduler.wait_until_running(job, 60_000).running
     assert job in ssh_scheduler.get_jobs('multi')
     [status] = ssh_scheduler.get_job_statuses([job])

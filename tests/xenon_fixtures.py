@@ -29,7 +29,7 @@ def xenon_session(xenon_tls_dir) -> Iterator:
     import xenon_backend
     old = os.environ.get('CLUSTER_XENON_TLS_DIR')
     os.environ['CLUSTER_XENON_TLS_DIR'] = str(xenon_tls_dir)
-    server = xenon_backend.init()
+    server = xenon_backend.init(log_level=os.environ.get('XENON_TEST_LOG_LEVEL', 'WARNING'))
     yield server
     xenon_backend.shutdown()
     if old is None:

@@ -24,7 +24,7 @@ from .messages import (CopyMode, CopyOperation, CopyStatus, FileSystemAdaptorDes
                        JobDescription, JobStatus, Path, PathAttributes, PosixFilePermission,
                        PropertyDescription, PropertyType, QueueStatus,
                        SchedulerAdaptorDescription)
-from .scheduler import InteractiveOutputStream, Scheduler
+from .scheduler import CommandResult, InteractiveOutputStream, Scheduler
 from .server import Server, default_server, init, shutdown
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     'FileSystem', 'Path', 'PathAttributes', 'PosixFilePermission', 'CopyMode', 'CopyOperation',
     'CopyStatus', 'FileSystemAdaptorDescription',
     'Scheduler', 'Job', 'JobDescription', 'JobStatus', 'QueueStatus', 'InteractiveOutputStream',
+    'CommandResult',
     'SchedulerAdaptorDescription', 'PropertyDescription', 'PropertyType',
     'PasswordCredential', 'CertificateCredential', 'DefaultCredential', 'KeytabCredential',
     'CredentialMap',

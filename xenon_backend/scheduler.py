@@ -13,13 +13,15 @@ once a second, and every closed ``ssh`` scheduler leaks one SSH connection.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, NamedTuple, Optional,
+                    Sequence, Tuple)
 
 import grpc
 
 from . import _stubs
 from ._handle import Handle, create_remote, pick_credential
 from .credentials import Credential
+from .exceptions import DeadlineExceededException
 from .messages import (InteractiveOutput, Job, JobDescription, JobStatus, QueueStatus,
                        SchedulerAdaptorDescription)
 from .server import Server
@@ -30,6 +32,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WAIT_SLICE_MS = 60_000  # a wait without limit asks the server in slices of this
+
+
+class CommandResult(NamedTuple):
+    """Exit code and complete output of a command run with :meth:`Scheduler.run_command`."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
 
 
 class InteractiveOutputStream:
@@ -174,6 +184,33 @@ class Scheduler(Handle):
         except grpc.RpcError as error:
             raise self.server.translate(method, error) from None
         return Job(first.job.id), output
+
+    def run_command(self, executable: str, arguments: Sequence[str] = (), stdin: bytes = b'',
+                    working_directory: str = '', timeout: int = 0) -> CommandResult:
+        """Run one command as an interactive job and collect its output and exit code.
+
+        The building block of a remote command runner: over ``ssh`` this is one
+        command on the remote host, without a batch system, output streamed back.
+        ``timeout`` (milliseconds, 0: none) bounds the wait for the exit code after
+        the output has ended.
+
+        >>> scheduler.run_command('/bin/echo', ['hi'])        # doctest: +SKIP
+        CommandResult(exit_code=0, stdout=b'hi\\n', stderr=b'')
+        """
+        description = JobDescription(executable=executable, arguments=[str(a) for a in arguments],
+                                     working_directory=str(working_directory or ''))
+        job, output = self.submit_interactive_job(description, [stdin] if stdin else [])
+        out, err = [], []
+        for chunk in output:
+            out.append(chunk.stdout)
+            err.append(chunk.stderr)
+        status = self.wait_until_done(job, timeout)
+        if not status.done:
+            raise DeadlineExceededException('Scheduler.run_command', None,
+                                            f'{executable} did not end within {timeout} ms')
+        if status.error is not None:
+            raise status.error
+        return CommandResult(status.exit_code, b''.join(out), b''.join(err))
 
     def get_queue_names(self) -> List[str]:
         """Names of the queues (local: ``single``, ``multi``, ``unlimited``)."""

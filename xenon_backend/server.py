@@ -305,7 +305,8 @@ class Server:
 
     def translate(self, method: str, error: grpc.RpcError) -> XenonException:
         """The exception for ``error``, saying so clearly when the server itself is gone."""
-        if error.code() == grpc.StatusCode.UNAVAILABLE:
+        exception = make_exception(method, error)
+        if error.code() == grpc.StatusCode.UNAVAILABLE and isinstance(exception, XenonServerError):
             if self.process is not None and self.process.poll() is not None:
                 return XenonServerError(method, error.code(), (
                     f'the xenon-grpc server (pid {self.process.pid}, port {self.port}) has exited '
@@ -314,7 +315,7 @@ class Server:
             return XenonServerError(method, error.code(), (
                 f'no xenon-grpc server answers on port {self.port} '
                 f'({error.details()}); call xenon_backend.init() to start one'))
-        return make_exception(method, error)
+        return exception
 
     def __repr__(self) -> str:
         state = 'stopped' if self.channel is None else ('own' if self.owned else 'reused')
