@@ -183,3 +183,9 @@ def test_the_output_stream_can_be_cancelled(local_scheduler):
     finally:
         pending.put(None)
         assert local_scheduler.cancel_job(job).done
+
+
+def test_the_start_of_an_interactive_job_is_bounded_by_the_timeout(xb, local_scheduler):
+    impatient = xb.Scheduler(local_scheduler.id, local_scheduler.server, timeout=1e-6)
+    with pytest.raises(xe.DeadlineExceededException, match='did not start within'):
+        impatient.submit_interactive_job(JobDescription(executable='/bin/true'), [])

@@ -102,11 +102,12 @@ class Handle:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.id == self.id  # type: ignore[attr-defined]
+    def __eq__(self, other: object) -> bool:  # ids repeat across servers: compare both
+        return (type(other) is type(self) and other.id == self.id  # type: ignore[attr-defined]
+                and other.server is self.server)  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.id))
+        return hash((type(self).__name__, self.id, id(self.server)))
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(id={self.id!r})'

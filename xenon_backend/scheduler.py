@@ -13,6 +13,7 @@ once a second, and every closed ``ssh`` scheduler leaks one SSH connection.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, NamedTuple, Optional,
                     Sequence, Tuple)
 
@@ -21,7 +22,7 @@ import grpc
 from . import _stubs
 from ._handle import Handle, create_remote, pick_credential
 from .credentials import Credential
-from .exceptions import DeadlineExceededException
+from .exceptions import DeadlineExceededException, XenonException
 from .messages import (InteractiveOutput, Job, JobDescription, JobStatus, QueueStatus,
                        SchedulerAdaptorDescription)
 from .server import Server
@@ -73,6 +74,32 @@ class InteractiveOutputStream:
     def cancel(self) -> None:
         """Stop receiving output (the job itself is not cancelled)."""
         self._responses.cancel()
+
+
+def _first_response(responses: Any, timeout: Optional[float]) -> Any:
+    """The first response of a stream, its RpcError, or None when ``timeout`` s pass first.
+
+    A stream has no deadline of its own here (an interactive job may run for days),
+    but its start is bounded by the scheduler's ``timeout``.
+    """
+    result: Dict[str, Any] = {}
+    arrived = threading.Event()
+
+    def take_first() -> None:
+        try:
+            result['value'] = next(responses)
+        except grpc.RpcError as error:
+            result['value'] = error
+        except StopIteration:
+            result['value'] = XenonException('Scheduler.submit_interactive_job', None,
+                                             'the server ended the call without a job id')
+        finally:
+            arrived.set()
+
+    threading.Thread(target=take_first, name='xenon-interactive-start', daemon=True).start()
+    if not arrived.wait(timeout):
+        return None
+    return result['value']
 
 
 class Scheduler(Handle):
@@ -179,10 +206,15 @@ class Scheduler(Handle):
         method = 'Scheduler.submit_interactive_job'
         responses = self.server._stub('scheduler').submitInteractiveJob(requests())
         output = InteractiveOutputStream(responses, self.server, method)
-        try:
-            first = next(responses)
-        except grpc.RpcError as error:
-            raise self.server.translate(method, error) from None
+        first = _first_response(responses, self.timeout)
+        if isinstance(first, grpc.RpcError):
+            raise self.server.translate(method, first)
+        if isinstance(first, XenonException):
+            raise first
+        if first is None:
+            responses.cancel()
+            raise DeadlineExceededException(method, None, (
+                f'the job did not start within the timeout of {self.timeout} s'))
         return Job(first.job.id), output
 
     def run_command(self, executable: str, arguments: Sequence[str] = (), stdin: bytes = b'',
