@@ -224,7 +224,10 @@ class Scheduler(Handle):
         The building block of a remote command runner: over ``ssh`` this is one
         command on the remote host, without a batch system, output streamed back.
         ``timeout`` (milliseconds, 0: none) bounds the wait for the exit code after
-        the output has ended.
+        the output has ended. Over ``ssh``, passing ``stdin`` failed now and then in
+        this project's tests (``XenonException: write(ChannelOutputStream...)``);
+        commands that need no stdin are the safer choice. A failed start is never
+        retried here: the command may have run.
 
         >>> scheduler.run_command('/bin/echo', ['hi'])        # doctest: +SKIP
         CommandResult(exit_code=0, stdout=b'hi\\n', stderr=b'')
