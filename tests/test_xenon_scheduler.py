@@ -169,8 +169,10 @@ def test_run_command_collects_output_and_exit_code(local_scheduler, tmp_path):
                                          stdin=b'fed\n', working_directory=str(tmp_path))
     assert result == (5, f'fed\n{tmp_path}\n'.encode(), b'oops\n')
     assert local_scheduler.run_command('/bin/true').exit_code == 0
-    with pytest.raises(xe.XenonException, match='failed to start'):
-        local_scheduler.run_command(str(tmp_path / 'no-such-program'))
+    missing = local_scheduler.run_command(str(tmp_path / 'no-such-program'))
+    assert missing.exit_code == 127 and b'no-such-program' in missing.stderr
+    quoted = local_scheduler.run_command('/bin/echo', ['a b', '$HOME', "it's"])
+    assert quoted.stdout == b"a b $HOME it's\n"  # arguments are passed, not parsed
 
 
 def test_the_output_stream_can_be_cancelled(local_scheduler):

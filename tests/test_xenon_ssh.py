@@ -85,10 +85,12 @@ def test_ssh_interactive_job(ssh_scheduler):
 
 
 def test_run_command_over_ssh(ssh_scheduler, sshd):
-    # without stdin: writing it over ssh failed now and then (see run_command's docstring)
-    result = ssh_scheduler.run_command('/bin/sh', ['-c', 'whoami; echo to-err >&2; exit 2'])
+    result = ssh_scheduler.run_command('/bin/sh', ['-c', 'whoami; cat; echo e >&2; exit 2'],
+                                       stdin=b'in\n')
     assert result.exit_code == 2
-    assert result.stdout == f'{sshd["user"]}\n'.encode() and result.stderr == b'to-err\n'
+    assert result.stdout == f'{sshd["user"]}\nin\n'.encode() and result.stderr == b'e\n'
+    for _ in range(10):  # quick commands used to race the server's write of stdin
+        assert ssh_scheduler.run_command('/bin/true').exit_code == 0
     missing = ssh_scheduler.run_command('/no/such/program')  # the remote shell says so
     assert missing.exit_code == 127 and b'/no/such/program' in missing.stderr
 

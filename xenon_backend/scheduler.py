@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WAIT_SLICE_MS = 60_000  # a wait without limit asks the server in slices of this
+_DRAIN_STDIN = '"$0" "$@"; status=$?; cat > /dev/null; exit $status'
 
 
 class CommandResult(NamedTuple):
@@ -224,16 +225,20 @@ class Scheduler(Handle):
         The building block of a remote command runner: over ``ssh`` this is one
         command on the remote host, without a batch system, output streamed back.
         ``timeout`` (milliseconds, 0: none) bounds the wait for the exit code after
-        the output has ended. Over ``ssh``, passing ``stdin`` failed now and then in
-        this project's tests (``XenonException: write(ChannelOutputStream...)``);
-        commands that need no stdin are the safer choice. A failed start is never
-        retried here: the command may have run.
+        the output has ended. The command runs under ``/bin/sh`` (a missing program
+        gives exit code 127), which reads stdin to its end before exiting. A failed
+        start is never retried here: the command may have run.
 
         >>> scheduler.run_command('/bin/echo', ['hi'])        # doctest: +SKIP
         CommandResult(exit_code=0, stdout=b'hi\\n', stderr=b'')
         """
-        description = JobDescription(executable=executable, arguments=[str(a) for a in arguments],
-                                     working_directory=str(working_directory or ''))
+        # The command runs under /bin/sh, which drains stdin before exiting: the server
+        # writes stdin (at least an empty chunk) after the start, and a command that has
+        # already ended would make that write fail ("channel already closed").
+        description = JobDescription(
+            executable='/bin/sh', arguments=['-c', _DRAIN_STDIN, str(executable),
+                                             *[str(a) for a in arguments]],
+            working_directory=str(working_directory or ''))
         job, output = self.submit_interactive_job(description, [stdin] if stdin else [])
         out, err = [], []
         for chunk in output:
