@@ -71,6 +71,17 @@ def test_ssh_batch_job_with_output_read_over_sftp(ssh_scheduler, sftp_fs, remote
     assert lines == [sshd['user'], str(remote_dir), 'FOO=']
 
 
+def test_an_existing_output_file_is_not_overwritten_over_ssh(ssh_scheduler, sftp_fs, remote_dir):
+    sftp_fs.write_bytes(remote_dir / 'out.txt', b'keep me')
+    job = ssh_scheduler.submit_batch_job(JobDescription(
+        executable='/bin/echo', arguments=['new'], working_directory=str(remote_dir),
+        stdout='out.txt'))
+    status = ssh_scheduler.wait_until_done(job, 60_000)
+    assert status.done and status.state == 'ERROR'
+    assert isinstance(status.error, xe.XenonException) and 'already exists' in str(status.error)
+    assert sftp_fs.read_bytes(remote_dir / 'out.txt') == b'keep me'
+
+
 def test_the_schedulers_own_filesystem_is_sftp(ssh_scheduler):
     filesystem = ssh_scheduler.get_file_system()
     assert filesystem.get_adaptor_name() == 'sftp'
