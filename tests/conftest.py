@@ -8,7 +8,7 @@ import socket
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Iterator
 
 import pytest
 
@@ -79,9 +79,13 @@ def read_env_file(path: str) -> Dict[str, str]:
     return values
 
 
-@pytest.fixture(scope='session')
-def remote_env() -> Dict[str, str]:
-    """Settings of the test sshd and of the test user's remote Pythons; Xenon started."""
+@pytest.fixture(scope='module')
+def remote_env() -> Iterator[Dict[str, str]]:
+    """Settings of the test sshd and of the test user's remote Pythons; Xenon started.
+
+    Per module: at its end the connections close and a default xenon-grpc server started
+    here stops, so that the xenon_backend tests start theirs with their own certificates.
+    """
     files = [os.path.join(STATE, 'sshd.env'), os.path.join(STATE, 'remote.env')]
     missing = [f for f in files if not os.path.isfile(f)]
     require('the remote test set-up', not missing, REMOTE_HOW)
@@ -100,10 +104,17 @@ def remote_env() -> Dict[str, str]:
     problem = xenon_missing()
     require('xenon-grpc', not problem, f'bash scripts/setup_xenon.sh ({problem})')
     import xenon_backend
-    xenon_backend.init()  # the default server of the run; the xenon tests reuse it
+    from xenon_backend import server as xenon_server
+    running = getattr(xenon_server, '_default', None)
+    started_here = running is None or running.channel is None
+    xenon_backend.init()
     env['url'] = (f'ssh://{env["CLUSTER_TEST_SSH_USER"]}@{env["CLUSTER_TEST_SSH_HOST"]}:'
                   f'{env["CLUSTER_TEST_SSH_PORT"]}{env["CLUSTER_TEST_REMOTE_WORKDIR"]}')
-    return env
+    yield env
+    from cluster import remote
+    remote.close_all()
+    if started_here:
+        xenon_backend.shutdown()
 
 
 def remote_profile(env: Dict[str, str], qtype: str, **changes) -> Dict[str, object]:
@@ -114,7 +125,7 @@ def remote_profile(env: Dict[str, str], qtype: str, **changes) -> Dict[str, obje
     return profile
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def remote_profiles(remote_env, private_config) -> Dict[str, str]:
     """Profiles remote-slurm and remote-torque for the test endpoint."""
     from cluster import config_file

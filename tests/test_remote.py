@@ -114,6 +114,12 @@ class TestRunner:
         code, _, err = connection.run(['no-such-program-xyz'])
         assert code == 127 and 'not found' in err
 
+    def test_quick_commands_never_lose_their_output(self, connection):
+        # xenon-grpc 3.0.1 can drop the output of a command that ends before its stdin
+        # is written to; the runner keeps the channel open until the end markers arrive
+        results = [connection.run(['printf', 'x%s', str(i)]) for i in range(150)]
+        assert results == [(0, f'x{i}', '') for i in range(150)]
+
     def test_a_command_past_its_timeout_is_cancelled(self, connection):
         started = time.monotonic()
         code, _, err = connection.run(['sleep', '30'], timeout=1)

@@ -16,13 +16,12 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
-import shlex
 import threading
 import time
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from ..errors import ClusterError
-from . import diagnose
+from . import diagnose, runner
 from .endpoint import Endpoint, RemoteError, RemotePythonError
 
 logger = logging.getLogger(__name__)
@@ -181,59 +180,9 @@ class Connection:
         every argument arrives exactly as given. Returns (exit code, stdout, stderr); a
         command that outlives ``timeout`` is cancelled and gives exit code 124.
         """
-        import xenon_backend as xb
         argv = [str(a) for a in argv]
         self.commands[argv[0]] += 1
-        description = xb.JobDescription(executable='sh', arguments=['-c', shlex.join(argv)])
-        payload = [stdin.encode()] if stdin else []
-
-        def start(scheduler: Any, _: Any) -> Tuple[Any, Any]:
-            return scheduler.submit_interactive_job(description, payload)
-
-        job, stream = self.call(start)  # retried only here: the command has not run yet
-        scheduler = self._scheduler
-        out, err = bytearray(), bytearray()
-        timed_out = threading.Event()
-
-        def expire() -> None:
-            timed_out.set()
-            stream.cancel()
-
-        timer = threading.Timer(timeout, expire) if timeout else None
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
-        from xenon_backend.exceptions import XenonException
-        try:
-            for chunk in stream:
-                out += chunk.stdout
-                err += chunk.stderr
-        except XenonException as exc:
-            # not repeated here: the command may have run (status commands are retried
-            # by their callers, and find a new server then)
-            return 255, out.decode(errors='replace'), (
-                err.decode(errors='replace') + f'\nthe connection to {self.endpoint.address} '
-                f'was lost while {argv[0]} ran (it may have run): {exc}')
-        finally:
-            if timer is not None:
-                timer.cancel()
-        if timed_out.is_set():
-            try:
-                scheduler.cancel_job(job)
-            except Exception as exc:  # noqa: BLE001
-                logger.debug('cancelling %s: %s', argv[0], exc)
-            return 124, out.decode(errors='replace'), (
-                err.decode(errors='replace') + f'\ntimed out after {timeout} s on '
-                f'{self.endpoint.address}')
-        try:
-            status = scheduler.wait_until_done(job, timeout=int((timeout or 60) * 1000))
-        except XenonException as exc:
-            return 255, out.decode(errors='replace'), (
-                err.decode(errors='replace') + f'\nno exit code of {argv[0]} from '
-                f'{self.endpoint.address}: {exc}')
-        code = status.exit_code if status.exit_code is not None else 255
-        logger.debug('ran %s on %s -> %s', argv[0], self.endpoint.address, code)
-        return code, out.decode(errors='replace'), err.decode(errors='replace')
+        return runner.run(self, argv, stdin, timeout)
 
     # -- what jobs need ---------------------------------------------------------------------
     @property
