@@ -75,3 +75,11 @@ def test_demo_pipeline_runs(config, tmp_path):
     result = cli('demo', '--lines', '2000', '--dir', str(tmp_path / 'demo'), config=config)
     assert result.returncode == 0, result.stderr
     assert 'matches the direct computation: OK' in result.stdout
+
+
+def test_the_installed_console_script(config):
+    script = os.path.join(os.path.dirname(sys.executable), 'cluster')
+    assert os.access(script, os.X_OK), 'pip install -e . installs the `cluster` command'
+    result = subprocess.run([script, 'options'], capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, CLUSTER_CONFIG=str(config)))
+    assert result.returncode == 0 and 'cores' in result.stdout and '#PBS' in result.stdout
