@@ -1,0 +1,78 @@
+"""Function jobs end to end: __main__ scripts, payload safety, bad input at the Job API."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import cluster
+from cluster import JobError
+from cluster.batch import State
+
+MAIN_SCRIPT = textwrap.dedent('''
+    import sys
+    import cluster
+
+    FACTOR = 3
+
+    class Box:
+        def __init__(self, value):
+            self.value = value
+
+    def triple(box):
+        return Box(box.value * FACTOR)
+
+    if __name__ == '__main__':
+        job = cluster.submit(triple, (Box(14),), qtype=sys.argv[1])
+        print(type(job.get()).__name__, job.get().value)
+''')
+
+
+@pytest.mark.parametrize('qtype', ['local', pytest.param('slurm', marks=pytest.mark.slurm)])
+def test_function_defined_in_a_main_script(qtype, tmp_path):
+    if qtype == 'slurm':
+        from conftest import require, slurm_ready
+        require('Slurm', slurm_ready(), 'bash tests/cluster/slurm_up.sh')
+    (tmp_path / 'pipeline_main.py').write_text(MAIN_SCRIPT)
+    result = subprocess.run([sys.executable, 'pipeline_main.py', qtype], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['Box', '42']
+
+
+def test_payload_and_result_are_private(in_tmp):
+    job = cluster.submit(sum, ([1, 2],), qtype='local')
+    assert job.get() == 3
+    for path in (job.files.pickle_in, job.files.pickle_out, job.files.function_py):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_a_result_others_could_have_written_is_refused(in_tmp):
+    job = cluster.submit(sum, ([1, 2],), qtype='local')
+    job.wait()
+    os.chmod(job.files.pickle_out, 0o666)
+    with pytest.raises(JobError, match='not writable by group or others'):
+        job.get()
+
+
+def test_unpicklable_return_value_fails_that_job_alone(in_tmp):
+    bad = cluster.submit(lambda: (n for n in range(3)), qtype='local')
+    good = cluster.submit(lambda: 'fine', qtype='local')
+    with pytest.raises(TypeError, match='could not be pickled'):
+        bad.get()
+    assert bad.info.state == State.FAILED
+    assert good.get() == 'fine'
+
+
+def test_dependency_on_an_unknown_id_is_a_clear_error(in_tmp):
+    with pytest.raises(JobError, match='99999'):
+        cluster.submit('true', qtype='local', depends=['99999'])
+
+
+def test_more_cores_than_the_machine_is_refused(in_tmp):
+    with pytest.raises(JobError, match='cores'):
+        cluster.submit('true', qtype='local', cores=100000)
