@@ -396,3 +396,32 @@ def test_the_docs_example_runs(env, in_tmp, private_config):
     assert 'words: 9' in result.stdout and 'all counted' in result.stdout
     assert 'ran on' in result.stdout
     assert not list(in_tmp.iterdir())   # cleaned, here (and there)
+
+
+def test_a_job_in_an_unknown_state_is_settled_from_its_exit_code_file(tmp_path):
+    """Torque shows a finished job as C without exit status; over SSH the batch code cannot
+    read the job's exit-code file, so the watcher reads it through the job's store."""
+    from cluster.batch import BatchSystem, JobInfo
+    from cluster.queue import Watcher
+    from cluster.script import JobFiles
+    from cluster.storage import LocalStore
+
+    class Finished(BatchSystem):
+        name = 'fake'
+
+        def submit(self, files, dependencies=(), options=None):
+            return '7'
+
+        def statuses(self, job_ids=None, user=None):
+            return {'7': JobInfo('7', State.UNKNOWN, reason='exit status not known yet')}
+
+        def cancel(self, job_ids):
+            pass
+
+    files = JobFiles(str(tmp_path), 'job', 'cluster', 'torque')
+    watcher = Watcher(Finished(), user='someone', interval=0.0)
+    watcher.track('7', files, LocalStore())
+    assert watcher.info('7').state is State.UNKNOWN      # no exit-code file yet
+    (tmp_path / 'job.cluster.code').write_text('3\n')
+    info = watcher.info('7')
+    assert (info.state, info.exitcode) == (State.FAILED, 3)
