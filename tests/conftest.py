@@ -110,11 +110,18 @@ def remote_env() -> Iterator[Dict[str, str]]:
     xenon_backend.init()
     env['url'] = (f'ssh://{env["CLUSTER_TEST_SSH_USER"]}@{env["CLUSTER_TEST_SSH_HOST"]}:'
                   f'{env["CLUSTER_TEST_SSH_PORT"]}{env["CLUSTER_TEST_REMOTE_WORKDIR"]}')
+    workdir = Path(env['CLUSTER_TEST_REMOTE_WORKDIR'])
+    before = set(workdir.iterdir()) | set((workdir / 'cluster-jobs').glob('*'))
     yield env
     from cluster import remote
     remote.close_all()
     if started_here:
         xenon_backend.shutdown()
+    # what this module's jobs left in the test user's workdir (root may remove it)
+    after = set(workdir.iterdir()) | set((workdir / 'cluster-jobs').glob('*'))
+    for path in sorted(after - before, reverse=True):
+        if path.name != 'cluster-jobs':
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def remote_profile(env: Dict[str, str], qtype: str, **changes) -> Dict[str, object]:
