@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from typing import Dict, Iterable, List, Optional, Union
+from typing import Dict, Iterable, List, Optional, Set, Union
 
 from . import batch
 from .batch import BatchSystem, JobInfo, State
@@ -62,6 +62,8 @@ class Watcher:
         self._files: Dict[str, tuple] = {}  # id -> (local JobFiles, store)
         self._info: Dict[str, JobInfo] = {}
         self._listing: Dict[str, JobInfo] = {}
+        self._open_listed = 0             # unfinished jobs in the last listing
+        self._unseen: Set[str] = set()    # tracked since, not yet in a listing
         self._missing: Dict[str, int] = {}
         self._polled_at = float('-inf')
         self._failures = 0
@@ -73,6 +75,7 @@ class Watcher:
         """Start following ``job_id``; ``files`` lets it be settled from its exit-code file."""
         with self._lock:
             self._files[job_id] = (files, store)
+            self._unseen.add(job_id)
             self._info.setdefault(job_id, JobInfo(job_id, State.PENDING))
 
     def info(self, job_id: str) -> JobInfo:
@@ -80,6 +83,12 @@ class Watcher:
         self.refresh()
         with self._lock:
             return self._info.get(job_id) or JobInfo(job_id, State.UNKNOWN)
+
+    def open_count(self) -> int:
+        """Unfinished jobs of the user: the last listing's, plus the ones tracked since."""
+        self.refresh()
+        with self._lock:
+            return self._open_listed + len(self._unseen)
 
     @property
     def listing(self) -> Dict[str, JobInfo]:
@@ -124,6 +133,8 @@ class Watcher:
         self.polls += 1
         with self._lock:
             self._listing = listing
+            self._open_listed = sum(1 for item in listing.values() if not item.state.final)
+            self._unseen.difference_update(listing)
             open_ids = [i for i, info in self._info.items() if not info.state.final]
         settle: List[str] = []
         updates: Dict[str, JobInfo] = {}
@@ -141,6 +152,7 @@ class Watcher:
         updates.update(self._settle(settle, updates))
         with self._lock:
             self._info.update(updates)
+            self._unseen.difference_update(i for i, item in updates.items() if item.state.final)
         return 0.0
 
     def _from_file(self, job_id: str, info: JobInfo) -> JobInfo:
@@ -267,7 +279,7 @@ class Queue:
         return self._watcher.listing
 
     def __len__(self) -> int:
-        return sum(1 for info in self.queue.values() if not info.state.final)
+        return self._watcher.open_count()
 
     def __iter__(self):
         return iter(self.queue.values())

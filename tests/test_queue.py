@@ -174,3 +174,18 @@ def test_completed_with_nonzero_exit_code_file_is_failed(tmp_path):
     watcher.track('4', files)
     result = watcher.wait(['4'], timeout=10)['4']
     assert (result.state, result.exitcode) == (State.FAILED, 2)
+
+
+def test_queue_length_counts_jobs_submitted_since_the_last_poll():
+    system = ScriptedSystem([{'1': info('1', State.RUNNING)}, {'1': info('1', State.RUNNING)},
+                             {}])
+    watcher = Watcher(system, 'me', interval=3600)
+    watcher.track('1')
+    assert watcher.open_count() == 1
+    watcher.track('2')  # submitted after the poll: counted before any poll has seen it
+    assert watcher.open_count() == 2 and system.status_calls == 1
+    watcher.refresh(force=True)
+    assert watcher.open_count() == 2  # '2' still unseen: it is not in this listing either
+    watcher.interval = 0
+    watcher.wait(['2'], timeout=10)  # it vanished and was settled: no longer counted
+    assert watcher.open_count() == 0
