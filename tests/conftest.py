@@ -12,7 +12,7 @@ from typing import Dict, Iterator
 
 import pytest
 
-IN_CI = bool(os.environ.get('CI'))
+from support import read_env_file, require  # noqa: F401 (test modules import require here)
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -27,16 +27,6 @@ def private_config(tmp_path_factory):
         os.environ.pop('CLUSTER_CONFIG', None)
     else:
         os.environ['CLUSTER_CONFIG'] = old
-
-
-def require(component: str, ready: bool, how: str) -> None:
-    """Fail in CI when a real component is missing (never skip there); skip elsewhere."""
-    if ready:
-        return
-    message = f'{component} is not running; start it with {how}'
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def slurm_ready() -> bool:
@@ -67,16 +57,6 @@ def qtype(request):
 STATE = os.environ.get('CLUSTER_TEST_STATE', '/var/lib/cluster-test')
 REMOTE_HOW = ('bash scripts/setup_xenon.sh; bash tests/cluster/slurm_up.sh; '
               'bash tests/cluster/sshd_up.sh; bash tests/cluster/remote_up.sh')
-
-
-def read_env_file(path: str) -> Dict[str, str]:
-    values = {}
-    with open(path) as handle:
-        for line in handle:
-            name, sep, value = line.strip().partition('=')
-            if sep:
-                values[name] = value
-    return values
 
 
 @pytest.fixture(scope='module')

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from typing import Dict
 
 import pytest
 
-IN_CI = bool(os.environ.get('CI'))
+from support import read_env_file  # noqa: F401 (xenon_fixtures imports it from here)
+from support import require as support_require
 SSHD_ENV_FILE = os.environ.get('CLUSTER_TEST_SSHD_ENV', '/var/lib/cluster-test/sshd.env')
 SSH_PROPERTIES = {'xenon.adaptors.schedulers.ssh.strictHostKeyChecking': 'false',
                   'xenon.adaptors.schedulers.ssh.loadKnownHosts': 'false',
@@ -22,13 +22,8 @@ SFTP_PROPERTIES = {'xenon.adaptors.filesystems.sftp.strictHostKeyChecking': 'fal
 
 
 def require(component: str, problem: str, how: str) -> None:
-    """Skip (workstation) or fail (CI) when ``problem`` says a real component is missing."""
-    if not problem:
-        return
-    message = f'{component} is not available ({problem}); {how}'
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    """Like ``support.require``, for checks that say what is missing ('' when nothing)."""
+    support_require(f'{component} ({problem})' if problem else component, not problem, how)
 
 
 def xenon_missing() -> str:
@@ -58,13 +53,3 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.05, what: str
         if time.monotonic() > deadline:
             pytest.fail(f'timed out after {timeout} s waiting for {what}')
         time.sleep(interval)
-
-
-def read_env_file(path: str) -> Dict[str, str]:
-    values = {}
-    with open(path) as handle:
-        for line in handle:
-            name, sep, value = line.strip().partition('=')
-            if sep:
-                values[name] = value
-    return values
