@@ -131,6 +131,7 @@ def api_run(workdir: str, jobs: int, interval: float, log: str) -> Dict[str, obj
                       for i in range(jobs)]
     submitted_jobs += [cluster.Job(f'echo {i}', qtype='slurm', name=f'c{i}').submit()
                        for i in range(jobs)]
+    assert all(job.id for job in submitted_jobs)  # submission is over when every id is known
     t_submitted = time.time()
     submitted = time.perf_counter()
     results = [job.get() for job in submitted_jobs]

@@ -12,6 +12,8 @@ import os
 import posixpath
 import re
 import shlex
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from . import batch, function, queue
@@ -51,19 +53,37 @@ def _where(system: Any) -> str:
     return f'{system.name} on {endpoint.address}' if endpoint is not None else system.name
 
 
-def _dependency_ids(depends: Sequence[Any], system: Any) -> List[str]:
-    ids = []
+def _check_dependencies(depends: Sequence[Any], system: Any) -> None:
+    """Dependencies that are Jobs must be submitted, and to the same batch system."""
     for dep in depends:
         if isinstance(dep, Job):
-            if dep.id is None:
+            if not dep.submitted:
                 raise JobError(f'dependency {dep.name} has not been submitted yet')
             if dep.system is not system:
                 raise JobError(f'dependency {dep.name} runs on {_where(dep.system)}, '
                                f'not {_where(system)}')
-            ids.append(dep.id)
-        else:
-            ids.append(str(getattr(dep, 'id', dep)))
-    return ids
+
+
+def _dependency_ids(depends: Sequence[Any], system: Any) -> List[str]:
+    _check_dependencies(depends, system)
+    return [str(getattr(dep, 'id', dep)) for dep in depends]
+
+
+#: submissions under way per batch system at most: one running, one waiting
+PIPELINE_DEPTH = 2
+_SUBMITTERS: Dict[int, Tuple[ThreadPoolExecutor, threading.BoundedSemaphore]] = {}
+_SUBMITTERS_LOCK = threading.Lock()
+
+
+def _submitter(system: Any) -> Tuple[ThreadPoolExecutor, threading.BoundedSemaphore]:
+    """One background thread per batch system runs its submit commands in order, so the
+    next job's files are written while the previous job's sbatch/qsub runs."""
+    with _SUBMITTERS_LOCK:
+        if id(system) not in _SUBMITTERS:
+            _SUBMITTERS[id(system)] = (
+                ThreadPoolExecutor(1, thread_name_prefix=f'cluster-submit-{system.name}'),
+                threading.BoundedSemaphore(PIPELINE_DEPTH))
+        return _SUBMITTERS[id(system)]
 
 
 class Job:
@@ -105,7 +125,8 @@ class Job:
         self.submission = Script(self.files.submission)
         self.function = Script(self.files.function_py) if self.is_function else None
         self.scripts: List[Script] = [self.submission]
-        self.id: Optional[str] = None
+        self._id: Optional[str] = None
+        self._submitting: Optional[Future] = None
         self._info: Optional[JobInfo] = None
         self._written = False
 
@@ -150,18 +171,52 @@ class Job:
         return self
 
     def submit(self, max_queue_len: Optional[int] = None) -> 'Job':
-        """Write the job if needed, wait for room in the queue, submit it; return self."""
-        if self.id is not None:
-            raise JobError(f'job {self.name} was already submitted as {self.id}')
-        dependencies = _dependency_ids(self.depends, self.system)
+        """Write the job if needed, wait for room in the queue, submit it; return self.
+
+        The submit command itself runs in the batch system's submission thread, in
+        order, while the caller goes on writing the next job; :attr:`id` waits for it
+        and raises its :class:`SubmissionError` if the batch system refused the job.
+        """
+        if self.submitted:
+            raise JobError(f'job {self.name} was already submitted')
+        _check_dependencies(self.depends, self.system)
         if not self._written:
             self.write()
         queue.Queue(system=self.system).wait_to_submit(max_queue_len)
         options = dict(self.options, outfile=self.outfile, errfile=self.errfile)
-        self.id = self.system.submit(self.target, dependencies, options)
-        self._watcher.track(self.id, self.files, self.store)
-        logger.info('submitted %s as %s job %s', self.name, _where(self.system), self.id)
+        executor, slots = _submitter(self.system)
+        slots.acquire()  # bounded, so max_queue_len stays true within PIPELINE_DEPTH
+        watcher = self._watcher
+        watcher.submission_started()
+        self._submitting = executor.submit(self._submit_now, options)
+
+        def landed(_: Future) -> None:
+            watcher.submission_ended()
+            slots.release()
+        self._submitting.add_done_callback(landed)
         return self
+
+    def _submit_now(self, options: Dict[str, Any]) -> str:
+        """Run the submit command (in the submission thread); track and return the id."""
+        with queue.submitting():
+            dependencies = _dependency_ids(self.depends, self.system)  # submitted before
+            job_id = self.system.submit(self.target, dependencies, options)
+        self._watcher.track(job_id, self.files, self.store)
+        logger.info('submitted %s as %s job %s', self.name, _where(self.system), job_id)
+        return job_id
+
+    @property
+    def submitted(self) -> bool:
+        """True once :meth:`submit` was called (the id may still be on its way)."""
+        return self._submitting is not None
+
+    @property
+    def id(self) -> Optional[str]:
+        """The batch system's job id; None before :meth:`submit`. Waits for a submission
+        under way, and raises its error if the batch system refused the job."""
+        if self._id is None and self._submitting is not None:
+            self._id = self._submitting.result()
+        return self._id
 
     # state -------------------------------------------------------------------------------
     @property
@@ -186,11 +241,11 @@ class Job:
 
     @property
     def state(self) -> State:
-        return self.update().state if self.id else State.UNKNOWN
+        return self.update().state if self.submitted else State.UNKNOWN
 
     @property
     def done(self) -> bool:
-        return self.id is not None and self.state.final
+        return self.submitted and self.state.final
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the job ends; True when it completed successfully."""
@@ -243,14 +298,22 @@ class Job:
         remove_local({self.store.local(self.files, t) for t in targets}
                      | {s.path for s in self.scripts})
 
+    def _id_text(self) -> str:
+        """The id for display, without waiting for a submission under way."""
+        if self._submitting is None:
+            return 'None'
+        if not self._submitting.done():
+            return 'submitting'
+        return 'refused' if self._submitting.exception() else str(self.id)
+
     def __repr__(self) -> str:
         state = self._info.state if self._info else ('written' if self._written else 'new')
-        return f'<Job {self.name} {self.qtype} id={self.id} {state}>'
+        return f'<Job {self.name} {self.qtype} id={self._id_text()} {state}>'
 
     def __str__(self) -> str:
         what = getattr(self.command, '__qualname__', None) or self.command
         rows = [('name', self.name), ('command', what), ('qtype', _where(self.system)),
-                ('id', self.id), ('state', self._info.state if self._info else None),
+                ('id', self._id_text()), ('state', self._info.state if self._info else None),
                 ('exit code', self._info.exitcode if self._info else None),
                 ('options', self.options), ('depends', _safe_ids(self.depends)),
                 ('submission', self.submission.path), ('stdout', self.outfile),
@@ -273,7 +336,7 @@ def _store_and_system(qtype: Optional[str], profile: Optional[str],
 
 
 def _safe_ids(depends: Sequence[Any]) -> List[str]:
-    return [str(getattr(d, 'id', d)) for d in depends]
+    return [d._id_text() if isinstance(d, Job) else str(getattr(d, 'id', d)) for d in depends]
 
 
 def make_job(command: Command, args: Optional[Sequence] = None, **kwds: Any) -> Job:

@@ -7,6 +7,7 @@ A job that vanished from the queue is settled from its exit-code file.
 """
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import os
@@ -69,6 +70,20 @@ class Watcher:
         self._failures = 0
         self._lock = threading.Lock()       # guards the dictionaries
         self._poll_lock = threading.Lock()  # one poll at a time
+        self._in_flight = 0                 # submit() returned, submit command running
+        self._landed = threading.Condition(self._lock)
+
+    def submission_started(self) -> None:
+        """A job was handed to the submission thread: count it, and make the next poll
+        wait for it, so that every job whose submit() returned is in what a poll sees."""
+        with self._lock:
+            self._in_flight += 1
+
+    def submission_ended(self) -> None:
+        """The submit command of such a job is done (tracked, or refused)."""
+        with self._lock:
+            self._in_flight -= 1
+            self._landed.notify_all()
 
     def track(self, job_id: str, files: Optional[JobFiles] = None,
               store: Optional[LocalStore] = None) -> None:
@@ -88,7 +103,7 @@ class Watcher:
         """Unfinished jobs of the user: the last listing's, plus the ones tracked since."""
         self.refresh()
         with self._lock:
-            return self._open_listed + len(self._unseen)
+            return self._open_listed + len(self._unseen) + self._in_flight
 
     @property
     def listing(self) -> Dict[str, JobInfo]:
@@ -106,6 +121,9 @@ class Watcher:
             if self._polled_at >= started or (
                     not force and time.monotonic() - self._polled_at < self.interval):
                 return  # another thread polled while this one waited
+            if not getattr(_THREAD, 'submitting', False):
+                with self._lock:
+                    self._landed.wait_for(lambda: self._in_flight == 0)
             delay = 0.0
             try:
                 delay = self._poll()
@@ -216,6 +234,19 @@ class Watcher:
                 pause = min(pause, left)
             if self.system.block(pending, pause):
                 self.refresh(force=True)
+
+
+_THREAD = threading.local()  # .submitting: this thread runs submit commands
+
+
+@contextlib.contextmanager
+def submitting():
+    """Mark the current thread as a submission thread (its polls never wait for itself)."""
+    _THREAD.submitting = True
+    try:
+        yield
+    finally:
+        _THREAD.submitting = False
 
 
 _WATCHERS: Dict[tuple, Watcher] = {}

@@ -69,10 +69,15 @@ def test_unpicklable_return_value_fails_that_job_alone(in_tmp):
 
 
 def test_dependency_on_an_unknown_id_is_a_clear_error(in_tmp):
+    job = cluster.submit('true', qtype='local', depends=['99999'])
+    with pytest.raises(JobError, match='99999'):  # submission runs on: its id raises
+        job.id
     with pytest.raises(JobError, match='99999'):
-        cluster.submit('true', qtype='local', depends=['99999'])
+        job.get()
 
 
 def test_more_cores_than_the_machine_is_refused(in_tmp):
+    job = cluster.submit('true', qtype='local', cores=100000)
     with pytest.raises(JobError, match='cores'):
-        cluster.submit('true', qtype='local', cores=100000)
+        job.wait()
+    assert 'refused' in repr(job)
