@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Un
 
 from . import batch, function, queue
 from .batch import JobInfo, State
-from .errors import JobError, OptionError
+from .errors import ClusterError, JobError
 from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script
 from .storage import LocalStore, remove_local
 
@@ -66,24 +66,32 @@ def _check_dependencies(depends: Sequence[Any], system: Any) -> None:
 
 def _dependency_ids(depends: Sequence[Any], system: Any) -> List[str]:
     _check_dependencies(depends, system)
-    return [str(getattr(dep, 'id', dep)) for dep in depends]
+    ids = []
+    for dep in depends:
+        try:
+            ids.append(str(getattr(dep, 'id', dep)))
+        except ClusterError as exc:  # the dependency's own submission was refused
+            raise JobError(f'dependency {getattr(dep, "name", dep)} was not submitted: '
+                           f'{exc}') from exc
+    return ids
 
 
 #: submissions under way per batch system at most: one running, one waiting
 PIPELINE_DEPTH = 2
-_SUBMITTERS: Dict[int, Tuple[ThreadPoolExecutor, threading.BoundedSemaphore]] = {}
+_SUBMITTERS: Dict[tuple, Tuple[ThreadPoolExecutor, threading.BoundedSemaphore]] = {}
 _SUBMITTERS_LOCK = threading.Lock()
 
 
 def _submitter(system: Any) -> Tuple[ThreadPoolExecutor, threading.BoundedSemaphore]:
     """One background thread per batch system runs its submit commands in order, so the
     next job's files are written while the previous job's sbatch/qsub runs."""
+    key = (os.getpid(), id(system))  # a forked child gets threads of its own
     with _SUBMITTERS_LOCK:
-        if id(system) not in _SUBMITTERS:
-            _SUBMITTERS[id(system)] = (
+        if key not in _SUBMITTERS:
+            _SUBMITTERS[key] = (
                 ThreadPoolExecutor(1, thread_name_prefix=f'cluster-submit-{system.name}'),
                 threading.BoundedSemaphore(PIPELINE_DEPTH))
-        return _SUBMITTERS[id(system)]
+        return _SUBMITTERS[key]
 
 
 class Job:
@@ -188,12 +196,17 @@ class Job:
         slots.acquire()  # bounded, so max_queue_len stays true within PIPELINE_DEPTH
         watcher = self._watcher
         watcher.submission_started()
-        self._submitting = executor.submit(self._submit_now, options)
 
-        def landed(_: Future) -> None:
+        def landed(_: Optional[Future] = None) -> None:
             watcher.submission_ended()
             slots.release()
-        self._submitting.add_done_callback(landed)
+        try:
+            future = executor.submit(self._submit_now, options)
+        except BaseException:  # e.g. at interpreter shutdown: nothing may stay counted
+            landed()
+            raise
+        future.add_done_callback(landed)
+        self._submitting = future
         return self
 
     def _submit_now(self, options: Dict[str, Any]) -> str:

@@ -194,7 +194,7 @@ def depends(value: Any) -> list:
             result.append(str(item))
         elif isinstance(item, str):
             result.append(word(item))
-        elif hasattr(item, 'id'):
+        elif hasattr(type(item), 'id') or hasattr(item, 'id'):  # no property call
             result.append(item)
         else:
             raise BadValue(f'item {item!r} is not a job id or a job')

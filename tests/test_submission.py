@@ -52,3 +52,11 @@ def test_a_dependent_waits_for_its_dependency_id_in_the_submission_thread(in_tmp
     second = cluster.Job('echo two', qtype='local', depends=[first]).submit()
     assert second.get() == (0, 'two\n', '')
     assert first.get() == (0, 'one\n', '')
+
+
+@pytest.mark.slurm
+def test_a_dependent_of_a_refused_job_names_its_dependency(slurm):
+    refused = cluster.Job('true', qtype='slurm', partition='no_such_partition').submit()
+    dependent = cluster.Job('true', qtype='slurm', depends=[refused]).submit()
+    with pytest.raises(cluster.JobError, match='dependency true.* was not submitted'):
+        dependent.id
