@@ -14,6 +14,7 @@ import pytest
 from cluster import batch, options
 from cluster.errors import OptionError
 from cluster.options import (OPTIONS, SYNONYMS, canonical, check_arguments, option_help,
+from support import require
                              option_to_string, options_to_string)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -408,15 +409,11 @@ def test_gen_keywords_writes_the_table(tmp_path):
 # ---------------------------------------------------------------------------------------
 
 def _need_slurm(program: str) -> None:
-    """Skip without a running Slurm, but fail loudly in CI, where it must be there."""
+    """Skip without a running Slurm, but fail in CI, where it must be there."""
     import shutil
     up = shutil.which(program) is not None and subprocess.run(
         ['scontrol', 'ping'], capture_output=True, text=True, timeout=30).returncode == 0
-    if not up:
-        message = f'{program} or a running slurmctld is missing (run tests/cluster/slurm_up.sh)'
-        if os.environ.get('CI'):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(f'{program} with a running slurmctld', up, 'bash tests/cluster/slurm_up.sh')
 
 
 def _default_partition() -> str:

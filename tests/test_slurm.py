@@ -358,7 +358,7 @@ def test_live_time_limit_reports_timeout(slurm, tmp_path):
     moves the running job's end time to now (root only); slurmctld enforces limits on
     its own periodic check (every 30 s), which is the mechanism under test."""
     if os.geteuid() != 0:
-        pytest.skip('moving a job end time needs root (scontrol update EndTime)')
+        require('root (scontrol update EndTime)', False, 'run the tests as root')
     files = write_job(slurm, str(tmp_path), 'slow', 'sleep 300', time='00:01:00')
     job_id = slurm.submit(files, [], submit_options(files))
     wait_for(slurm, job_id, lambda i: i.state is State.RUNNING)
@@ -399,7 +399,7 @@ def test_live_nothing_executes_by_accident(slurm, tmp_path):
 def test_live_slurmctld_restart_while_polling(slurm, tmp_path):
     """The controller goes away under a status call; the retries carry it through."""
     if os.geteuid() != 0:
-        pytest.skip('restarting slurmctld needs root')
+        require('root (to restart slurmctld)', False, 'run the tests as root')
     files = write_job(slurm, str(tmp_path), 'through', 'sleep 3; echo done')
     job_id = slurm.submit(files, [], submit_options(files))
     calls = []

@@ -54,17 +54,9 @@ for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed || missing+=("$pkg")
 done
 if (( ${#missing[@]} )); then
-    # no daemon may be started by the packages' maintainer scripts (there is no systemd)
-    policy=/usr/sbin/policy-rc.d
-    backup=
-    if [[ -e $policy ]]; then backup=$(mktemp); cp -p "$policy" "$backup"; fi
-    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"
-    restore_policy() { if [[ -n $backup ]]; then mv -f "$backup" "$policy"; else rm -f "$policy"; fi; }
-    trap restore_policy EXIT
     echo "[slurm_up] installing: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    restore_policy; trap - EXIT
+    source "$(dirname "$0")/apt_install.sh"
+    apt_install "${missing[@]}"
 fi
 log "packages present: ${PACKAGES[*]} ($(dpkg-query -W -f='${Version}' slurmctld))"
 

@@ -37,18 +37,9 @@ die() { echo "[sshd_up] ERROR: $*" >&2; exit 1; }
 
 # --- 1. package ------------------------------------------------------------------------
 if [[ ! -x $SSHD ]] || ! command -v ssh-keygen >/dev/null || ! command -v ssh >/dev/null; then
-    # keep the package's maintainer scripts from starting the system sshd
-    policy=/usr/sbin/policy-rc.d
-    backup=
-    if [[ -e $policy ]]; then backup=$(mktemp); cp -p "$policy" "$backup"; fi
-    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"
-    restore_policy() { if [[ -n $backup ]]; then mv -f "$backup" "$policy"; else rm -f "$policy"; fi; }
-    trap restore_policy EXIT
-    log "installing openssh-server"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        openssh-server openssh-client >/dev/null
-    restore_policy; trap - EXIT
+    log "installing openssh-server"  # its maintainer scripts must not start the system sshd
+    source "$(dirname "$0")/apt_install.sh"
+    apt_install openssh-server openssh-client
 fi
 
 # --- 2. the test user: unlocked for key login ('*' = no password, not '!' = locked) ------
