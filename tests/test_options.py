@@ -14,8 +14,8 @@ import pytest
 from cluster import batch, options
 from cluster.errors import OptionError
 from cluster.options import (OPTIONS, SYNONYMS, canonical, check_arguments, option_help,
-from support import require
                              option_to_string, options_to_string)
+from support import require
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GOLDEN = pathlib.Path(__file__).resolve().parent / 'golden' / 'options'
