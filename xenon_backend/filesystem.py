@@ -7,11 +7,17 @@ b'hello\\n'
 
 Paths are :class:`~xenon_backend.messages.Path` objects or strings; a relative path
 is taken from the filesystem's working directory.
+
+Calls on one filesystem are serialised: xenon-grpc 3.0.1's ``sftp`` adaptor shares one
+SFTP client per filesystem and loses replies when two calls overlap ("Failed to retrieve
+attributes", then "client is closed" for every later call). Separate filesystems still
+run in parallel.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+import threading
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import _stubs
 from ._handle import Handle, create_remote, pick_credential
@@ -25,12 +31,41 @@ logger = logging.getLogger(__name__)
 CHUNK = 1 << 16
 WAIT_SLICE_MS = 60_000  # a wait without limit asks the server in slices of this
 
+_LOCKS: Dict[Tuple[int, str], threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _serial_lock(server: Server, handle_id: str) -> threading.RLock:
+    """The one lock of a server-side filesystem, shared by every Python object naming it."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((id(server), handle_id), threading.RLock())
+
 
 class FileSystem(Handle):
     """A filesystem open in the xenon-grpc server (``file``, ``sftp``, ``ftp``, ``webdav``, ``s3``)."""
 
     _service = 'filesystem'
     _field = 'filesystem'
+
+    def __init__(self, id: str, server: Optional[Server] = None,
+                 timeout: Optional[float] = None) -> None:
+        super().__init__(id, server, timeout)
+        self._serial = _serial_lock(self.server, self.id)
+
+    def _call(self, rpc: str, request: Any = None, method: str = '',
+              timeout: Optional[float] = -1.0) -> Any:
+        with self._serial:
+            return super()._call(rpc, request, method, timeout)
+
+    def _stream(self, rpc: str, request: Any, method: str) -> Iterator[Any]:
+        with self._serial:  # held until the stream ends or is closed
+            yield from super()._stream(rpc, request, method)
+
+    def close(self) -> None:
+        """Close it; the server forgets it."""
+        super().close()
+        with _LOCKS_GUARD:
+            _LOCKS.pop((id(self.server), self.id), None)
 
     # -- the adaptors and the filesystems the server holds ---------------------------------
     @staticmethod
@@ -226,6 +261,8 @@ class FileSystem(Handle):
         """Start copying ``source`` to ``destination`` on ``destination_filesystem``.
 
         Returns at once; follow it with :meth:`get_status` or :meth:`wait_until_done`.
+        The copy runs in the server and uses both filesystems meanwhile: over ``sftp``,
+        wait for it before other calls on them.
         """
         request = _stubs.pb2().CopyRequest(
             filesystem=self._proto(), source=to_path_proto(source),
@@ -235,13 +272,13 @@ class FileSystem(Handle):
 
     def get_status(self, copy_operation: CopyOperation) -> CopyStatus:
         """Progress of a copy."""
-        return CopyStatus.from_proto(self._call('getStatus', self._op_request(copy_operation),
-                                                'get_status'))
+        return CopyStatus.from_proto(Handle._call(self, 'getStatus',
+                                                  self._op_request(copy_operation), 'get_status'))
 
     def cancel(self, copy_operation: CopyOperation) -> CopyStatus:
         """Stop a copy."""
-        return CopyStatus.from_proto(self._call('cancel', self._op_request(copy_operation),
-                                                'cancel'))
+        return CopyStatus.from_proto(Handle._call(self, 'cancel',
+                                                  self._op_request(copy_operation), 'cancel'))
 
     def wait_until_done(self, copy_operation: CopyOperation, timeout: int = 0) -> CopyStatus:
         """Wait for a copy to end, at most ``timeout`` milliseconds (0: no limit).
@@ -253,7 +290,7 @@ class FileSystem(Handle):
             request = _stubs.pb2().WaitUntilDoneRequest(
                 filesystem=self._proto(), copy_operation=copy_operation.to_proto(),
                 timeout=timeout or WAIT_SLICE_MS)
-            status = CopyStatus.from_proto(self._call('waitUntilDone', request, 'wait_until_done',
-                                                      timeout=None))
+            status = CopyStatus.from_proto(Handle._call(self, 'waitUntilDone', request,
+                                                        'wait_until_done', timeout=None))
             if status.done or timeout:
                 return status
