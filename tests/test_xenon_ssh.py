@@ -62,7 +62,7 @@ def test_ssh_batch_job_with_output_read_over_sftp(ssh_scheduler, sftp_fs, remote
     assert ssh_scheduler.get_queue_names() == ['single', 'multi', 'unlimited']
     assert ssh_scheduler.get_default_queue_name() == 'single'
     # stdout only: with stderr forwarded too, the two forwarders' closes overlap on the
-    # scheduler's one SFTP client, which hangs it in about 1 job of 100 (documented)
+    # scheduler's one SFTP client, which can hang it (docs/xenon/quickstart.rst)
     description = JobDescription(
         executable='/bin/sh', arguments=['-c', 'whoami; pwd; echo "FOO=$FOO"; exit 4'],
         working_directory=str(remote_dir), stdout='out.txt', environment={'FOO': 'bar'})
