@@ -2,6 +2,7 @@
 and live tests against the real single-node Slurm of tests/cluster/slurm_up.sh."""
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import shlex
@@ -362,7 +363,13 @@ def test_live_time_limit_reports_timeout(slurm, tmp_path):
     files = write_job(slurm, str(tmp_path), 'slow', 'sleep 300', time='00:01:00')
     job_id = slurm.submit(files, [], submit_options(files))
     wait_for(slurm, job_id, lambda i: i.state is State.RUNNING)
-    subprocess.run(['scontrol', 'update', f'JobId={job_id}', 'EndTime=now'], check=True)
+    # an EndTime before StartTime is refused, and 'now' can be (seen once in CI)
+    shown = subprocess.run(['scontrol', '-o', 'show', 'job', job_id], check=True,
+                           capture_output=True, text=True).stdout
+    started = datetime.datetime.strptime(shown.split('StartTime=')[1].split()[0],
+                                         '%Y-%m-%dT%H:%M:%S')
+    end = (started + datetime.timedelta(seconds=1)).strftime('%Y-%m-%dT%H:%M:%S')
+    subprocess.run(['scontrol', 'update', f'JobId={job_id}', f'EndTime={end}'], check=True)
     info = wait_final(slurm, job_id, timeout=70)
     assert info.state is State.TIMEOUT
     assert info.reason == 'TimeLimit'
