@@ -31,7 +31,8 @@ from typing import Callable, Dict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-STATE = os.environ.get('CLUSTER_TEST_STATE', '/var/lib/cluster-test')
+from _env import STATE, read_env  # noqa: E402
+
 INTERVAL = 0.5
 
 
@@ -40,19 +41,10 @@ def square(x: int) -> int:
     return x * x
 
 
-def _env() -> Dict[str, str]:
-    values: Dict[str, str] = {}
-    for name in ('sshd.env', 'remote.env'):
-        with open(os.path.join(STATE, name)) as handle:
-            for line in handle:
-                key, sep, value = line.strip().partition('=')
-                if sep:
-                    values[key] = value
-    return values
-
-
 def _config(workdir: str) -> str:
-    env = _env()
+    env = read_env('sshd.env', 'remote.env')
+    if env is None:
+        raise SystemExit(f'{STATE}/sshd.env or remote.env is missing: run scripts/test.sh once')
     url = (f'ssh://{env["CLUSTER_TEST_SSH_USER"]}@{env["CLUSTER_TEST_SSH_HOST"]}:'
            f'{env["CLUSTER_TEST_SSH_PORT"]}{env["CLUSTER_TEST_REMOTE_WORKDIR"]}')
     path = os.path.join(workdir, 'cluster.ini')

@@ -26,9 +26,9 @@ from typing import Callable, Dict, List, Optional
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import xenon_backend as xb  # noqa: E402
+from _env import STATE, read_env  # noqa: E402
 from xenon_backend.server import Server  # noqa: E402
 
-SSHD_ENV = os.environ.get('CLUSTER_TEST_SSHD_ENV', '/var/lib/cluster-test/sshd.env')
 NO_HOST_CHECK = {'xenon.adaptors.schedulers.ssh.strictHostKeyChecking': 'false',
                  'xenon.adaptors.schedulers.ssh.loadKnownHosts': 'false'}
 
@@ -82,22 +82,10 @@ def bench_local(server: Server, rounds: int) -> None:
                timed(lambda: submit_and_wait(scheduler), rounds))
 
 
-def sshd_settings() -> Optional[Dict[str, str]]:
-    if not os.path.isfile(SSHD_ENV):
-        return None
-    values = {}
-    with open(SSHD_ENV) as handle:
-        for line in handle:
-            name, sep, value = line.strip().partition('=')
-            if sep:
-                values[name] = value
-    return values
-
-
 def bench_ssh(server: Server, rounds: int) -> None:
-    settings = sshd_settings()
+    settings = read_env('sshd.env')
     if not settings:
-        print(f'(ssh)   skipped: {SSHD_ENV} is missing (run bash tests/cluster/sshd_up.sh)')
+        print(f'(ssh)   skipped: {STATE}/sshd.env is missing (run bash tests/cluster/sshd_up.sh)')
         return
     location = f'{settings["CLUSTER_TEST_SSH_HOST"]}:{settings["CLUSTER_TEST_SSH_PORT"]}'
     credential = xb.CertificateCredential(settings['CLUSTER_TEST_SSH_KEY'],

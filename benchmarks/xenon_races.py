@@ -24,11 +24,11 @@ from typing import Any, Dict, List
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import xenon_backend as xb  # noqa: E402
+from _env import STATE, read_env  # noqa: E402
 from xenon_backend._handle import Handle  # noqa: E402
 from xenon_backend.exceptions import XenonException  # noqa: E402
 from xenon_backend.messages import JobDescription  # noqa: E402
 
-SSHD_ENV = os.environ.get('CLUSTER_TEST_SSHD_ENV', '/var/lib/cluster-test/sshd.env')
 DEADLINE = 15
 POLLING = 'xenon.adaptors.schedulers.ssh.queue.pollingDelay'
 
@@ -44,11 +44,9 @@ class UnlockedFileSystem(xb.FileSystem):
 
 
 def endpoint() -> Dict[str, Any]:
-    values = {}
-    with open(SSHD_ENV) as handle:
-        for line in handle:
-            key, _, value = line.strip().partition('=')
-            values[key] = value
+    values = read_env('sshd.env')
+    if values is None:
+        raise SystemExit(f'{STATE}/sshd.env is missing: run bash tests/cluster/sshd_up.sh')
     user = values['CLUSTER_TEST_SSH_USER']
     return {'location': f"{values['CLUSTER_TEST_SSH_HOST']}:{values['CLUSTER_TEST_SSH_PORT']}",
             'credential': xb.CertificateCredential(values['CLUSTER_TEST_SSH_KEY'],
