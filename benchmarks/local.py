@@ -20,6 +20,7 @@ Needs ``dask[distributed]`` for the dask columns (they print 'n/a' without it).
 """
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import multiprocessing
 import os
@@ -280,10 +281,17 @@ TARGETS = [
 
 
 def main(argv: List[str]) -> int:
-    if argv[:1] == ['--queued-memory']:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('figures', nargs='*', metavar='FIGURE',
+                        help='figures to run, a to e (default: all)')
+    parser.add_argument('--queued-memory', action='store_true', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.queued_memory:  # figure (e)'s child interpreter
         queued_memory()
         return 0
-    wanted = set(argv) or set('abcde')
+    wanted = set(args.figures) or set('abcde')
+    if not wanted <= set('abcde'):
+        parser.error(f'unknown figures: {" ".join(sorted(wanted - set("abcde")))} (a to e)')
     print(f'benchmarks/local.py on {os.cpu_count()} cores, Python {sys.version.split()[0]}')
     results: Dict[str, float] = {}
     if 'e' in wanted:  # first, while this process is small (it runs in a child anyway)

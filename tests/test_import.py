@@ -30,3 +30,19 @@ def test_import_writes_nothing_and_starts_nothing(tmp_path):
     assert result.stdout.strip() == 'clean'
     assert list(home.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ['home']
+
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'benchmarks')
+
+
+def test_every_benchmark_answers_help():
+    """The one-command benchmarks import from the checkout (a missing helper fails here)."""
+    scripts = sorted(name for name in os.listdir(BENCHMARKS)
+                     if name.endswith('.py') and not name.startswith('_'))
+    assert {'local.py', 'slurm.py', 'remote.py', 'xenon.py'} <= set(scripts)
+    for name in scripts:
+        result = subprocess.run([sys.executable, os.path.join(BENCHMARKS, name), '--help'],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f'{name}: {result.stderr}'
+        assert 'usage:' in result.stdout, name
