@@ -116,6 +116,41 @@ def test_plaintext_only_when_asked_and_stop_kills_the_jobs(xenon_session, tmp_pa
         server.ping()
 
 
+@pytest.mark.parametrize('keep', [False, True], ids=['stopped', 'do_not_exit'])
+def test_a_killed_python_takes_its_server_along(xenon_tls_dir, tmp_path, keep):
+    """SIGKILL runs no atexit handler: the watchdog ends the JVM and its jobs all the same,
+    unless do_not_exit asked to keep it."""
+    script = textwrap.dedent(f'''
+        import sys, time
+        import xenon_backend as xb
+        server = xb.init(do_not_exit={keep})
+        scheduler = xb.Scheduler.create('local', server=server)
+        scheduler.submit_batch_job(xb.JobDescription(
+            executable='/bin/sh', arguments=['-c', 'exec sleep 300'], queue_name='multi'))
+        print(server.process.pid, flush=True)
+        time.sleep(300)
+    ''')
+    env = dict(os.environ, CLUSTER_XENON_TLS_DIR=str(xenon_tls_dir))
+    child = subprocess.Popen([sys.executable, '-c', script], env=env, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        jvm = int(child.stdout.readline())
+        wait_for(lambda: [p for p in psutil.Process(jvm).children() if p.name() == 'sleep'],
+                 timeout=30, what='the local job to start')
+        group = [jvm] + [p.pid for p in psutil.Process(jvm).children(recursive=True)]
+        watchdogs = [p for p in psutil.Process(child.pid).children()
+                     if f'kill -KILL -{jvm}' in ' '.join(p.cmdline())]
+        assert len(watchdogs) == (0 if keep else 1)
+    finally:
+        child.kill()
+        child.wait()
+    if keep:
+        assert not gone(jvm)
+        os.killpg(jvm, signal.SIGKILL)
+    for pid in group:
+        wait_for(lambda pid=pid: gone(pid), timeout=30, what=f'{pid} of the JVM group to end')
+
+
 def test_a_killed_server_is_detected(xenon_tls_dir, tmp_path):
     import xenon_backend as xb
     server = Server(tls_dir=xenon_tls_dir).start()

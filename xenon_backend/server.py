@@ -64,6 +64,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _watchdog(group: int) -> subprocess.Popen:
+    """A shell that kills process group ``group`` once this process is gone.
+
+    It reads a pipe that only this process holds open, so it sees end-of-file however
+    this process ends, SIGKILL included (atexit handlers do not run then).
+    """
+    script = f'while read -r _; do :; done; kill -KILL -{group}'  # dash: no '--'
+    return subprocess.Popen(['/bin/sh', '-c', script], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
 def port_open(port: int, host: str = '127.0.0.1', timeout: float = 0.5) -> bool:
     """True when something accepts TCP connections on ``host:port``."""
     try:
@@ -107,6 +119,7 @@ class Server:
         self.output_tail: Deque[str] = collections.deque(maxlen=40)
         self._tls: Optional[TlsFiles] = None
         self._readers: list = []
+        self._watchdog: Optional[subprocess.Popen] = None
 
     # -- life cycle -------------------------------------------------------------------
     def start(self, stop_at_exit: bool = True) -> 'Server':
@@ -129,12 +142,12 @@ class Server:
             return self
         if self.port is None:
             self.port = free_port()
-        self._spawn()
+        self._spawn(watch=stop_at_exit)
         if stop_at_exit:
             atexit.register(self.stop)
         return self
 
-    def _spawn(self) -> None:
+    def _spawn(self, watch: bool) -> None:
         from .build import BuildError, find_jar  # not at import: `python -m xenon_backend.build`
         try:
             jar = self.jar or find_jar()
@@ -151,6 +164,8 @@ class Server:
                                         stderr=subprocess.STDOUT, start_new_session=True)
         logger.info('started xenon-grpc (pid %s) on port %s%s', self.process.pid, self.port,
                     '' if self._tls else ' WITHOUT TLS')
+        if watch:
+            self._watchdog = _watchdog(self.process.pid)
         reader = threading.Thread(target=self._forward_output, args=(self.process,),
                                   name=f'xenon-grpc-{self.port}-output', daemon=True)
         reader.start()
@@ -218,6 +233,12 @@ class Server:
         """Close the channel; if the JVM was started here, kill its whole process group."""
         atexit.unregister(self.stop)
         self._close_channel()
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:  # the group is ours to end now
+            watchdog.kill()
+            watchdog.wait()
+            assert watchdog.stdin is not None
+            watchdog.stdin.close()
         process, self.process = self.process, None
         if process is None:
             return
