@@ -144,11 +144,17 @@ def test_a_killed_python_takes_its_server_along(xenon_tls_dir, tmp_path, keep):
     finally:
         child.kill()
         child.wait()
-    if keep:
-        assert not gone(jvm)
-        os.killpg(jvm, signal.SIGKILL)
-    for pid in group:
-        wait_for(lambda pid=pid: gone(pid), timeout=30, what=f'{pid} of the JVM group to end')
+    try:
+        if keep:
+            assert not gone(jvm)
+            os.killpg(jvm, signal.SIGKILL)
+        for pid in group:
+            wait_for(lambda pid=pid: gone(pid), timeout=30, what=f'{pid} of the JVM group to end')
+    finally:  # a failed watchdog must not leave the JVM behind
+        try:
+            os.killpg(jvm, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_a_killed_server_is_detected(xenon_tls_dir, tmp_path):
