@@ -117,11 +117,11 @@ def test_plaintext_only_when_asked_and_stop_kills_the_jobs(xenon_session, tmp_pa
 
 
 @pytest.mark.parametrize('keep', [False, True], ids=['stopped', 'do_not_exit'])
-def test_a_killed_python_takes_its_server_along(xenon_tls_dir, tmp_path, keep):
+def test_a_killed_python_takes_its_server_along(xenon_tls_dir, keep):
     """SIGKILL runs no atexit handler: the watchdog ends the JVM and its jobs all the same,
     unless do_not_exit asked to keep it."""
     script = textwrap.dedent(f'''
-        import sys, time
+        import time
         import xenon_backend as xb
         server = xb.init(do_not_exit={keep})
         scheduler = xb.Scheduler.create('local', server=server)

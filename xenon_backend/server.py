@@ -68,7 +68,8 @@ def _watchdog(group: int) -> subprocess.Popen:
     """A shell that kills process group ``group`` once this process is gone.
 
     It reads a pipe that only this process holds open, so it sees end-of-file however
-    this process ends, SIGKILL included (atexit handlers do not run then).
+    this process ends, SIGKILL included (atexit handlers do not run then). Children
+    forked meanwhile hold the pipe too: the JVM then ends with the last of them.
     """
     script = f'while read -r _; do :; done; kill -KILL -{group}'  # dash: no '--'
     return subprocess.Popen(['/bin/sh', '-c', script], stdin=subprocess.PIPE,
