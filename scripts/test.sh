@@ -8,5 +8,7 @@ bash scripts/setup_xenon.sh          # java, the xenon-grpc jar, its proto, the 
 bash tests/cluster/slurm_up.sh       # munge, mariadb, slurmdbd, slurmctld, slurmd, Torque wrappers
 bash tests/cluster/sshd_up.sh        # an sshd on 127.0.0.1 with the test user clustertest
 bash tests/cluster/remote_up.sh      # that user's Pythons (with and without dill) for remote jobs
+# Strict: a real component that is missing fails its tests (tests/support.py), never skips.
 # pytest exits 5 when it ran no test: that fails this script like any other failure.
+export CLUSTER_TEST_STRICT=1
 exec .venv/bin/python -m pytest -ra "$@"

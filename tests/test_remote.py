@@ -26,7 +26,7 @@ from cluster.batch import State
 from cluster.remote import (AuthenticationError, HostKeyError, HostUnreachableError,
                             RemotePathError, RemotePythonError)
 from cluster.remote.store import local_dir_tag
-from conftest import REMOTE_MARKS, remote_profile, require
+from conftest import REMOTE_MARKS, remote_profile
 
 LIVE = [*REMOTE_MARKS, pytest.mark.slurm]
 
@@ -361,14 +361,6 @@ class TestServerDeath:
             remote.forget(endpoint)
 
 
-def test_components_are_required_in_ci():
-    """The remote tests never skip in CI: ``require`` fails there instead."""
-    if os.environ.get('CI'):
-        with pytest.raises(pytest.fail.Exception):
-            require('a missing thing', False, 'install it')
-    else:
-        with pytest.raises(pytest.skip.Exception):
-            require('a missing thing', False, 'install it')
 
 
 @pytest.mark.remote

@@ -1,7 +1,8 @@
 """Helpers of the xenon_backend tests (the fixtures are in xenon_fixtures.py).
 
 Without java, the jar or the stubs (or without the test sshd for the ``sshd`` tests)
-the tests are skipped on a workstation and FAIL when the environment variable CI is set.
+the tests are skipped on a workstation and FAIL in a strict run (scripts/test.sh, CI):
+see ``support.require``.
 """
 from __future__ import annotations
 
