@@ -18,7 +18,6 @@ No I/O and no lock of its own: the queue's lock is held around every call.
 from __future__ import annotations
 
 import heapq
-import logging
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
@@ -27,8 +26,6 @@ from .batch import State
 if TYPE_CHECKING:
     from ._jobqueue_worker import WorkerProcess
     from .jobqueue import Job
-
-logger = logging.getLogger(__name__)
 
 
 class Schedule:

@@ -119,17 +119,19 @@ def job_runner(jobqueue: 'JobQueue', outputs: Callable[[Job], None],
     that reaches a final state (the queue passes its notifier). ``cores`` defaults to the
     queue's; ``jobno`` is the first job id expected (kept from the seed; used in the log).
     """
-    runner = Dispatcher(jobqueue, outputs, cores or jobqueue.cores)
-    jobqueue._runner = runner
-    logger.debug('job_runner started with %d cores (first job %s)', runner.cores, jobno)
-    try:
+    runner: Optional[Dispatcher] = None
+    try:  # starting the workers may fail too (no fork, no fds): waiters must hear of it
+        runner = Dispatcher(jobqueue, outputs, cores or jobqueue.cores)
+        jobqueue._runner = runner
+        logger.debug('job_runner started with %d cores (first job %s)', runner.cores, jobno)
         runner.run()
     except BaseException as exc:  # noqa: B902 - never leave waiters hanging
         logger.exception('job runner crashed')
         jobqueue._fail_all(f'the scheduler crashed: {exc!r}')
         raise
     finally:
-        runner.stop_workers()
+        if runner is not None:
+            runner.stop_workers()
 
 
 class JobQueue:

@@ -423,6 +423,21 @@ def test_shutdown_fails_unfinished_jobs_and_refuses_new_ones(gate):
     assert not alive
 
 
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnhandledThreadExceptionWarning')
+def test_workers_that_cannot_start_fail_the_jobs_instead_of_hanging(monkeypatch):
+    class NoFork:
+        def __init__(self, *args, **kwargs):
+            raise OSError(11, 'Resource temporarily unavailable')
+    monkeypatch.setattr('cluster._jobqueue_dispatch.WorkerProcess', NoFork)
+    q = JobQueue(1)
+    try:
+        job = q.add(add, (1,))
+        with pytest.raises(JobError, match='scheduler crashed.*Resource temporarily'):
+            q.get(job, timeout=DEADLINE)
+    finally:
+        q.shutdown()
+
+
 def test_a_forked_child_exiting_leaves_the_parents_queue_alone():
     code = textwrap.dedent('''
         import os, sys, warnings
