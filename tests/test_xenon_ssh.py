@@ -196,6 +196,10 @@ def test_one_sftp_filesystem_is_safe_from_many_threads(sftp_fs, remote_dir):
     for thread in threads:
         thread.join()
     assert errors == []
+    for name in 'ab':
+        sftp_fs.write_bytes(remote_dir / name, b'')
+    for entry in sftp_fs.list(remote_dir):  # the listing is read whole: no call waits on it
+        sftp_fs.delete(entry.path)
     assert list(sftp_fs.list(remote_dir)) == []
 
 

@@ -11,13 +11,13 @@ is taken from the filesystem's working directory.
 Calls on one filesystem are serialised: xenon-grpc 3.0.1's ``sftp`` adaptor shares one
 SFTP client per filesystem and loses replies when two calls overlap ("Failed to retrieve
 attributes", then "client is closed" for every later call). Separate filesystems still
-run in parallel.
+run in parallel. So that no call waits on a half-read stream, ``list`` and
+``read_from_file`` receive their whole answer before they yield.
 """
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from . import _stubs
 from ._handle import Handle, create_remote, pick_credential
@@ -31,15 +31,6 @@ logger = logging.getLogger(__name__)
 CHUNK = 1 << 16
 WAIT_SLICE_MS = 60_000  # a wait without limit asks the server in slices of this
 
-_LOCKS: Dict[Tuple[int, str], threading.RLock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _serial_lock(server: Server, handle_id: str) -> threading.RLock:
-    """The one lock of a server-side filesystem, shared by every Python object naming it."""
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault((id(server), handle_id), threading.RLock())
-
 
 class FileSystem(Handle):
     """A filesystem open in the xenon-grpc server (``file``, ``sftp``, ``ftp``, ``webdav``, ``s3``)."""
@@ -50,7 +41,7 @@ class FileSystem(Handle):
     def __init__(self, id: str, server: Optional[Server] = None,
                  timeout: Optional[float] = None) -> None:
         super().__init__(id, server, timeout)
-        self._serial = _serial_lock(self.server, self.id)
+        self._serial = self.server.filesystem_lock(self.id)
 
     def _call(self, rpc: str, request: Any = None, method: str = '',
               timeout: Optional[float] = -1.0) -> Any:
@@ -58,14 +49,8 @@ class FileSystem(Handle):
             return super()._call(rpc, request, method, timeout)
 
     def _stream(self, rpc: str, request: Any, method: str) -> Iterator[Any]:
-        with self._serial:  # held until the stream ends or is closed
-            yield from super()._stream(rpc, request, method)
-
-    def close(self) -> None:
-        """Close it; the server forgets it."""
-        super().close()
-        with _LOCKS_GUARD:
-            _LOCKS.pop((id(self.server), self.id), None)
+        with self._serial:
+            return iter(list(super()._stream(rpc, request, method)))
 
     # -- the adaptors and the filesystems the server holds ---------------------------------
     @staticmethod
@@ -221,7 +206,8 @@ class FileSystem(Handle):
         """Write a new file from an iterable of bytes (read in a gRPC thread; it may block).
 
         The file must not exist. ``size`` is needed by adaptors that want the size first
-        (see ``needs_size_beforehand`` in the adaptor description).
+        (see ``needs_size_beforehand`` in the adaptor description). ``data_stream`` must
+        not call this filesystem: calls on it wait for this one (read such data first).
         """
         pb2 = _stubs.pb2()
 

@@ -121,6 +121,8 @@ class Server:
         self._tls: Optional[TlsFiles] = None
         self._readers: list = []
         self._watchdog: Optional[subprocess.Popen] = None
+        self._filesystem_locks: dict = {}
+        self._filesystem_locks_guard = threading.Lock()
 
     # -- life cycle -------------------------------------------------------------------
     def start(self, stop_at_exit: bool = True) -> 'Server':
@@ -273,6 +275,11 @@ class Server:
         self.stop()
 
     # -- calls ------------------------------------------------------------------------
+    def filesystem_lock(self, filesystem_id: str) -> threading.Lock:
+        """The lock that serialises the calls on one of this server's filesystems."""
+        with self._filesystem_locks_guard:
+            return self._filesystem_locks.setdefault(filesystem_id, threading.Lock())
+
     @property
     def owned(self) -> bool:
         """True when the JVM was started by this object."""
