@@ -302,6 +302,8 @@ class Job:
     # files ------------------------------------------------------------------------------
     def clean(self, delete_outputs: bool = False) -> None:
         """Delete the scripts and payload; the outputs too with ``delete_outputs``."""
+        if self._submitting is not None:
+            self._submitting.exception()  # waits: sbatch/qsub must read the script first
         targets = self.target.scripts() + ([self.target.function_py]
                                            if self.is_function else [])
         if delete_outputs:

@@ -3,10 +3,12 @@ ids come in order, refusals surface at ``id``, and polls see every submitted job
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
 import cluster
+from cluster.batch.local import Local
 from cluster.errors import SubmissionError
 from conftest import require, slurm_ready
 
@@ -60,3 +62,23 @@ def test_a_dependent_of_a_refused_job_names_its_dependency(slurm):
     dependent = cluster.Job('true', qtype='slurm', depends=[refused]).submit()
     with pytest.raises(cluster.JobError, match='dependency true.* was not submitted'):
         dependent.id
+
+
+def test_clean_waits_for_the_submission_to_read_the_script(in_tmp, monkeypatch):
+    """submit() returns before the submit command ran: clean() must not pull the script
+    from under it. (The submit command is held back up to 2 s; the outcome does not
+    depend on how long.)"""
+    held = threading.Event()
+    seen = []
+    original = Local.submit
+
+    def slow_submit(self, files, dependencies=(), options=None):
+        held.wait(2)
+        seen.append(os.path.exists(files.submission))
+        return original(self, files, dependencies, options)
+    monkeypatch.setattr(Local, 'submit', slow_submit)
+    job = cluster.Job('echo hi', qtype='local').submit()
+    job.clean()
+    job._submitting.exception()  # the submission has ended either way
+    assert seen == [True]
+    assert not os.path.exists(job.files.submission)
