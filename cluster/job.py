@@ -388,7 +388,7 @@ def submit_file(script_file: str, dependencies: Optional[Sequence] = None,
     store, system = _store_and_system(qtype, profile, remote)
     path = os.path.abspath(script_file)
     options: Dict[str, Any] = {'cores': int(threads)} if threads else {}
-    if isinstance(store, LocalStore) and not store.portable:
+    if not store.portable:
         files = target = JobFiles(os.path.dirname(path), os.path.basename(path),
                                   DEFAULT_SUFFIX, system.name, script=path)
     else:

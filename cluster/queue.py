@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import logging
-import os
 import threading
 import time
 from typing import Dict, Iterable, List, Optional, Set, Union

@@ -34,7 +34,7 @@ class LocalStore:
         files = reserve(directory, name, suffix, qtype)
         return files, self.target(files)
 
-    def prepare_function(self, python: Optional[str] = None) -> None:
+    def prepare_function(self) -> None:
         """Make sure function jobs can run (the remote store checks its Python)."""
 
     def target(self, files: JobFiles) -> JobFiles:

@@ -15,7 +15,7 @@ from typing import Dict, Mapping, Optional, Sequence
 from .. import function
 from ..errors import JobError
 from ..script import JobFiles, write_atomic
-from . import BatchSystem, JobInfo, State
+from . import BatchSystem, JobInfo
 
 logger = logging.getLogger(__name__)
 

@@ -181,12 +181,9 @@ class RemoteStore(LocalStore):
                 pass
         self._guard(directory, 'delete files in', remove)
 
-    def prepare_function(self, python: Optional[str] = None) -> None:
+    def prepare_function(self) -> None:
         """Check once per endpoint that the remote Python imports dill."""
-        self.connection.check_python(python or self.python)
-
-    def exists(self, path: str) -> bool:
-        return bool(self._guard(path, 'look at', lambda _, fs: fs.exists(path)))
+        self.connection.check_python(self.python)
 
     def list_dir(self, path: str) -> List[Tuple[str, bool]]:
         """(name, is_directory) of the entries of a remote directory; [] when it is missing."""
@@ -208,14 +205,3 @@ class RemoteStore(LocalStore):
             except xe.NoSuchPathException:
                 return None
         return self._guard(path, 'read', read)
-
-    def delete_remote(self, path: str) -> bool:
-        from xenon_backend import exceptions as xe
-
-        def remove(_, fs) -> bool:
-            try:
-                fs.delete(path)
-                return True
-            except xe.NoSuchPathException:
-                return False
-        return self._guard(path, 'delete', remove)
