@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -72,15 +71,11 @@ def remote_env() -> Iterator[Dict[str, str]]:
     env: Dict[str, str] = {}
     for path in files:
         env.update(read_env_file(path))
-    try:
-        with socket.create_connection((env['CLUSTER_TEST_SSH_HOST'],
-                                       int(env['CLUSTER_TEST_SSH_PORT'])), timeout=2):
-            pass
-        reachable = True
-    except OSError:
-        reachable = False
+    from xenon_backend.server import port_open
+    reachable = port_open(int(env['CLUSTER_TEST_SSH_PORT']), env['CLUSTER_TEST_SSH_HOST'],
+                          timeout=2)
     require('the test sshd', reachable, 'bash tests/cluster/sshd_up.sh')
-    from xenon_fixtures import xenon_missing
+    from xenon_helpers import xenon_missing
     problem = xenon_missing()
     require('xenon-grpc', not problem, f'bash scripts/setup_xenon.sh ({problem})')
     import xenon_backend

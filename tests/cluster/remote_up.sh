@@ -25,10 +25,10 @@ die() { echo "[remote_up] ERROR: $*" >&2; exit 1; }
 
 [[ $(id -u) == 0 ]] || die "must run as root"
 id "$TEST_USER" >/dev/null 2>&1 || die "no user $TEST_USER: run tests/cluster/sshd_up.sh first"
-[[ -x /usr/bin/python3 ]] || {
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >/dev/null
-}
+if [[ ! -x /usr/bin/python3 ]]; then
+    source "$(dirname "$0")/apt_install.sh"
+    apt_install python3
+fi
 [[ -x $VENV_PY ]] || die "$VENV_PY is missing: run scripts/install.sh first"
 
 DILL=$("$VENV_PY" -c 'import dill; print(dill.__version__)')
