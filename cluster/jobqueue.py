@@ -391,6 +391,8 @@ class JobQueue:
             runner.stop_workers()
 
     def _fail_all(self, reason: str) -> None:
+        """The scheduler thread is gone: fail every unfinished job, refuse new ones."""
         with self._lock:
+            self._broken = reason
             self._schedule.fail_unfinished(reason, [])
             self._cond.notify_all()

@@ -425,15 +425,21 @@ def test_shutdown_fails_unfinished_jobs_and_refuses_new_ones(gate):
 
 @pytest.mark.filterwarnings('ignore::pytest.PytestUnhandledThreadExceptionWarning')
 def test_workers_that_cannot_start_fail_the_jobs_instead_of_hanging(monkeypatch):
+    added = threading.Event()
+
     class NoFork:
         def __init__(self, *args, **kwargs):
+            added.wait(DEADLINE)  # fail once the job is queued
             raise OSError(11, 'Resource temporarily unavailable')
     monkeypatch.setattr('cluster._jobqueue_dispatch.WorkerProcess', NoFork)
     q = JobQueue(1)
     try:
         job = q.add(add, (1,))
+        added.set()
         with pytest.raises(JobError, match='scheduler crashed.*Resource temporarily'):
             q.get(job, timeout=DEADLINE)
+        with pytest.raises(JobError, match='broken: the scheduler crashed'):
+            q.add(add, (2,))
     finally:
         q.shutdown()
 
