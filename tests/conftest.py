@@ -83,20 +83,21 @@ def remote_env() -> Iterator[Dict[str, str]]:
     running = getattr(xenon_server, '_default', None)
     started_here = running is None or running.channel is None
     xenon_backend.init()
+    # a workdir of this module's own inside the test user's: what its jobs leave goes
+    # with it, and concurrent test runs never touch each other's files
+    user = pwd.getpwnam(env['CLUSTER_TEST_SSH_USER'])
+    workdir = Path(env['CLUSTER_TEST_REMOTE_WORKDIR']) / f'module-{uuid.uuid4().hex[:10]}'
+    workdir.mkdir(mode=0o700)
+    os.chown(workdir, user.pw_uid, user.pw_gid)
+    env['CLUSTER_TEST_REMOTE_WORKDIR'] = str(workdir)
     env['url'] = (f'ssh://{env["CLUSTER_TEST_SSH_USER"]}@{env["CLUSTER_TEST_SSH_HOST"]}:'
-                  f'{env["CLUSTER_TEST_SSH_PORT"]}{env["CLUSTER_TEST_REMOTE_WORKDIR"]}')
-    workdir = Path(env['CLUSTER_TEST_REMOTE_WORKDIR'])
-    before = set(workdir.iterdir()) | set((workdir / 'cluster-jobs').glob('*'))
+                  f'{env["CLUSTER_TEST_SSH_PORT"]}{workdir}')
     yield env
     from cluster import remote
     remote.close_all()
     if started_here:
         xenon_backend.shutdown()
-    # what this module's jobs left in the test user's workdir (root may remove it)
-    after = set(workdir.iterdir()) | set((workdir / 'cluster-jobs').glob('*'))
-    for path in sorted(after - before, reverse=True):
-        if path.name != 'cluster-jobs':
-            shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(workdir, ignore_errors=True)  # root may remove the test user's files
 
 
 def remote_profile(env: Dict[str, str], qtype: str, **changes) -> Dict[str, object]:
