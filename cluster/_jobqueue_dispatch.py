@@ -20,7 +20,7 @@ import threading
 from multiprocessing.connection import wait as wait_ready
 from typing import TYPE_CHECKING, Any, Callable, List, Tuple
 
-from ._jobqueue_worker import WorkerProcess
+from ._jobqueue_worker import WorkerProcess, current_dir
 from .batch import State
 
 if TYPE_CHECKING:
@@ -48,9 +48,11 @@ class Dispatcher:
         self.q = jobqueue
         self.outputs = outputs
         self.cores = cores
-        self.paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
-        self.workers: List[WorkerProcess] = [WorkerProcess(self.paths, jobqueue._cwd)
-                                             for _ in range(cores)]
+        # '' (the current directory) stays: in a worker it is the job's directory
+        here = current_dir() or '/'
+        self.paths = [p if not p or os.path.isabs(p) else os.path.join(here, p)
+                      for p in sys.path]
+        self.workers: List[WorkerProcess] = [WorkerProcess(self.paths) for _ in range(cores)]
         self.start_failures = 0
 
     def run(self) -> None:
@@ -166,7 +168,7 @@ class Dispatcher:
             q._schedule.fail_waiting(q._broken, finished)
             return
         if not q._stopping:
-            self.workers.append(WorkerProcess(self.paths, q._cwd))
+            self.workers.append(WorkerProcess(self.paths))
 
     def stop_workers(self) -> None:
         """Kill every worker's process tree."""

@@ -1,7 +1,8 @@
 """The JobQueue's worker processes: the task message, both ends of a worker, pickling.
 
-A task message is ``header + function pickle + (args, kwargs) pickle``; the header holds
-which of the two are dill pickles and the function pickle's length. Payloads are pickled
+A task message is ``header + working directory + function pickle + (args, kwargs)
+pickle``; the header holds which of the two are dill pickles and the lengths of the
+directory (the caller's, at ``add``; empty for none) and of the function pickle. Payloads are pickled
 once, in the caller's thread: plain :mod:`pickle` when they refer to nothing in
 ``__main__``, else :mod:`dill` by value (lambdas, closures, functions of the user's
 script). A ``__main__`` function's dill pickle is cached while the globals it names are the
@@ -12,7 +13,9 @@ A worker answers with one message per task: ``h`` once when it is ready, then ``
 ``(exception pickle or None, summary, traceback text)``.
 
 Workers are fresh interpreters (``python -c``, never ``fork`` from the threaded parent),
-each in its own session, started with the parent's ``sys.path`` and working directory.
+each in its own session, started with the parent's ``sys.path`` in ``/``: a worker never
+depends on a user's directory, it changes into each job's own directory for that job
+(a job whose directory is gone fails, saying so).
 A worker whose parent dies kills its own process group.
 """
 from __future__ import annotations
@@ -37,7 +40,9 @@ from .errors import JobError
 logger = logging.getLogger(__name__)
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
-_HEADER = struct.Struct('!BI')  # flags, length of the function's pickle
+_HEADER = struct.Struct('!BII')  # flags, length of the directory, of the function's pickle
+#: where workers start and return to between jobs: a directory that always exists
+WORKER_HOME = '/'
 _FN_DILL, _ARGS_DILL = 1, 2
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), range, frozenset)
 
@@ -128,12 +133,24 @@ class _FunctionPickles:
 _FUNCTION_PICKLES = _FunctionPickles()
 
 
-def encode_task(function: Callable, args: Sequence, kwargs: dict) -> Tuple[bytes, int]:
-    """The message a worker runs, and a hash of the function's pickle (its runtime class)."""
+def encode_task(function: Callable, args: Sequence, kwargs: dict,
+                cwd: Optional[str] = None) -> Tuple[bytes, int]:
+    """The message a worker runs in ``cwd``, and a hash of the function's pickle (its
+    runtime class)."""
     fn_data, fn_dill = _FUNCTION_PICKLES.dumps(function)
     args_data, args_dill = dumps((tuple(args), kwargs))
     flags = (_FN_DILL if fn_dill else 0) | (_ARGS_DILL if args_dill else 0)
-    return _HEADER.pack(flags, len(fn_data)) + fn_data + args_data, hash(fn_data)
+    where = os.fsencode(cwd) if cwd else b''
+    return (_HEADER.pack(flags, len(where), len(fn_data)) + where + fn_data + args_data,
+            hash(fn_data))
+
+
+def current_dir() -> Optional[str]:
+    """The caller's working directory, or None when it was deleted."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        return None
 
 
 # --------------------------------------------------------------------------- in the worker
@@ -144,7 +161,7 @@ def worker_main(task_fd: int, result_fd: int, lifeline_fd: int) -> None:
     tasks = Connection(task_fd, writable=False)
     results = Connection(result_fd, readable=False)
     functions: Dict[bytes, Callable] = {}
-    home = os.getcwd()
+    os.chdir(WORKER_HOME)
     results.send_bytes(b'h')
     while True:
         try:
@@ -152,11 +169,7 @@ def worker_main(task_fd: int, result_fd: int, lifeline_fd: int) -> None:
         except (EOFError, OSError):
             return
         results.send_bytes(_run_task(message, functions))
-        try:
-            if os.getcwd() != home:  # a job's chdir must not leak into the next job
-                os.chdir(home)
-        except OSError:
-            os.chdir(home)
+        os.chdir(WORKER_HOME)  # a job's chdir must not leak into the next job
 
 
 def _watch_parent(lifeline_fd: int) -> None:
@@ -169,8 +182,15 @@ def _watch_parent(lifeline_fd: int) -> None:
 def _run_task(message: bytes, functions: Dict[bytes, Callable]) -> bytes:
     """Run one task message; return the answer message."""
     view = memoryview(message)
-    flags, fn_len = _HEADER.unpack_from(view)
-    start = _HEADER.size
+    flags, cwd_len, fn_len = _HEADER.unpack_from(view)
+    start = _HEADER.size + cwd_len
+    cwd = os.fsdecode(bytes(view[_HEADER.size:start]))
+    try:
+        if cwd:
+            os.chdir(cwd)
+    except OSError as exc:
+        return _error_message(JobError(f'the directory the job was added from is gone or '
+                                       f'unusable: {cwd}: {exc.strerror}'), '')
     try:
         fn_key = bytes(view[start:start + fn_len])
         function = functions.get(fn_key)
@@ -245,7 +265,7 @@ def _error_message(exc: BaseException, tb_text: str) -> bytes:
 class WorkerProcess:
     """A worker process and the parent's ends of its pipes; ``job`` is what it runs."""
 
-    def __init__(self, paths: List[str], cwd: str) -> None:
+    def __init__(self, paths: List[str]) -> None:
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
         life_r, self.lifeline = os.pipe()
@@ -253,7 +273,7 @@ class WorkerProcess:
                 f'import worker_main; worker_main({task_r}, {result_w}, {life_r})')
         try:
             # a long-lived worker, not a command to run to completion: hence Popen, not run.cmd
-            self.proc = subprocess.Popen([sys.executable, '-c', boot], cwd=cwd,
+            self.proc = subprocess.Popen([sys.executable, '-c', boot], cwd=WORKER_HOME,
                                          pass_fds=(task_r, result_w, life_r),
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         finally:

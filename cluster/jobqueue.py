@@ -45,7 +45,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Unio
 
 from ._jobqueue_dispatch import Dispatcher
 from ._jobqueue_scheduling import Schedule
-from ._jobqueue_worker import encode_task, loads
+from ._jobqueue_worker import current_dir, encode_task, loads
 from .batch import State
 from .errors import JobError
 
@@ -154,7 +154,6 @@ class JobQueue:
         self._next_id = 1
         self._inbox: List[Union[Job, threading.Event]] = []
         self._schedule = Schedule(cores, self.jobs)
-        self._cwd = os.getcwd()
         self._woken = False
         self._stopping = False
         self._broken: Optional[str] = None
@@ -186,7 +185,7 @@ class JobQueue:
                            f'{self.cores}), not {cores!r}')
         deps = self._dependency_ids(dependencies)
         try:
-            payload, fn_hash = encode_task(function, args or (), kwargs or {})
+            payload, fn_hash = encode_task(function, args or (), kwargs or {}, current_dir())
             problem = None
         except Exception as exc:
             payload, fn_hash = None, 0

@@ -12,6 +12,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -192,6 +193,44 @@ def test_a_jobs_chdir_does_not_leak_into_the_next_job(tmp_path):
     try:
         q.add(os.chdir, (str(tmp_path),))
         assert q.get(q.add(os.getcwd)) == os.getcwd()
+    finally:
+        q.shutdown()
+
+
+def test_rounds_of_jobs_in_directories_that_are_removed(monkeypatch):
+    """Workers never depend on a user's directory: each round of jobs runs in its own
+    temporary directory, removed at the round's end, and every round still works."""
+    q = JobQueue(1)
+    try:
+        for _ in range(3):
+            with tempfile.TemporaryDirectory() as directory:
+                monkeypatch.chdir(directory)
+                assert q.get(q.add(os.getcwd)) == directory
+                q.add(os.chdir, ('/tmp',))  # leaves the worker elsewhere; no harm
+                assert q.get(q.add(os.getcwd)) == directory
+            monkeypatch.chdir('/')
+        worker = q._runner.workers[0]
+        assert psutil.Process(worker.proc.pid).cwd() == '/'
+        assert q._thread.is_alive() and not q._broken
+    finally:
+        q.shutdown()
+
+
+def test_a_job_whose_directory_is_gone_fails_saying_so(tmp_path, monkeypatch, gate):
+    q = JobQueue(1)
+    try:
+        blocker = q.add(block, (gate.path,))
+        gone = tmp_path / 'gone'
+        gone.mkdir()
+        monkeypatch.chdir(gone)
+        job = q.add(os.getcwd)
+        monkeypatch.chdir(tmp_path)
+        gone.rmdir()
+        gate.release()
+        q.get(blocker)
+        with pytest.raises(JobError, match=f'directory .* is gone.*{gone}'):
+            q.get(job)
+        assert q.get(q.add(add, (1, 2))) == 3  # the queue goes on
     finally:
         q.shutdown()
 
