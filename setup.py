@@ -2,25 +2,29 @@
 import importlib.util
 import os
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class BuildPyWithXenonStubs(build_py):
-    """Generate xenon_backend's gRPC stubs when protos/xenon.proto is there.
+    """Generate xenon_backend's gRPC stubs before the modules are collected.
 
-    The proto comes from the jar: ``python -m xenon_backend.build`` fetches both.
+    The proto comes from the xenon-grpc jar, which is fetched from PyPI into the user's
+    data directory when it is nowhere to be found (xenon_backend/build.py says where it
+    looks; ``$XENON_GRPC_JAR`` names one). grpcio-tools is a build requirement.
     """
 
     def run(self):
-        if os.path.exists(os.path.join(HERE, 'protos', 'xenon.proto')):
-            path = os.path.join(HERE, 'xenon_backend', 'build.py')
-            spec = importlib.util.spec_from_file_location('xenon_backend_build', path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            module.generate_stubs()
+        path = os.path.join(HERE, 'xenon_backend', 'build.py')
+        spec = importlib.util.spec_from_file_location('xenon_backend_build', path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        try:
+            module.build_package_stubs()
+        except module.BuildError as exc:
+            raise SystemExit(f'error: cannot make the gRPC stubs of xenon_backend: {exc}') from None
         super().run()
 
 
@@ -40,8 +44,8 @@ setup(
     long_description_content_type='text/markdown',
     license='MIT',
     python_requires='>=3.9,<3.14',
-    packages=['cluster', 'cluster.batch', 'xenon_backend', 'xenon_backend.proto'],
-    install_requires=GRPC_FLOORS + ['dill>=0.3.8', 'psutil>=5.9'],
+    packages=find_packages(include=['cluster', 'cluster.*', 'xenon_backend', 'xenon_backend.*']),
+    install_requires=GRPC_FLOORS + ['dill>=0.3.8', 'psutil>=5.9', 'platformdirs>=2.5'],
     extras_require={
         'test': ['pytest>=7'] + TOOLS_FLOORS,
         'bench': ['dask[distributed]', 'submitit'],

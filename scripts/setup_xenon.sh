@@ -2,8 +2,9 @@
 # Make xenon_backend usable: java, the xenon-grpc jar, its proto and the Python stubs.
 #
 # Idempotent and quick when everything is there already. For Debian; java comes from
-# `default-jre-headless` when there is no `java` (installing needs root). The jar is
-# fetched from PyPI (inside the pyxenon==3.0.3 sdist) by `python -m xenon_backend.build`,
+# `default-jre-headless` when there is no `java` (installing needs root). The jar (already
+# fetched by the install into the user data dir, ~/.local/share/cluster/jar) is
+# otherwise fetched from PyPI (inside the pyxenon==3.0.3 sdist) by `python -m xenon_backend.build`,
 # which also extracts protos/xenon.proto and generates xenon_backend/proto/*_pb2*.py.
 #
 #   bash scripts/setup_xenon.sh              # uses .venv/bin/python if present, else python3

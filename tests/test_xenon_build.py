@@ -31,9 +31,8 @@ def test_the_environment_variable_overrides_the_jar(monkeypatch, tmp_path):
 def test_a_missing_jar_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.delenv(build.JAR_ENV, raising=False)
     monkeypatch.setattr(build, 'PROJECT_DIR', tmp_path / 'project')
-    monkeypatch.setattr(build, 'PACKAGE_DIR', tmp_path / 'project' / 'pkg')
     monkeypatch.setenv('XDG_DATA_HOME', str(tmp_path / 'data'))
-    with pytest.raises(build.BuildError, match=r'run `python -m xenon_backend.build`.*pyxenon==3.0.3'):
+    with pytest.raises(build.JarMissing, match=r'run `python -m xenon_backend.build`.*pyxenon==3.0.3'):
         build.find_jar()
     assert build.default_jar_target() == tmp_path / 'data' / 'cluster' / 'jar' / build.JAR_NAME
 
@@ -113,3 +112,25 @@ def test_a_jar_with_the_wrong_checksum_is_refused(monkeypatch, tmp_path):
     with pytest.raises(build.BuildError, match='refusing to use it'):
         build.fetch_jar(target)
     assert not os.path.exists(target) and os.listdir(target.parent) == []
+
+
+@pytest.mark.xenon
+def test_a_damaged_jar_in_the_data_dir_is_refused_and_not_used(monkeypatch, tmp_path):
+    """A jar with the wrong SHA-256 where the package looks is refused with its path named:
+    not fetched over, not started."""
+    from xenon_backend.exceptions import XenonServerError
+    from xenon_backend.server import Server
+    good = real_jar().read_bytes()
+    monkeypatch.delenv(build.JAR_ENV, raising=False)
+    monkeypatch.setattr(build, 'PROJECT_DIR', tmp_path / 'project')
+    monkeypatch.setenv('XDG_DATA_HOME', str(tmp_path / 'data'))
+    damaged = build.default_jar_target()
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(good[:-100] + bytes(100))
+    for call in (build.find_jar, build.ensure_jar):
+        with pytest.raises(build.BuildError, match=f'{damaged}.*refusing to use it'):
+            call()
+    with pytest.raises(XenonServerError, match='refusing to use it') as caught:
+        Server(tls_dir=tmp_path / 'tls').start(stop_at_exit=False)
+    assert str(damaged) in str(caught.value)
+    assert os.listdir(damaged.parent) == [damaged.name]        # left for the user, not replaced

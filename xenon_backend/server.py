@@ -151,9 +151,9 @@ class Server:
         return self
 
     def _spawn(self, watch: bool) -> None:
-        from .build import BuildError, find_jar  # not at import: `python -m xenon_backend.build`
+        from .build import BuildError, ensure_jar  # not at import: `python -m xenon_backend.build`
         try:
-            jar = self.jar or find_jar()
+            jar = self.jar or ensure_jar()  # fetched into the user data dir on first use
         except BuildError as exc:
             raise XenonServerError('start', None, str(exc)) from None
         argv = [find_java(), *self.java_options, '-jar', str(jar), '--port', str(self.port)]
