@@ -29,6 +29,10 @@ FORBIDDEN_KEYS: Tuple[str, ...] = ('password', 'passphrase')
 
 _HINT = 'fix the file by hand (it was left unchanged)'
 
+#: a comment may also end a line: ``qtype = slurm  # or torque`` (after whitespace)
+INLINE_COMMENTS: Tuple[str, ...] = ('#', ';')
+_INLINE_COMMENT = re.compile(r'\s[#;].*$')
+
 
 # ---------------------------------------------------------------------------------------
 # parsing
@@ -99,7 +103,8 @@ class State(NamedTuple):
 def parse(text: str, path: str) -> State:
     """Parse the file's text; any problem raises ConfigError naming the file and line."""
     parser = configparser.ConfigParser(interpolation=None, strict=True, default_section='',
-                                       empty_lines_in_values=False)
+                                       empty_lines_in_values=False,
+                                       inline_comment_prefixes=INLINE_COMMENTS)
     hint = _HINT
     try:
         parser.read_string(text, source=path)
@@ -128,7 +133,7 @@ def parse(text: str, path: str) -> State:
         for key, value in keys.items():
             if '\n' in value:
                 raise ConfigError(f'{state.where(section, key)}: the value spans several lines;'
-                                  f' one line per key, comments on their own lines; {hint}')
+                                  f' one line per key; {hint}')
             if key in FORBIDDEN_KEYS:
                 raise ConfigError(f'{state.where(section, key)}: passwords are never stored in '
                                   f'the file; remove the key and give the password through the '
@@ -250,9 +255,13 @@ def _apply(lines: List[str], edit: Edit) -> List[str]:
     where = where_is.keys.get((section, key))
     if kind == 'del':
         return lines if where is None else lines[:where[0]] + lines[where[1]:]
-    new = [] if kind == 'section' else [f'{key} = {text}\n' if text else f'{key} =\n']
+    new = [] if kind == 'section' else [f'{key} = {text}' if text else f'{key} =']
     if where is not None:
-        return lines[:where[0]] + new + lines[where[1]:]
+        comment = _INLINE_COMMENT.search(lines[where[0]].rstrip('\n').partition('=')[2])
+        if new and comment:                  # an inline comment stays with its key
+            new[0] += ' ' + comment.group(0).strip()
+        return lines[:where[0]] + [line + '\n' for line in new] + lines[where[1]:]
+    new = [line + '\n' for line in new]
     if section in where_is.sections:
         end = where_is.sections[section][1]
         return lines[:end] + new + lines[end:]

@@ -20,7 +20,8 @@ Writing takes an exclusive lock on ``<file>.lock``, reads the file again under i
 only the lines that change (comments and every other key stay), checks that nothing else
 changed, and replaces the file atomically with mode 0600. A file that does not parse is
 never written: :class:`~cluster.errors.ConfigError` names the file and the line. One key
-per line, comments on their own lines (``#`` or ``;``).
+per line; comments start with ``#`` or ``;``, on their own lines or after a value (after
+whitespace: ``qtype = slurm  # or torque``).
 
 This module holds the settings, the profiles and the public functions; the file itself
 is handled by :mod:`cluster._ini`, values and connection keys by
@@ -66,6 +67,7 @@ CONNECTION_KEYS: Tuple[str, ...] = ('remote', 'qtype', 'key', 'python', 'strict_
 #: defaults of connection keys, applied when a profile has ``remote``
 CONNECTION_DEFAULTS: Dict[str, Any] = {'strict_host_key': True}
 
+_SECTIONS_TEXT = '[queue], [jobqueue], [profile.NAME]'
 _PROFILE_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.+-]*')
 _KEY_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.+-]*')
 
@@ -160,9 +162,20 @@ def config_path() -> str:
     return os.path.abspath(os.path.expanduser(os.environ.get(ENV_VAR) or DEFAULT_PATH))
 
 
+_warned: Dict[str, Any] = {}
+
+
 def _state() -> _ini.State:
-    """The config file in use, parsed (cached until it changes)."""
-    return _ini.read(os.path.realpath(config_path()))
+    """The config file in use, parsed (cached until it changes); warns of stray sections."""
+    state = _ini.read(os.path.realpath(config_path()))
+    if _warned.get(state.path) is not state:
+        _warned[state.path] = state
+        for section in state.raw:
+            if section not in DEFAULTS and not section.startswith(PROFILE_PREFIX):
+                logger.warning('%s: section [%s] is not used by cluster (sections: %s); '
+                               'a profile is named [%s%s]', state.where(section),
+                               section, _SECTIONS_TEXT, PROFILE_PREFIX, section)
+    return state
 
 
 def _modify(plan: Callable[[_ini.State], List[_ini.Edit]]) -> _ini.State:
@@ -280,6 +293,8 @@ def set(section: str, key: str, value: Any) -> None:  # noqa: A001 (the seed's n
     if section.startswith(PROFILE_PREFIX):
         set_profile(section[len(PROFILE_PREFIX):], {key: value}, update=True)
         return
+    if section in DEFAULTS:
+        check_setting_name(section, key)
     check = SETTING_CHECKS.get((section, key))
     typed = parse_value(value) if isinstance(value, str) else value
     if check and typed is not None:              # empty (None) means the built-in default
@@ -309,6 +324,33 @@ def delete(section: str, key: Optional[str] = None) -> bool:
     return bool(found and found[0])
 
 
+def _close(word: str, choices: List[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    return f' (did you mean {" or ".join(map(repr, close))}?)' if close else ''
+
+
+def check_setting_name(section: str, key: Optional[str] = None) -> None:
+    """Refuse a section or key that ``cluster`` does not use, naming close matches.
+
+    Sections are ``queue``, ``jobqueue`` and ``profile.NAME`` (an existing profile); keys
+    are the built-in settings of a section, or a profile's job options and connection keys.
+    """
+    if section.startswith(PROFILE_PREFIX):
+        get_profile(section[len(PROFILE_PREFIX):])      # ProfileError lists the profiles
+        if key is not None and key.strip().lower() not in CONNECTION_KEYS:
+            from .options import canonical
+            canonical(key)                              # OptionError with a suggestion
+        return
+    if section not in DEFAULTS:
+        names = list(DEFAULTS) + [PROFILE_PREFIX + n for n in _profile_names(_state())]
+        raise ConfigError(f'unknown section {section!r}; sections: {_SECTIONS_TEXT}'
+                          + _close(section, names))
+    if key is not None and key.lower() not in DEFAULTS[section]:
+        keys = list(DEFAULTS[section])
+        raise ConfigError(f'unknown key {key!r} in [{section}]; its keys: {", ".join(keys)}'
+                          + _close(key.lower(), keys))
+
+
 def get_config() -> configparser.ConfigParser:
     """A copy of the file as a ``configparser.ConfigParser`` (raw strings, no built-ins).
 
@@ -331,10 +373,10 @@ def get_profile(profile: Optional[str] = None) -> Any:
     found = _profile_from(state, profile) if isinstance(profile, str) else None
     if found is None:
         names = _profile_names(state)
-        close = difflib.get_close_matches(str(profile), names, n=3)
+        stray = (f'; the file has a section [{profile}]: name it [{PROFILE_PREFIX}{profile}]'
+                 if profile in state.raw else '')
         raise ProfileError(f'no profile {profile!r} in {state.path} or built in; profiles: '
-                           + ', '.join(names)
-                           + (f' (did you mean {" or ".join(map(repr, close))}?)' if close else ''))
+                           + ', '.join(names) + _close(str(profile), names) + stray)
     return found
 
 
@@ -359,9 +401,16 @@ def set_profile(name: str, args: Any, update: bool = True) -> Profile:
         profile = Profile(name, merged)
         result.append(profile)
         stored = {k: format_value(v) for k, v in profile.to_dict().items()}
+        asked = {_canonical(k) for k in given} | removed
+        written = state.raw.get(section, {}) if update else {}
+        for key in written:                  # keep the user's other values as written
+            if _canonical(key) not in asked and _canonical(key) in stored:
+                stored.pop(_canonical(key))
+                stored[key] = written[key]
         edits: List[_ini.Edit] = [('del', section, k, None)
-                              for k in state.raw.get(section, {}) if k not in stored]
-        edits += [('set', section, k, v) for k, v in stored.items()]
+                                  for k in state.raw.get(section, {}) if k not in stored]
+        edits += [('set', section, k, v) for k, v in stored.items()
+                  if state.raw.get(section, {}).get(k) != v]
         return [('section', section, None, None)] + edits
     _modify(plan)
     return result[0]

@@ -59,6 +59,9 @@ def format_value(value: Any) -> str:
     text = str(value).strip()
     if '\n' in text or '\r' in text:
         raise OptionError(f'value {value!r} spans several lines; one line per key')
+    if re.search(r'\s[#;]', text):
+        raise OptionError(f'value {value!r} holds a # or ; after a space, which the file '
+                          'reads as the start of a comment')
     return text
 
 
