@@ -1,4 +1,4 @@
-"""The ``cluster`` command: options, profiles, config, submit, queue, wait, clean and demo."""
+"""The `cluster` command: options, profiles, config, submit, queue, wait, clean and demo."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,8 @@ from .errors import ClusterError
 
 logger = logging.getLogger(__name__)
 QTYPES = ('slurm', 'torque', 'local')
+DESCRIPTION = ('Write a pipeline once; run it locally, on Slurm or Torque, or on a remote '
+               'cluster. Commands: options, profile, config, submit, queue, wait, clean, demo.')
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +49,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
         raise ClusterError(f'profile {args.action} needs a profile NAME')
     if args.action == 'show':
         profile = config_file.get_profile(args.name)
-        print(f'[{profile.name}]')
+        print(f'[{config_file.PROFILE_PREFIX}{profile.name}]')
         for key, value in profile.to_dict().items():
             print(f'{key} = {value}')
     elif args.action == 'set':
@@ -60,6 +62,7 @@ def _cmd_profile(args: argparse.Namespace) -> None:
 
 def _cmd_config(args: argparse.Namespace) -> None:
     from . import config_file
+    config_file.check_setting_name(args.section, args.key)
     if args.action == 'get':
         value = config_file.get(args.section, args.key)
         if isinstance(value, dict):
@@ -78,6 +81,10 @@ def _cmd_submit(args: argparse.Namespace) -> None:
     command = list(args.command)
     if command and command[0] == '--':
         command = command[1:]
+    elif '--' in command:
+        stray = command[:command.index('--')]
+        raise UsageError(f'unexpected {" ".join(map(repr, stray))} before --: give each '
+                         f'keyword as -k key=value (quote a value with spaces: -k "mem=4 GB")')
     if not command:
         raise ClusterError('submit needs a command after --')
     import shlex
@@ -85,12 +92,22 @@ def _cmd_submit(args: argparse.Namespace) -> None:
     job = Job(text, qtype=args.qtype, profile=args.profile, **_keywords(args.keyword))
     job.submit()
     print(job.id)
+    _say_where(job)
     if job.qtype == 'local':  # local jobs live in this process: see them through
         code, out, err = job.get()
         sys.stdout.write(out)
         sys.stderr.write(err)
         if code:
             sys.exit(code)
+
+
+def _say_where(job: Any) -> None:
+    """Tell (on stderr, so stdout stays the id) where the job's output will be."""
+    sys.stderr.write(f'cluster: job {job.id}: output {job.outfile}, errors {job.errfile}\n')
+    local = job.store.local(job.files, job.outfile)
+    if local != job.outfile:
+        sys.stderr.write(f'cluster: job {job.id}: `cluster wait` and get() fetch the output '
+                         f'to {local}\n')
 
 
 def _cmd_queue(args: argparse.Namespace) -> None:
@@ -114,6 +131,8 @@ def _cmd_wait(args: argparse.Namespace) -> None:
 
 def _cmd_clean(args: argparse.Namespace) -> None:
     from .job import clean_dir
+    if not args.yes and not _interactive():
+        raise UsageError('cannot ask whether to delete without a terminal: pass --yes')
     deleted = clean_dir(args.directory, suffix=args.suffix, qtype=args.qtype,
                         confirm=not args.yes, delete_outputs=not args.keep_outputs,
                         profile=args.profile)
@@ -123,11 +142,21 @@ def _cmd_clean(args: argparse.Namespace) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
-    run_demo(qtype=args.qtype, parts=args.parts, lines=args.lines, workdir=args.dir)
+    run_demo(qtype=args.qtype, parts=args.parts, lines=args.lines, workdir=args.dir,
+             keep=args.keep)
+
+
+class UsageError(ClusterError):
+    """Bad command-line use: reported like argparse's own errors."""
+
+
+def _interactive() -> bool:
+    """True when a prompt can be answered (stdin is a terminal)."""
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog='cluster', description=__doc__)
+    parser = _Parser(prog='cluster', description=DESCRIPTION)
     parser.add_argument('-v', '--verbose', action='count', default=0, help='more logging')
     sub = parser.add_subparsers(dest='command_name', metavar='COMMAND', parser_class=_Parser)
     sub.required = True
@@ -183,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument('--parts', type=int, default=4)
     cmd.add_argument('--lines', type=int, default=100_000)
     cmd.add_argument('--dir', help='work directory (default: a new temporary one)')
+    cmd.add_argument('--keep', action='store_true',
+                     help='keep the files it wrote (by default they are removed at the end)')
     return parser
 
 

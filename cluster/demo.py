@@ -5,6 +5,7 @@ The same code runs on a laptop (``qtype='local'``) and on a Slurm or Torque logi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -58,13 +59,19 @@ def merge(results: List[str], output: str) -> Dict[str, float]:
 
 
 def run_demo(qtype: Optional[str] = 'local', parts: int = 4, lines: int = 100_000,
-             workdir: Optional[str] = None, verbose: bool = True) -> Dict[str, float]:
-    """Run the pipeline and check its answer against a direct computation."""
+             workdir: Optional[str] = None, verbose: bool = True,
+             keep: bool = False) -> Dict[str, float]:
+    """Run the pipeline and check its answer against a direct computation.
+
+    The files it writes are removed at the end (with the temporary directory it made,
+    when ``workdir`` is None) unless ``keep``; after a failure they stay for a look."""
+    made = workdir is None
     workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix='cluster-demo-'))
     os.makedirs(workdir, exist_ok=True)
     started = time.perf_counter()
-    expected = make_input(os.path.join(workdir, 'samples.tsv'), lines)
-    pieces = split_file(os.path.join(workdir, 'samples.tsv'), parts)
+    samples = os.path.join(workdir, 'samples.tsv')
+    expected = make_input(samples, lines)
+    pieces = split_file(samples, parts)
     sums = [piece + '.json' for piece in pieces]
     workers = [Job(summarise, (piece, out), name=f'part{n}', path=workdir, qtype=qtype).submit()
                for n, (piece, out) in enumerate(zip(pieces, sums), 1)]
@@ -81,7 +88,23 @@ def run_demo(qtype: Optional[str] = 'local', parts: int = 4, lines: int = 100_00
             print(f'  {job.name}: job {job.id} -> {result}')
         print(f'  merge: job {merger.id} -> {answer}  ({elapsed:.2f} s)')
     if answer != expected:
-        raise RuntimeError(f'demo pipeline gave {answer}, expected {expected}')
+        raise RuntimeError(f'demo pipeline gave {answer}, expected {expected}; its files are '
+                           f'kept in {workdir}')
     if verbose:
         print('  result matches the direct computation: OK')
+    if keep:
+        if verbose:
+            print(f'  files kept in {workdir}')
+    else:
+        _remove([samples, *pieces, *sums, final], workdir if made else None)
     return answer
+
+
+def _remove(paths: List[str], directory: Optional[str]) -> None:
+    """Delete the demo's own files, and the directory it made when that is now empty."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    if directory:
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)

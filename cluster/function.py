@@ -160,6 +160,4 @@ def read_result(files: JobFiles) -> Any:
         return result[1]
     _, exc, text = result
     exc.remote_traceback = text
-    if hasattr(exc, 'add_note'):
-        exc.add_note(f'remote traceback:\n{text}')
-    raise exc from RemoteTraceback(text)
+    raise exc from RemoteTraceback(text)   # the cause shows the traceback, once

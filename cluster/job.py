@@ -12,6 +12,7 @@ import os
 import posixpath
 import re
 import shlex
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
@@ -445,6 +446,10 @@ def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optiona
     remote_doomed = _remote_job_files(store, directory, suffix, qtypes,
                                       delete_outputs) if store else {}
     if (doomed or remote_doomed) and confirm:
+        if sys.stdin is None or not sys.stdin.isatty():
+            raise ClusterError(f'cannot ask whether to delete {len(doomed)} files in '
+                               f'{directory} without a terminal: pass confirm=False '
+                               '(cluster clean --yes)')
         answer = input(f'Delete {len(doomed)} files in {directory}'
                        + (f' and {sum(map(len, remote_doomed.values()))} remote files'
                           if remote_doomed else '') + '? [y/N] ')

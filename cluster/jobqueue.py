@@ -20,9 +20,9 @@ This module is the public face; the work is done by three private modules:
 Behaviour callers see:
 
 * A job that raises is FAILED (exit code 1); :meth:`JobQueue.get` re-raises the worker's
-  exception with its traceback text in ``exc.remote_traceback`` and as an exception note
-  (Python 3.11+), chained from a :class:`~cluster.errors.JobError` whose message holds the
-  same text (``raise exc from JobError(...)``) so Python 3.9/3.10 show it too.
+  exception with its traceback text in ``exc.remote_traceback``, chained from a
+  :class:`~cluster.errors.JobError` whose message holds the same text
+  (``raise exc from JobError(...)``), so the traceback is shown once.
 * Bad input is refused at :meth:`JobQueue.add` with a JobError: cores outside 1..cores,
   an unknown dependency id (the new job's own id included, so no cycle can form). A
   function or arguments that cannot be pickled give a FAILED job whose ``get`` says why;
@@ -215,7 +215,7 @@ class JobQueue:
         """Wait for ``job`` and return its value, or raise its exception.
 
         An exception raised in the worker comes back with the worker's traceback text in
-        ``remote_traceback`` (and as a note on 3.11+), chained from a JobError holding
+        ``remote_traceback``, chained from a JobError holding
         the same text. Other failures raise JobError with the reason. TimeoutError when
         ``timeout`` seconds pass first.
         """
@@ -244,9 +244,7 @@ class JobQueue:
             if exc is None:
                 raise remote
             exc.remote_traceback = tb_text
-            if hasattr(exc, 'add_note'):
-                exc.add_note(f'Remote traceback of job {the_job.id}:\n{tb_text}')
-            raise exc from remote
+            raise exc from remote            # the cause shows the traceback, once
         raise JobError(f'job {the_job.id} ({the_job.name}) {the_job.state.value}: '
                        f'{the_job.reason}')
 
