@@ -329,6 +329,31 @@ class TestHostKeys:
             remote.forget(endpoint)
 
 
+    def test_the_advice_works_on_a_fresh_account(self, env, in_tmp, tmp_path, monkeypatch):
+        """No ~/.ssh at all: running the HostKeyError's command as written lets it connect."""
+        home = tmp_path / 'fresh-home'
+        home.mkdir()
+        server = _private_server(home, tmp_path / 'tls')
+        monkeypatch.setenv('HOME', str(home))
+        name = make_profile(env, 'strict-fresh', strict_host_key=True)
+        endpoint = remote.from_profile(name)
+        try:
+            remote.connect(endpoint, server_factory=lambda dead: server)
+            with pytest.raises(HostKeyError) as caught:
+                cluster.Job('true', profile=name)
+            command = re.search(r'run `([^`]+)`', str(caught.value)).group(1)
+            done = subprocess.run(['bash', '-c', command], env=dict(os.environ, HOME=str(home)),
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert stat.S_IMODE(os.stat(home / '.ssh').st_mode) == 0o700
+            remote.forget(endpoint)
+            remote.connect(endpoint, server_factory=lambda dead: server)
+            assert cluster.Job('echo fresh', profile=name).submit().get()[1] == 'fresh\n'
+        finally:
+            remote.forget(endpoint)
+            server.stop()
+
+
 @pytest.mark.usefixtures('env')
 class TestServerDeath:
     pytestmark = LIVE

@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 from .endpoint import (AuthenticationError, Endpoint, HostKeyError, HostUnreachableError,
                        RemoteError)
@@ -47,28 +47,52 @@ def ssh_greeting(host: str, port: int, timeout: float) -> str:
     return line
 
 
+#: names of this machine: Xenon looks a loopback host up under both (a tunnel too)
+LOOPBACK = ('127.0.0.1', 'localhost')
+
+
+def host_names(host: str) -> Tuple[str, ...]:
+    """The names the host key must be known under: both loopback names for this machine."""
+    return LOOPBACK if host in LOOPBACK or host == '::1' else (host,)
+
+
 def known_hosts_entry(host: str, port: int, path: str = KNOWN_HOSTS) -> Optional[bool]:
-    """True/False when ``ssh-keygen -F`` finds/does not find the host; None if it cannot tell."""
+    """True when ``ssh-keygen -F`` finds every name of the host, False when one is missing,
+    None if it cannot tell."""
     path = os.path.expanduser(path)
     if not os.path.exists(path):
         return False
     keygen = shutil.which('ssh-keygen')
     if not keygen:
         return None
-    name = host if port == 22 else f'[{host}]:{port}'
-    try:
-        result = subprocess.run([keygen, '-F', name, '-f', path], capture_output=True,
-                                text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.returncode == 0 and bool(result.stdout.strip())
+    for name in host_names(host):
+        entry = name if port == 22 else f'[{name}]:{port}'
+        try:
+            result = subprocess.run([keygen, '-F', entry, '-f', path], capture_output=True,
+                                    text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if result.returncode != 0 or not result.stdout.strip():
+            return False
+    return True
+
+
+def keyscan_command(host: str, port: int) -> str:
+    """A shell command that adds the host's keys to ~/.ssh/known_hosts on a fresh account."""
+    port_option = '' if port == 22 else f'-p {port} '
+    names = ' '.join(host_names(host))
+    return (f'mkdir -p ~/.ssh && chmod 700 ~/.ssh && ssh-keyscan {port_option}{names} '
+            f'>> {KNOWN_HOSTS}')
 
 
 def how_to_accept(endpoint: Endpoint) -> str:
     port = '' if endpoint.port == 22 else f'-p {endpoint.port} '
-    return (f'check its fingerprint and accept it once with `ssh {port}{endpoint.user}@'
-            f'{endpoint.host}` (or `ssh-keyscan {port}{endpoint.host} >> {KNOWN_HOSTS}`), '
-            f'or set strict_host_key = false in the profile')
+    login = ('' if endpoint.host in host_names('localhost') else
+             f' (or log in once with `ssh {port}{endpoint.user}@{endpoint.host}`)')
+    return (f'run `{keyscan_command(endpoint.host, endpoint.port)}`, then check the '
+            f'fingerprints that `ssh-keygen -lf {KNOWN_HOSTS}` prints against the ones your '
+            f'cluster publishes{login}; through a tunnel, run it while the tunnel is up. Or '
+            f'set strict_host_key = false in the profile (test machines only)')
 
 
 def explain(endpoint: Endpoint, error: Exception) -> RemoteError:
