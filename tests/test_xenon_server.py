@@ -52,7 +52,8 @@ def test_init_returns_the_running_default_server(xb, xenon_session):
 def test_tls_files_are_private_and_the_server_key_is_pkcs8(xenon_session, xenon_tls_dir):
     assert stat.S_IMODE(os.stat(xenon_tls_dir).st_mode) == 0o700
     names = sorted(os.listdir(xenon_tls_dir))
-    assert names == ['ca.crt', 'client.crt', 'client.key', 'server.crt', 'server.key']
+    assert names == ['.made-by-cluster', 'ca.crt', 'client.crt', 'client.key', 'server.crt',
+                     'server.key']
     for name in names:
         assert stat.S_IMODE(os.stat(xenon_tls_dir / name).st_mode) == 0o600
     assert (xenon_tls_dir / 'server.key').read_text().startswith('-----BEGIN PRIVATE KEY-----')
@@ -63,6 +64,36 @@ def test_tls_files_are_private_and_the_server_key_is_pkcs8(xenon_session, xenon_
             ensure_certificates(xenon_tls_dir)
     finally:
         os.chmod(xenon_tls_dir, 0o700)
+
+
+def test_a_users_directory_without_certificates_is_refused_and_kept(tmp_path, monkeypatch):
+    """CLUSTER_XENON_TLS_DIR naming a directory of the user's: never deleted (issue 9 item 6)."""
+    from xenon_backend import tls
+    mine = tmp_path / 'mine'
+    mine.mkdir(mode=0o700)
+    (mine / 'notes.txt').write_text('my own file')
+    monkeypatch.setenv(tls.TLS_DIR_ENV, str(mine))
+    with pytest.raises(xe.XenonServerError, match=f"{mine} holds files \\(notes.txt\\).*refusing"):
+        ensure_certificates()
+    assert sorted(os.listdir(mine)) == ['notes.txt']
+    assert (mine / 'notes.txt').read_text() == 'my own file'
+    assert sorted(os.listdir(tmp_path)) == ['mine']            # no temporary directory left
+
+
+def test_an_incomplete_set_of_our_own_is_made_again_and_an_empty_dir_filled(tmp_path):
+    ours = ensure_certificates(tmp_path / 'ours').directory
+    (ours / 'client.key').unlink()
+    assert ensure_certificates(ours).complete()
+    empty = tmp_path / 'empty'
+    empty.mkdir(mode=0o700)
+    assert ensure_certificates(empty).complete()
+    assert (empty / tls_marker()).is_file()
+    assert sorted(os.listdir(tmp_path)) == ['empty', 'ours']
+
+
+def tls_marker() -> str:
+    from xenon_backend import tls
+    return tls.MARKER
 
 
 def test_a_client_without_the_client_certificate_is_refused(xenon_session, xenon_tls_dir):

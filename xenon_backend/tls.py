@@ -6,6 +6,11 @@ a CA, a server certificate for ``localhost``/``127.0.0.1`` and a client certific
 both signed by the CA. Keys are PKCS#8 PEM files with mode 0600 (xenon-grpc's netty
 reads only PKCS#8). The server trusts exactly the clients whose certificate that CA
 signed; the client trusts exactly a server whose certificate that CA signed.
+
+A set made here carries a marker file (``.made-by-cluster``). An incomplete directory
+with that marker is made again; one without it is the user's and is never deleted or
+changed: :func:`ensure_certificates` refuses it, naming it. An existing empty directory
+is filled in place.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 TLS_DIR_ENV = 'CLUSTER_XENON_TLS_DIR'
 DAYS = 3650
+MARKER = '.made-by-cluster'
 
 
 @dataclass(frozen=True)
@@ -75,27 +81,58 @@ def ensure_certificates(directory: Optional[Path] = None) -> TlsFiles:
     if files.complete():
         _check_private(files.directory)
         return files
+    _refuse_foreign(files.directory)
     parent = files.directory.parent
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix='.xenon-tls-', dir=parent))  # mode 0700
     try:
         _make_set(work)
-        if files.directory.exists() and not files.complete():
-            shutil.rmtree(files.directory)
-        try:
-            os.rename(work, files.directory)
-        except OSError:
-            if not files.complete():  # somebody else made one meanwhile: use theirs
-                raise
+        _install_set(work, files)
     except Exception as exc:
         raise XenonServerError('ensure_certificates', None,
                                f'cannot make TLS certificates in {files.directory}: {exc}') from exc
     finally:
         if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)  # the temporary directory made above
     logger.info('made TLS certificates for the xenon-grpc server in %s', files.directory)
     _check_private(files.directory)
     return files
+
+
+def _refuse_foreign(directory: Path) -> None:
+    """Refuse an incomplete directory that this package did not make (and that is not empty)."""
+    from .exceptions import XenonServerError
+
+    if not directory.exists() or (directory / MARKER).is_file():
+        return
+    if not directory.is_dir():
+        raise XenonServerError('ensure_certificates', None,
+                               f'{directory} is not a directory; the TLS certificates need one '
+                               f'(set {TLS_DIR_ENV} to another path)')
+    entries = sorted(os.listdir(directory))
+    if entries:
+        shown = ', '.join(entries[:5]) + (', ...' if len(entries) > 5 else '')
+        raise XenonServerError('ensure_certificates', None,
+                               f'{directory} holds files ({shown}) but no complete certificate '
+                               f'set, and cluster did not make it: refusing to touch it. '
+                               f'Remove it yourself, or set {TLS_DIR_ENV} to a new or empty '
+                               f'directory')
+
+
+def _install_set(work: Path, files: TlsFiles) -> None:
+    """Move the set made in ``work`` to its place (replacing only a set made here)."""
+    target = files.directory
+    if target.is_dir() and not os.listdir(target):  # the user's empty directory: fill it
+        for entry in sorted(os.listdir(work)):
+            os.rename(work / entry, target / entry)
+        return
+    if target.exists() and (target / MARKER).is_file() and not files.complete():
+        shutil.rmtree(target)  # an incomplete set of our own
+    try:
+        os.rename(work, target)
+    except OSError:
+        if not files.complete():  # somebody else made one meanwhile: use theirs
+            raise
 
 
 def _check_private(directory: Path) -> None:
@@ -141,6 +178,7 @@ def _make_set(work: Path) -> None:
         for leftover in work.glob('*.ext'):
             leftover.unlink()
         (work / 'ca.key').unlink()  # nothing more is ever signed with it
+        (work / MARKER).write_text('made by cluster (xenon_backend.tls); may be made again\n')
     finally:
         os.umask(old_umask)
 
