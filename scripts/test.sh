@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Install everything the tests need, start the real services, run the whole suite.
-# Needs root (or sudo): it installs Debian packages and starts Slurm, munge, MariaDB and sshd.
+# Needs root: it installs Debian packages and starts Slurm, munge, MariaDB and sshd. Run as
+# root it does so directly (a fresh Debian machine has no sudo); as a user, through sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "scripts/test.sh: needs root (it installs packages and starts services);" \
+             "sudo is not installed: run it as root" >&2
+        exit 1
+    fi
+    exec sudo bash scripts/test.sh "$@"
+fi
 bash scripts/install.sh --test
 bash scripts/setup_xenon.sh          # java, the xenon-grpc jar, its proto, the gRPC stubs
 bash tests/cluster/slurm_up.sh       # munge, mariadb, slurmdbd, slurmctld, slurmd, Torque wrappers
