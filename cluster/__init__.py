@@ -3,7 +3,13 @@
 >>> import cluster
 >>> cluster.Job('echo hi', qtype='local').submit().get()
 (0, 'hi\\n', '')
+
+The modules the seed's users reach through the package (``cluster.config_file``,
+``cluster.jobqueue``, ``cluster.logme``, ``cluster.options``, ``cluster.run``,
+``cluster.queue``, ``cluster.job``) are attributes after ``import cluster``; importing
+them does no work (no file written, no process or thread started, nothing detected).
 """
+from . import config_file, job, jobqueue, logme, options, queue, run  # noqa: F401
 from .errors import (ClusterError, CommandError, ConfigError, JobError, OptionError,
                      ProfileError, SubmissionError)
 from .job import Job, clean, clean_dir, make_job, make_job_file, submit, submit_file

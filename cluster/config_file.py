@@ -120,6 +120,10 @@ class Profile:
 
     >>> Profile('big', {'memory': '8GB', 'cpus': 8}).args
     {'mem': 8192, 'cores': 8}
+
+    As in the seed, it reads like a dict of all its keys: ``profile['cores']``,
+    ``'mem' in profile``, ``profile.get('qos')``, and ``profile.kwds`` (a copy; change a
+    profile with :func:`set_profile`).
     """
 
     def __init__(self, name: str, kwds: Optional[Mapping[str, Any]] = None,
@@ -139,6 +143,20 @@ class Profile:
     def to_dict(self) -> Dict[str, Any]:
         """Job options and connection keys in one dict, as stored in the file."""
         return {**self.args, **self.connection}
+
+    @property
+    def kwds(self) -> Dict[str, Any]:
+        """The seed's name for :meth:`to_dict`."""
+        return self.to_dict()
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_dict()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
 
     def write(self) -> 'Profile':
         """Store this profile in the config file, replacing one of the same name."""

@@ -388,7 +388,7 @@ def submit_file(script_file: str, dependencies: Optional[Sequence] = None,
         raise JobError(f'no script file {script_file!r}')
     store, system = _store_and_system(qtype, profile, remote)
     path = os.path.abspath(script_file)
-    options: Dict[str, Any] = {'cores': int(threads)} if threads else {}
+    options: Dict[str, Any] = {'threads': int(threads)} if threads else {}  # local mode only
     if not store.portable:
         files = target = JobFiles(os.path.dirname(path), os.path.basename(path),
                                   DEFAULT_SUFFIX, system.name, script=path)

@@ -84,7 +84,7 @@ _WORD_ACCEPTS = 'a string without whitespace, quotes or backslashes'
 
 _TABLE = (
     # resources
-    Option('cores', ('cpus', 'threads'), values.positive_int, 'a positive int (or numeric string)',
+    Option('cores', ('cpus',), values.positive_int, 'a positive int (or numeric string)',
            1, 'CPU cores the job needs on each node',
            '--cpus-per-task={}', '-l nodes=1:ppn={}',
            'cores reserved in the local job queue', group='resources', metavar='N'),
@@ -106,6 +106,10 @@ _TABLE = (
            None, 'node features the job needs (all of them)',
            '--constraint={}', '-l nodes=1:{}', 'ignored', group='resources',
            metavar='F1,F2'),
+    Option('threads', (), values.positive_int, 'a positive int (or numeric string)', None,
+           'local mode only: cores of the local job queue, if this job starts it',
+           None, None, 'cores of the local job queue when this job starts it (a running '
+           'queue keeps its size)', kind='job', group='resources', metavar='N'),
     # scheduling
     Option('partition', ('queue',), values.word, _WORD_ACCEPTS, None, 'partition (queue) to use',
            '--partition={}', '-q {}', 'ignored', metavar='NAME'),

@@ -397,6 +397,19 @@ def test_profile_object(conf):
         config_file.get_profile('mine')
 
 
+def test_profile_reads_like_the_seeds_dict(conf):
+    """Issue 9 item 9: ``Profile`` is "a thin wrapper around a dict", as the seed says."""
+    import cluster
+    cluster.config_file.set_profile('seed', {'cpus': 3, 'mem': '1GB', 'qtype': 'slurm'},
+                                    update=False)
+    profile = cluster.config_file.get_profile('seed')
+    assert profile['cores'] == 3 and profile['mem'] == 1024 and profile['qtype'] == 'slurm'
+    assert profile.kwds == {'cores': 3, 'mem': 1024, 'qtype': 'slurm'}
+    assert 'mem' in profile and 'qos' not in profile and profile.get('qos', 'x') == 'x'
+    with pytest.raises(KeyError):
+        profile['qos']
+
+
 def test_delete_profile(conf):
     config_file.set_profile('large', {'cores': 2}, update=False)
     assert config_file.get_profile('large').args == {'cores': 2}

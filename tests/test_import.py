@@ -32,6 +32,57 @@ def test_import_writes_nothing_and_starts_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['home']
 
 
+SEED_API = textwrap.dedent('''
+    import os, subprocess, sys, threading
+    def refuse(*args, **kwargs):
+        raise AssertionError('a process was started at import time')
+    subprocess.Popen.__init__ = refuse
+    os.fork = refuse
+    import cluster
+    for name in ('config_file', 'jobqueue', 'logme', 'options', 'run', 'queue', 'job'):
+        assert getattr(cluster, name).__name__ == 'cluster.' + name, name
+    cluster.jobqueue.THREADS = 5
+    assert cluster.queue.MODE is None and cluster.jobqueue.JQUEUE is None
+    assert threading.active_count() == 1, threading.enumerate()
+    print('seed api')
+''')
+
+
+def test_the_seeds_module_attributes_exist_after_import_cluster_and_do_no_work(tmp_path):
+    """Issue 9 item 9: ``import cluster`` then ``cluster.config_file...`` as the seed wrote."""
+    home = tmp_path / 'home'
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home), CLUSTER_CONFIG=str(tmp_path / 'cfg' / 'cluster.ini'))
+    result = subprocess.run([sys.executable, '-c', SEED_API], env=env, capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'seed api'
+    assert list(home.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ['home']
+
+
+THREADS = textwrap.dedent('''
+    import logging, sys
+    import cluster
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format='%(message)s')
+    job = cluster.submit('echo hi', qtype='local', cores=2, time='00:02:00', mem='2000',
+                         threads=3)
+    print(job.get(), cluster.jobqueue.JQUEUE.cores)
+    print(cluster.submit('echo again', qtype='local', threads=1).get())
+''')
+
+
+def test_threads_sizes_the_local_queue_that_its_job_starts(tmp_path):
+    """``threads`` is the seed's local-mode option: the local queue's cores, when it starts."""
+    env = dict(os.environ, CLUSTER_CONFIG=str(tmp_path / 'cluster.ini'))
+    result = subprocess.run([sys.executable, '-c', THREADS], env=env, capture_output=True,
+                            text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "(0, 'hi\\n', '') 3"
+    assert lines[1] == 'threads=1 not applied: the local job queue is running already, with 3 cores'
+    assert lines[2] == "(0, 'again\\n', '')"
+
+
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           'benchmarks')
 

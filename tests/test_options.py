@@ -232,9 +232,9 @@ def test_check_arguments_is_idempotent():
 def test_canonical_and_tables():
     assert canonical('WALLTIME') == 'time'
     assert canonical('mem') == 'mem'
-    assert SYNONYMS['runpath'] == 'dir' and SYNONYMS['threads'] == 'cores'
+    assert SYNONYMS['runpath'] == 'dir' and SYNONYMS['cpus'] == 'cores'
     assert not set(SYNONYMS) & set(OPTIONS)
-    for name in ('cores', 'nodes', 'mem', 'time', 'partition', 'account', 'qos', 'features',
+    for name in ('cores', 'threads', 'nodes', 'mem', 'time', 'partition', 'account', 'qos', 'features',
                  'export', 'begin', 'modules', 'depends', 'outfile', 'errfile', 'dir',
                  'filedir', 'suffix', 'imports', 'name'):
         assert name in OPTIONS
@@ -349,9 +349,23 @@ def test_option_help_string_lists_everything():
             assert synonym in text
         assert option.help in text
     assert '#SBATCH --mem=N' in text and '#PBS -l mem=NMB' in text
-    assert 'cores [cpus, threads] = 1' in text
+    assert 'cores [cpus] = 1' in text
     for group in options.GROUPS:
         assert group.capitalize() in text
+
+
+def test_threads_is_the_seeds_local_option_not_a_synonym_of_cores():
+    """Issue 9 item 9: the seed wrote cores and threads together."""
+    import cluster
+    assert 'threads' not in SYNONYMS
+    assert check_arguments({'cores': 2, 'threads': '4'}) == {'cores': 2, 'threads': 4}
+    job = cluster.Job('echo hi', cores=2, time='00:02:00', mem='2000', threads=4, qtype='slurm')
+    assert job.options['threads'] == 4 and job.options['cores'] == 2
+    for qtype in ('slurm', 'torque'):
+        header = options_to_string({'cores': 2, 'threads': 4}, qtype)
+        assert '2' in header and '4' not in header and 'threads' not in header   # local only
+    with pytest.raises(OptionError, match="bad value for keyword 'threads'"):
+        check_arguments({'threads': 0})
 
 
 def test_option_help_for_one_qtype():

@@ -20,12 +20,18 @@ from . import BatchSystem, JobInfo
 logger = logging.getLogger(__name__)
 
 
-def _queue(create: bool = True):
+def _queue(create: bool = True, threads: Optional[int] = None):
+    """The local JobQueue; ``threads`` (a job's option) sizes it when it starts here,
+    else ``[jobqueue] cores`` of the config file, else every core of the machine."""
     from .. import config_file, jobqueue
     if jobqueue.JQUEUE is None and not create:
         return None
-    cores = config_file.get('jobqueue', 'cores')
-    return jobqueue.get_jobqueue(int(cores) if cores not in (None, '', 'None') else None)
+    cores = threads or config_file.get('jobqueue', 'cores')
+    queue = jobqueue.get_jobqueue(int(cores) if cores not in (None, '', 'None') else None)
+    if threads and queue.cores != threads:
+        logger.warning('threads=%d not applied: the local job queue is running already, with '
+                       '%d cores', threads, queue.cores)
+    return queue
 
 
 def execute(files: JobFiles, is_function: bool, outfile: str, errfile: str) -> int:
@@ -81,7 +87,7 @@ class Local(BatchSystem):
             raise JobError(f'local job ids are numbers; cannot depend on {list(dependencies)}') \
                 from None
         is_function = os.path.exists(files.pickle_in)
-        job_id = _queue().add(execute, args=(files, is_function,
+        job_id = _queue(threads=options.get('threads')).add(execute, args=(files, is_function,
                                              options.get('outfile', files.outfile),
                                              options.get('errfile', files.errfile)),
                               dependencies=deps, cores=options.get('cores', 1), name=files.name)
