@@ -354,9 +354,10 @@ def test_option_help_string_lists_everything():
         assert group.capitalize() in text
 
 
-def test_threads_is_the_seeds_local_option_not_a_synonym_of_cores():
+def test_threads_is_the_seeds_local_option_not_a_synonym_of_cores(tmp_path, monkeypatch):
     """Issue 9 item 9: the seed wrote cores and threads together."""
     import cluster
+    monkeypatch.chdir(tmp_path)
     assert 'threads' not in SYNONYMS
     assert check_arguments({'cores': 2, 'threads': '4'}) == {'cores': 2, 'threads': 4}
     job = cluster.Job('echo hi', cores=2, time='00:02:00', mem='2000', threads=4, qtype='slurm')
