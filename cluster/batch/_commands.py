@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -14,6 +15,36 @@ logger = logging.getLogger(__name__)
 Result = Tuple[int, str, str]
 
 
+#: (runner, program) -> when its failures began, while they last; see :func:`run_retried`
+_FAILING: Dict[Tuple[int, str], float] = {}
+_FAILING_LOCK = threading.Lock()
+
+
+def _failed(runner: Callable[..., Result], argv: Sequence[str], result: Result,
+            attempt: int, tries: int, pause: float) -> None:
+    """Log a failure about to be retried: WARNING the first time the program fails (naming
+    it and the error), INFO while it goes on failing."""
+    key = (id(runner), argv[0])
+    with _FAILING_LOCK:
+        first = key not in _FAILING
+        _FAILING.setdefault(key, time.monotonic())
+    code, out, err = result
+    detail = (err or out).strip().replace('\n', ' ')[:300]
+    logger.log(logging.WARNING if first else logging.INFO,
+               '%s failed (exit %s: %s); try %d of %d in %.1f s%s', argv[0], code, detail,
+               attempt + 1, tries, pause, ' (retrying while it fails)' if first else '')
+
+
+def _answered(runner: Callable[..., Result], argv: Sequence[str]) -> None:
+    """Log one INFO line when a program that was failing answers again."""
+    key = (id(runner), argv[0])
+    with _FAILING_LOCK:
+        began = _FAILING.pop(key, None)
+    if began is not None:
+        logger.info('%s answers again after %.1f s of failures', argv[0],
+                    time.monotonic() - began)
+
+
 def run_retried(runner: Callable[..., Result], argv: Sequence[str], *, tries: int = 4,
                 timeout: float = 60, backoff: float = 0.5,
                 accept: Optional[Callable[[Result], bool]] = None,
@@ -23,16 +54,17 @@ def run_retried(runner: Callable[..., Result], argv: Sequence[str], *, tries: in
     ``accept(result)`` says a non-zero result is an answer after all (e.g. "unknown job
     id"); ``retry(result)`` says a failure is worth another try (default: every failure).
     After ``tries`` failures a :class:`CommandError` carrying the last output is raised.
+    The first retry of a failing program logs a WARNING, its recovery one INFO line.
     """
     code, out, err = 127, '', ''
     for attempt in range(max(1, tries)):
         if attempt:
             pause = min(backoff * 2 ** (attempt - 1), 10.0)
-            logger.info('%s failed (exit %s: %s); try %d of %d in %.1f s', argv[0], code,
-                        (err or out).strip()[:200], attempt + 1, tries, pause)
+            _failed(runner, argv, (code, out, err), attempt, tries, pause)
             time.sleep(pause)
         code, out, err = runner(list(argv), stdin=None, timeout=timeout)
         if code == 0 or (accept is not None and accept((code, out, err))):
+            _answered(runner, argv)
             return code, out, err
         if retry is not None and not retry((code, out, err)):
             break
