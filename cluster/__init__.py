@@ -11,7 +11,7 @@ them does no work (no file written, no process or thread started, nothing detect
 """
 from . import config_file, job, jobqueue, logme, options, queue, run  # noqa: F401
 from .errors import (ClusterError, CommandError, ConfigError, JobError, OptionError,
-                     ProfileError, SubmissionError)
+                     ProfileError, SubmissionError, SubmissionUnknown)
 from .job import Job, clean, clean_dir, make_job, make_job_file, submit, submit_file
 from .options import check_arguments, option_help
 from .queue import Queue, check_queue, get_cluster_environment, wait
@@ -20,4 +20,4 @@ __version__ = '0.1.0'
 __all__ = ['Job', 'submit', 'make_job', 'make_job_file', 'submit_file', 'clean', 'clean_dir',
            'Queue', 'wait', 'get_cluster_environment', 'check_queue', 'check_arguments',
            'option_help', 'ClusterError', 'CommandError', 'ConfigError', 'JobError',
-           'OptionError', 'ProfileError', 'SubmissionError']
+           'OptionError', 'ProfileError', 'SubmissionError', 'SubmissionUnknown']

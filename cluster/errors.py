@@ -44,3 +44,16 @@ class SubmissionError(CommandError):
 
 class JobError(ClusterError):
     """A job failed, or its result cannot be had."""
+
+
+class SubmissionUnknown(ClusterError):
+    """A submit command failed in a way that leaves open whether the job was taken, and
+    the lookup by the job's unique name could not decide. The job may exist: check for
+    :attr:`name` before submitting it again."""
+
+    def __init__(self, name: str, detail: str, hint: str = '') -> None:
+        self.name = name
+        self.detail = detail
+        super().__init__(f'cannot tell whether job {name} was submitted: {detail}'
+                         + (f'; check with {hint}' if hint else '')
+                         + ' before submitting it again')

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Un
 
 from . import batch, function, queue
 from .batch import JobInfo, State
-from .errors import ClusterError, JobError
+from .errors import ClusterError, JobError, SubmissionUnknown
 from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script
 from .storage import LocalStore, remove_local
 
@@ -320,7 +320,10 @@ class Job:
             return 'None'
         if not self._submitting.done():
             return 'submitting'
-        return 'refused' if self._submitting.exception() else str(self.id)
+        problem = self._submitting.exception()
+        if problem is None:
+            return str(self.id)
+        return 'unknown' if isinstance(problem, SubmissionUnknown) else 'refused'
 
     def __repr__(self) -> str:
         state = self._info.state if self._info else ('written' if self._written else 'new')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
 import shlex
 import subprocess
 import threading
@@ -18,7 +19,8 @@ from conftest import require, slurm_ready
 from cluster.batch import State
 from cluster.batch import slurm as slurm_mod
 from cluster.batch.slurm import Slurm, map_state, parse_exitcode, parse_sacct, parse_squeue
-from cluster.errors import CommandError, OptionError, SubmissionError
+from cluster.batch import _submit as submit_mod
+from cluster.errors import CommandError, OptionError, SubmissionError, SubmissionUnknown
 from cluster.script import JobFiles
 
 EVERY_STATE = {
@@ -189,9 +191,13 @@ def test_submit_argv_and_cluster_suffix(tmp_path):
     job_id = fast(runner).submit(files, ['1', '2'], submit_options(files))
     assert job_id == '4242'
     sbatch = runner.calls[-1]
-    assert sbatch == ['sbatch', '--parsable', f'--output={files.outfile}',
+    name = sbatch[2].split('=', 1)[1]
+    assert re.fullmatch(r'job\.c[0-9a-f]{10}', name)  # unique: the lookup key
+    assert sbatch == ['sbatch', '--parsable', f'--job-name={name}', f'--output={files.outfile}',
                       f'--error={files.errfile}', '--dependency=afterok:1:2', files.submission]
     assert runner.programs() == ['squeue', 'sbatch']  # dependencies checked in one call
+    fast(runner).submit(files)
+    assert runner.calls[-1][2] != sbatch[2]  # every submission has a name of its own
 
 
 def test_rejected_submission_carries_sbatchs_message(tmp_path):
@@ -207,22 +213,24 @@ def test_rejected_submission_carries_sbatchs_message(tmp_path):
 
 
 def test_dependency_on_a_forgotten_failed_job_cancels_the_dependent(tmp_path):
-    """Slurm takes a dependency on a job it forgot as satisfied: check sacct first."""
+    """Slurm takes a dependency on a job it forgot as satisfied: check sacct first, and
+    then submit nothing (no held job that a killed driver would leave behind)."""
     files = files_in(tmp_path)
     sacct = '7|FAILED|2:0|None|u|n|2026-01-01T00:00:00|2026-01-01T00:00:01\n'
-    held = '8|CANCELLED|JobHeldUser|u||N/A|N/A|j\n'
-    runner = FakeRunner({'squeue': [(0, '', ''), (0, held, '')],
-                         'sacct': (0, sacct, ''), 'sbatch': (0, '8\n', ''),
-                         'scancel': (0, '', '')})
+    runner = FakeRunner({'squeue': (0, '', ''), 'sacct': (0, sacct, ''),
+                         'sbatch': (0, '8\n', ''), 'scancel': (0, '', '')})
     system = fast(runner)
     job_id = system.submit(files, ['7'])
-    assert job_id == '8'
-    assert runner.programs() == ['squeue', 'sacct', 'sbatch', 'scancel']
-    sbatch = runner.calls[2]
-    assert '--hold' in sbatch and not any(a.startswith('--dependency') for a in sbatch)
-    info = system.statuses(['8'])['8']
-    assert info.state is State.CANCELLED
-    assert info.reason == 'dependency 7 ended failed with exit code 2'
+    assert runner.programs() == ['squeue', 'sacct']
+    assert job_id.startswith(slurm_mod.NOT_SUBMITTED)
+    for info in (system.statuses([job_id])[job_id], system.final_info([job_id])[job_id]):
+        assert info.state is State.CANCELLED
+        assert info.reason == 'dependency 7 ended failed with exit code 2'
+    system.cancel([job_id])
+    grandchild = system.submit(files, [job_id])  # its dependents are not submitted either
+    assert system.statuses([grandchild])[grandchild].reason == \
+        f'dependency {job_id} ended cancelled'
+    assert runner.programs() == ['squeue', 'sacct']  # no squeue/scancel for them
 
 
 # --- scripts: golden files and quoting ----------------------------------------------------
@@ -445,16 +453,72 @@ def test_live_slurmctld_restart_while_polling(slurm, tmp_path):
     assert wait_file(files.outfile).strip() == 'done'
 
 
-def test_sbatch_is_retried_only_when_the_job_cannot_have_been_taken(tmp_path):
+TIMED_OUT = (1, '', 'sbatch: error: Batch job submission failed: Socket timed out on '
+                   'send/recv operation\n')
+
+
+@pytest.fixture
+def quick_lookup(monkeypatch):
+    monkeypatch.setattr(submit_mod, 'CONFIRM_ABSENT', 0.0)
+
+
+def sbatch_name(runner) -> str:
+    return next(a for a in runner.calls[0] if a.startswith('--job-name=')).split('=', 1)[1]
+
+
+@pytest.mark.parametrize('failure', [
+    TIMED_OUT, (124, '', 'timed out after 60 s'),
+    (255, '', 'the connection to host was lost while sbatch ran (it may have run)'),
+    (1, '', 'sbatch: error: Batch job submission failed: Unable to contact slurm controller '
+            '(connect failure)\n'),
+    (0, '', '')])
+def test_submit_of_unknown_outcome_is_looked_up_by_its_name(tmp_path, failure):
     files = files_in(tmp_path)
-    down = (1, '', 'sbatch: error: Batch job submission failed: Unable to contact slurm '
-                   'controller (connect failure)\n')
-    runner = FakeRunner({'sbatch': [down, (0, '9\n', '')]})
-    assert fast(runner).submit(files) == '9'
-    assert runner.programs() == ['sbatch', 'sbatch']
-    unsure = (1, '', 'sbatch: error: Batch job submission failed: Socket timed out on '
-                     'send/recv operation\n')
-    runner = FakeRunner({'sbatch': [unsure, (0, '10\n', '')]})
-    with pytest.raises(SubmissionError, match='Socket timed out'):
+
+    def squeue(argv):
+        name = argv[4].split('=', 1)[1]
+        return (0, '31\n', '') if name == sbatch_name(runner) else (0, '', '')
+    runner = FakeRunner({'sbatch': failure, 'squeue': squeue})
+    assert fast(runner).submit(files) == '31'
+    assert runner.programs() == ['sbatch', 'squeue']  # never sbatch twice
+    assert runner.calls[1][:4] == ['squeue', '-h', '-t', 'all']
+
+
+def test_submit_found_only_in_accounting(tmp_path):
+    files = files_in(tmp_path)
+    runner = FakeRunner({'sbatch': TIMED_OUT, 'squeue': (0, '', ''), 'sacct': (0, '32\n', '')})
+    assert fast(runner).submit(files) == '32'
+    assert runner.programs() == ['sbatch', 'squeue', 'sacct']
+    assert f'--name={sbatch_name(runner)}' in runner.calls[2]
+
+
+def test_submit_not_taken_is_submitted_again_with_the_same_name(tmp_path, quick_lookup):
+    files = files_in(tmp_path)
+    runner = FakeRunner({'sbatch': [TIMED_OUT, (0, '33\n', '')], 'squeue': (0, '', ''),
+                         'sacct': (0, '', '')})
+    assert fast(runner).submit(files) == '33'
+    assert runner.programs() == ['sbatch', 'squeue', 'sacct', 'squeue', 'sacct', 'sbatch']
+    assert runner.calls[0] == runner.calls[-1]
+
+
+def test_submit_lookup_without_an_answer_names_the_job(tmp_path):
+    files = files_in(tmp_path)
+    down = (1, '', 'slurm_load_jobs error: Unable to contact slurm controller\n')
+    runner = FakeRunner({'sbatch': TIMED_OUT, 'squeue': down})
+    system = fast(runner)
+    system.lookup_deadline = 0.3
+    with pytest.raises(SubmissionUnknown) as caught:
+        system.submit(files)
+    name = sbatch_name(runner)
+    assert caught.value.name == name and f'squeue --name={name}' in str(caught.value)
+    assert not isinstance(caught.value, SubmissionError)
+    assert runner.programs().count('sbatch') == 1 and 'squeue' in runner.programs()
+
+
+def test_submit_lookup_without_accounting_cannot_decide(tmp_path):
+    files = files_in(tmp_path)
+    off = (1, '', 'sacct: error: Slurm accounting storage is disabled\n')
+    runner = FakeRunner({'sbatch': TIMED_OUT, 'squeue': (0, '', ''), 'sacct': off})
+    with pytest.raises(SubmissionUnknown, match='accounting is disabled'):
         fast(runner).submit(files)
-    assert runner.programs() == ['sbatch']  # it may have been queued: never twice
+    assert runner.programs() == ['sbatch', 'squeue', 'sacct']

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import re
 import shlex
 import shutil
 
@@ -181,8 +182,38 @@ def test_submit_argv_has_depend_and_output_paths(tmp_path):
     runner = FakeRunner({'qsub': (0, '1301.head.example.org\n', '')})
     job_id = fast(runner, 'torque').submit(files, ['1201.head', '1202.head'], {})
     assert job_id == '1301.head.example.org'
-    assert runner.calls == [['qsub', '-W', 'depend=afterok:1201.head:1202.head',
+    name = runner.calls[0][2]
+    assert re.fullmatch(r'job\.c[0-9a-f]{10}', name)  # unique: the lookup key
+    assert runner.calls == [['qsub', '-N', name, '-W', 'depend=afterok:1201.head:1202.head',
                              '-o', files.outfile, '-e', files.errfile, files.submission]]
+
+
+WRAPPER_TIMEOUT = (1, "There was an error running the Slurm sbatch command.\nThe command was:"
+                      "\n'/usr/bin/sbatch ...'\nand the output was:\n'sbatch: error: Batch job "
+                      "submission failed: Socket timed out on send/recv operation\n'\n", '')
+
+
+@pytest.mark.parametrize('flavour', ['wrapper', 'torque', 'pbspro'])
+def test_qsub_of_unknown_outcome_is_looked_up_by_its_name(tmp_path, flavour):
+    files = files_in(tmp_path)
+
+    def qstat(argv):
+        name = runner.calls[0][2]
+        if flavour == 'torque':
+            return (0, f'<Data><Job><Job_Id>41.head</Job_Id><Job_Name>{name}</Job_Name>'
+                       f'<job_state>R</job_state></Job></Data>', '')
+        return (0, f'Job Id: 41.head\n    Job_Name = {name}\n    job_state = R\n', '')
+    runner = FakeRunner({'qsub': WRAPPER_TIMEOUT, 'qstat': qstat})
+    assert fast(runner, flavour).submit(files, [], {}) == '41.head'
+    assert runner.programs() == ['qsub', 'qstat']  # never qsub twice
+
+
+def test_wrapper_qsub_found_only_in_accounting(tmp_path):
+    files = files_in(tmp_path)
+    runner = FakeRunner({'qsub': (255, '', 'connection lost'), 'qstat': (0, '', ''),
+                         'sacct': (0, '42\n', '')})
+    assert fast(runner, 'wrapper').submit(files, [], {}) == '42'
+    assert runner.programs() == ['qsub', 'qstat', 'sacct']
 
 
 def test_rejected_qsub_carries_its_message(tmp_path):

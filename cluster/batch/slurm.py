@@ -6,8 +6,11 @@ once, on the first node of the allocation; a multi-node command uses ``srun`` it
 
 Slurm forgets a finished job after ``MinJobAge``, and it treats a dependency on a job it
 has forgotten as satisfied. :meth:`Slurm.submit` therefore checks the dependencies
-first: a job whose dependency is known to have failed is submitted held and cancelled
-at once, so it ends CANCELLED with that reason instead of running.
+first: a job whose dependency is known to have failed is not submitted at all, and
+reports CANCELLED with that reason (nothing is left held in the queue if the driver dies).
+
+Every submission carries a unique job name, by which a submit of unknown outcome is
+looked up (see :mod:`cluster.batch._submit`).
 """
 from __future__ import annotations
 
@@ -15,10 +18,11 @@ import logging
 import shlex
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from ..errors import CommandError, SubmissionError
+from ..errors import CommandError
 from ..script import MARKER, JobFiles
 from . import BatchSystem, JobInfo, Runner, State, local_runner
 from ._commands import header_options, output_paths, parse_iso, run_retried
+from ._submit import Undecidable, given_name, submit_once, unique_name
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,9 @@ SHORT_CODES: Dict[str, str] = {
 HELD_REASONS = frozenset({'JobHeldUser', 'JobHeldAdmin'})
 #: a pending reason that means the job can never start (without kill_invalid_depend)
 NEVER_REASON = 'DependencyNeverSatisfied'
+
+#: the id prefix of a job never submitted because a dependency had failed
+NOT_SUBMITTED = 'unsubmitted.'
 
 #: squeue fields, '|'-separated; the job name goes last since it may hold anything
 SQUEUE_FORMAT = '%i|%T|%r|%u|%N|%S|%e|%j'
@@ -123,7 +130,7 @@ def parse_squeue(text: str) -> Dict[str, JobInfo]:
         state = _job_state(state, reason)
         started = state not in (State.PENDING, State.HELD, State.UNKNOWN)
         jobs[job_id.strip()] = JobInfo(
-            id=job_id.strip(), state=state, name=name, user=_none(user),
+            id=job_id.strip(), state=state, name=given_name(name), user=_none(user),
             node=_none(nodes), start=parse_iso(start) if started else None,
             end=parse_iso(end) if state.final else None, reason=reason)
     return jobs
@@ -165,11 +172,22 @@ def _connection_problem(result) -> bool:
         'temporarily unable', 'communication connection failure'))
 
 
-def _not_accepted(result) -> bool:
-    """sbatch failed before slurmctld could have taken the job: safe to try again."""
-    text = (result[1] + result[2]).lower()
-    return any(word in text for word in ('unable to contact', 'connection refused',
-                                         'connect failure'))
+def _parse_sbatch(out: str) -> str:
+    """The job id from ``sbatch --parsable`` output (``id`` or ``id;cluster``)."""
+    lines = out.strip().splitlines()
+    return lines[-1].split(';', 1)[0].strip() if lines else ''
+
+
+def sacct_ids(runner: Runner, name: str, timeout: float) -> Optional[List[str]]:
+    """Ids slurmdbd recorded for jobs named ``name`` in the last two days; None when
+    sacct cannot answer now. Raises :class:`Undecidable` when accounting is off."""
+    code, out, err = runner(['sacct', '-X', '-n', '-P', '-o', 'JobID', f'--name={name}',
+                             '-S', 'now-2days'], stdin=None, timeout=timeout)
+    if code != 0:
+        if 'accounting storage is disabled' in (out + err).lower():
+            raise Undecidable('slurm accounting is disabled, and squeue does not show it')
+        return None
+    return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 class Slurm(BatchSystem):
@@ -181,11 +199,13 @@ class Slurm(BatchSystem):
     status_tries = 4
     status_timeout = 60.0
     backoff = 0.5
+    #: seconds a submit of unknown outcome is looked up while Slurm does not answer
+    lookup_deadline = 300.0
 
     def __init__(self, runner: Runner = local_runner) -> None:
         super().__init__(runner)
         self._accounting: Optional[bool] = None
-        #: ids submitted held and cancelled because a dependency failed -> reason
+        #: ids of jobs not submitted because a dependency failed -> that reason
         self._doomed: Dict[str, str] = {}
 
     # scripts ------------------------------------------------------------------------------
@@ -206,38 +226,48 @@ class Slurm(BatchSystem):
     # submission ---------------------------------------------------------------------------
     def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
                options: Optional[Mapping] = None) -> str:
-        """``sbatch --parsable [--output=o --error=e] [--dependency=afterok:a:b] <script>``.
+        """``sbatch --parsable --job-name=<unique> [--output=o --error=e]
+        [--dependency=afterok:a:b] <script>``; returns the job id.
 
-        Returns the job id. The output paths come from ``options`` (outfile, errfile).
+        The job name is the job's name plus a random suffix (:func:`unique_name`): a
+        submit whose outcome is unknown (sbatch timed out, slurmctld did not answer, the
+        connection was lost) is settled by looking that name up with squeue and sacct
+        (:func:`submit_once`), never by running sbatch again blindly. A job refused by
+        Slurm raises :class:`SubmissionError` with sbatch's message; the scripts stay.
 
-        A refused job raises :class:`SubmissionError` with sbatch's message; the scripts
-        stay on disk.
+        A job whose dependency is known to have failed is not submitted at all: it gets
+        an id of this instance (``unsubmitted.<name>``) that reports CANCELLED.
         """
         deps = [str(d) for d in dependencies]
+        name = unique_name(files.name)
         doomed = self._failed_dependency(deps) if deps else None
-        argv = ['sbatch', '--parsable']
+        if doomed:
+            job_id = f'{NOT_SUBMITTED}{name}'
+            self._doomed[job_id] = doomed
+            logger.warning('job %s not submitted: %s', files.name, doomed)
+            return job_id
+        argv = ['sbatch', '--parsable', f'--job-name={name}']
         outfile, errfile = output_paths(options)
         argv += [f'--output={outfile}'] if outfile else []
         argv += [f'--error={errfile}'] if errfile else []
-        if doomed:
-            argv.append('--hold')
-        elif deps:
+        if deps:
             argv.append('--dependency=afterok:' + ':'.join(deps))
         argv.append(files.submission)
-        try:
-            _, out, _ = run_retried(self.runner, argv, tries=4, timeout=self.status_timeout,
-                                    backoff=self.backoff, retry=_not_accepted)
-        except CommandError as exc:
-            raise SubmissionError(argv, exc.code, exc.stdout, exc.stderr) from None
-        job_id = out.strip().splitlines()[-1].split(';', 1)[0].strip() if out.strip() else ''
-        if not job_id:
-            raise SubmissionError(argv, 0, out, '', message='sbatch printed no job id')
-        if doomed:
-            self._doomed[job_id] = doomed
-            logger.warning('job %s (%s) cancelled at submission: %s', job_id, files.name, doomed)
-            self.cancel([job_id])
+        job_id = submit_once(self.runner, argv, name, _parse_sbatch, self._find,
+                             timeout=self.status_timeout, deadline=self.lookup_deadline,
+                             backoff=self.backoff,
+                             hint=f'squeue --name={name}; sacct -X --name={name} -S now-2days')
         logger.debug('sbatch %s -> %s', files.submission, job_id)
         return job_id
+
+    def _find(self, name: str) -> Optional[List[str]]:
+        """Ids of the jobs named ``name`` (squeue, then sacct); None: no answer now."""
+        code, out, _ = self.runner(['squeue', '-h', '-t', 'all', f'--name={name}', '-o', '%i'],
+                                   stdin=None, timeout=self.status_timeout)
+        if code != 0:
+            return None
+        ids = out.split()
+        return ids if ids else sacct_ids(self.runner, name, self.status_timeout)
 
     def _failed_dependency(self, deps: List[str]) -> Optional[str]:
         """Why a dependency can never be satisfied, or None (unknown counts as fine)."""
@@ -259,10 +289,11 @@ class Slurm(BatchSystem):
                  user: Optional[str] = None) -> Dict[str, JobInfo]:
         """One ``squeue -h -t all`` call for the ids (or for ``user``'s jobs)."""
         argv = ['squeue', '-h', '-t', 'all', '-o', SQUEUE_FORMAT]
+        unsubmitted: Dict[str, JobInfo] = {}
         if job_ids is not None:
-            ids = [str(i) for i in job_ids]
+            ids, unsubmitted = self._split([str(i) for i in job_ids])
             if not ids:
-                return {}
+                return unsubmitted
             argv += ['-j', ','.join(ids)]
         elif user:
             argv += ['-u', user]
@@ -273,14 +304,14 @@ class Slurm(BatchSystem):
         if job_ids is not None:
             wanted = set(str(i) for i in job_ids)
             jobs = {k: v for k, v in jobs.items() if k in wanted}
-        self._mark_doomed(jobs)
+        jobs.update(unsubmitted)
         return jobs
 
     def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
         """One ``sacct`` call; empty when accounting is off or unreachable."""
-        ids = [str(i) for i in job_ids]
+        ids, unsubmitted = self._split([str(i) for i in job_ids])
         if not ids or self._accounting is False:
-            return {}
+            return unsubmitted
         argv = ['sacct', '-j', ','.join(ids), '--parsable2', '--noheader', '-X',
                 '-o', SACCT_FIELDS]
         try:
@@ -292,22 +323,21 @@ class Slurm(BatchSystem):
                 self._accounting = False
             else:
                 logger.warning('sacct failed; exit codes come from files: %s', exc)
-            return {}
+            return unsubmitted
         self._accounting = True
         jobs = {k: v for k, v in parse_sacct(out).items() if k in set(ids)}
-        self._mark_doomed(jobs)
+        jobs.update(unsubmitted)
         return jobs
 
-    def _mark_doomed(self, jobs: Dict[str, JobInfo]) -> None:
-        for job_id, info in jobs.items():
-            if job_id in self._doomed:
-                info.reason = self._doomed[job_id]
-                if not info.state.final:
-                    info.state = State.CANCELLED
+    def _split(self, ids: List[str]):
+        """(ids Slurm knows, infos of the jobs :meth:`submit` did not submit)."""
+        unsubmitted = {i: JobInfo(id=i, state=State.CANCELLED, reason=self._doomed[i])
+                       for i in ids if i in self._doomed}
+        return [i for i in ids if i not in unsubmitted], unsubmitted
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """``scancel`` the jobs; ids already gone are not an error."""
-        ids = [str(i) for i in job_ids]
+        ids = [str(i) for i in job_ids if str(i) not in self._doomed]
         if ids:
             run_retried(self.runner, ['scancel', *ids], tries=self.status_tries,
                         timeout=self.status_timeout, backoff=self.backoff,

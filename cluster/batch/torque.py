@@ -25,6 +25,7 @@ from ..errors import CommandError, SubmissionError
 from ..script import JobFiles
 from . import BatchSystem, JobInfo, Runner, State, local_runner
 from ._commands import header_options, output_paths, parse_ctime, run_retried
+from ._submit import given_name, submit_once, unique_name
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def job_info(attrs: Mapping[str, str], flavour: str = 'torque') -> JobInfo:
     start = parse_ctime(attrs.get('start_time') or attrs.get('stime') or '')
     end = parse_ctime(attrs.get('comp_time') or attrs.get('obittime') or '')
     return JobInfo(id=attrs.get('Job Id', ''), state=state, exitcode=exitcode,
-                   name=attrs.get('Job_Name'), user=user, node=_nodes(attrs.get('exec_host')),
+                   name=given_name(attrs.get('Job_Name')), user=user, node=_nodes(attrs.get('exec_host')),
                    start=start, end=end if state.final else None,
                    reason=reason or attrs.get('comment') or None)
 
@@ -229,11 +230,10 @@ def _connection_problem(result) -> bool:
         'socket timed out', 'temporarily unable', 'communication failure', 'timed out'))
 
 
-def _not_accepted(result) -> bool:
-    """qsub failed before the server could have taken the job: safe to try again."""
-    text = (result[1] + result[2]).lower()
-    return any(word in text for word in ('unable to contact', 'connection refused',
-                                         'cannot connect', 'connect failure'))
+def _parse_qsub(out: str) -> str:
+    """The job id: the last line qsub printed."""
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    return lines[-1] if lines else ''
 
 
 class Torque(BatchSystem):
@@ -244,6 +244,8 @@ class Torque(BatchSystem):
     status_tries = 4
     status_timeout = 60.0
     backoff = 0.5
+    #: seconds a submit of unknown outcome is looked up while the server does not answer
+    lookup_deadline = 300.0
 
     def __init__(self, runner: Runner = local_runner) -> None:
         super().__init__(runner)
@@ -276,13 +278,18 @@ class Torque(BatchSystem):
 
     def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
                options: Optional[Mapping] = None) -> str:
-        """``qsub [-W depend=afterok:a:b] -o <out> -e <err> <script>``; returns the job id.
+        """``qsub -N <unique> [-W depend=afterok:a:b] -o <out> -e <err> <script>``; returns
+        the job id.
 
-        Slurm's Torque wrapper hands these arguments to a shell unquoted: with it, a path
-        holding spaces, quotes or ``$()`` is refused before anything runs.
+        The job name is the job's name plus a random suffix; a qsub whose outcome is
+        unknown is settled by looking that name up (:func:`submit_once`), never by running
+        qsub again blindly. Slurm's Torque wrapper hands these arguments to a shell
+        unquoted: with it, a path holding spaces, quotes or ``$()`` is refused before
+        anything runs.
         """
         outfile, errfile = output_paths(options)
-        argv = ['qsub']
+        name = unique_name(files.name)
+        argv = ['qsub', '-N', name]
         if dependencies:
             argv += ['-W', 'depend=afterok:' + ':'.join(str(d) for d in dependencies)]
         argv += ['-o', outfile or files.outfile, '-e', errfile or files.errfile, files.submission]
@@ -293,18 +300,31 @@ class Torque(BatchSystem):
                     f'refused: Slurm\'s qsub wrapper runs sbatch through a shell without quoting, '
                     f'so {unsafe[0]!r} would be split or executed; use paths of letters, digits '
                     f'and _ . / + , : @ % = - only'))
-        try:
-            _, out, _ = run_retried(self.runner, argv, tries=4, timeout=self.status_timeout,
-                                    backoff=self.backoff, retry=_not_accepted)
-        except CommandError as exc:
-            raise SubmissionError(argv, exc.code, exc.stdout, exc.stderr) from None
-        lines = [line.strip() for line in out.splitlines() if line.strip()]
-        if not lines:
-            raise SubmissionError(argv, 0, out, '', message='qsub printed no job id')
-        job_id = lines[-1]
+        job_id = submit_once(self.runner, argv, name, _parse_qsub, self._find,
+                             timeout=self.status_timeout, deadline=self.lookup_deadline,
+                             backoff=self.backoff, hint=f'qstat -f (Job_Name = {name})')
         self._files[_short(job_id)] = files
         logger.debug('qsub %s -> %s', files.submission, job_id)
         return job_id
+
+    def _find(self, name: str) -> Optional[List[str]]:
+        """Ids of the jobs named ``name`` in qstat's listing (then in sacct, under Slurm's
+        wrappers, for jobs Slurm already forgot); None when qstat cannot answer now."""
+        flavour = self.flavour
+        options = {'torque': ['-x'], 'pbspro': ['-f', '-x']}.get(flavour, ['-f'])
+        code, out, err = self.runner(['qstat', *options], stdin=None,
+                                     timeout=self.status_timeout)
+        if code != 0 and not _unknown_id((code, out, err)):
+            return None
+        try:
+            records = parse_qstat_xml(out) if flavour == 'torque' else parse_qstat_f(out)
+        except ElementTree.ParseError:
+            return None
+        ids = [r['Job Id'] for r in records if r.get('Job_Name') == name]
+        if ids or flavour != 'wrapper':
+            return ids
+        from .slurm import sacct_ids
+        return sacct_ids(self.runner, name, self.status_timeout)
 
     # status --------------------------------------------------------------------------------
     def statuses(self, job_ids: Optional[Sequence[str]] = None,
