@@ -47,7 +47,7 @@ setup(
     packages=find_packages(include=['cluster', 'cluster.*', 'xenon_backend', 'xenon_backend.*']),
     install_requires=GRPC_FLOORS + ['dill>=0.3.8', 'psutil>=5.9', 'platformdirs>=2.5'],
     extras_require={
-        'test': ['pytest>=7'] + TOOLS_FLOORS,
+        'test': ['pytest>=7', 'sphinx'] + TOOLS_FLOORS,   # sphinx: tests/test_docs.py builds docs/
         'bench': ['dask[distributed]', 'submitit'],
         'docs': ['sphinx'],
     },

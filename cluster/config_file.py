@@ -6,15 +6,16 @@ disk; importing this module reads and writes nothing.
 
 Sections (see ``~cluster.example`` at the top of the repository):
 
-``[queue]``          ``max_queue_len`` (1000), ``queue_update`` (2: seconds between
-                     status polls), ``sleep_len`` (1: seconds between retries)
-``[jobqueue]``       ``cores`` (empty: every core of the machine)
-``[profile.NAME]``   one per profile: job options (``cluster.options``) and, for a
-                     remote cluster, the connection keys ``remote``, ``qtype``, ``key``,
-                     ``python`` and ``strict_host_key``
+* ``[queue]``: ``max_queue_len`` (1000), ``queue_update`` (2: seconds between status
+  polls), ``sleep_len`` (1: seconds between retries);
+* ``[jobqueue]``: ``cores`` (empty: every core of the machine);
+* ``[profile.NAME]``, one per profile: job options (``cluster.options``) and, for a remote
+  cluster, the connection keys ``remote``, ``qtype``, ``key``, ``python`` and
+  ``strict_host_key``.
 
 Built-in profiles ``default``, ``small`` and ``large`` apply unless the file defines a
-profile of that name, which then wins whole. Other sections are kept and returned as is.
+profile of that name, which then wins whole. Other sections are kept and returned as is
+(a warning names them: a plain ``[quick]`` is not the profile ``quick``).
 
 Writing takes an exclusive lock on ``<file>.lock``, reads the file again under it, edits
 only the lines that change (comments and every other key stay), checks that nothing else

@@ -77,7 +77,7 @@ def _dependency_ids(depends: Sequence[Any], system: Any) -> List[str]:
     return ids
 
 
-#: submissions under way per batch system at most: one running, one waiting
+#: at most this many submissions under way per batch system (one running, one waiting)
 PIPELINE_DEPTH = 2
 _SUBMITTERS: Dict[tuple, Tuple[ThreadPoolExecutor, threading.BoundedSemaphore]] = {}
 _SUBMITTERS_LOCK = threading.Lock()
