@@ -17,8 +17,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import wait as wait_ready
-from typing import TYPE_CHECKING, Any, Callable, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from ._jobqueue_worker import WorkerProcess, current_dir
 from .batch import State
@@ -65,7 +66,7 @@ class Dispatcher:
                 waitables.append(worker.results)
                 if worker.sentinel is not None:
                     waitables.append(worker.sentinel)
-            ready = set(wait_ready(waitables))
+            ready = set(wait_ready(waitables, self._next_deadline()))
             # read results outside the lock: a large one must not hold up add() callers
             inputs = [(worker, *self._read(worker, ready)) for worker in self.workers]
             markers: List[threading.Event] = []
@@ -80,6 +81,7 @@ class Dispatcher:
                         self._receive(worker, message, finished)
                     if dead:
                         self._bury(worker, finished)
+                self._enforce_time_limits()
                 if not q._stopping:
                     markers = self._take_inbox(finished)
                     starts = schedule.start_ready(self.workers)
@@ -97,6 +99,25 @@ class Dispatcher:
                     worker.tasks.send_bytes(payload)
                 except OSError:  # the worker died; its sentinel reports the job
                     logger.debug('worker %d gone before job %d', worker.proc.pid, job.id)
+
+    def _next_deadline(self) -> Optional[float]:
+        """Seconds until the first running job reaches its time limit; None: no limit."""
+        ends = [w.job.start + w.job.time_limit for w in self.workers
+                if w.job is not None and w.job.time_limit and w.job.start is not None
+                and w.job.id not in self.q._schedule.timeout_ids]
+        return max(0.0, min(ends) - time.time()) if ends else None
+
+    def _enforce_time_limits(self) -> None:
+        """Kill the workers of jobs past their limit; their deaths settle them TIMEOUT."""
+        now = time.time()
+        for worker in self.workers:
+            job = worker.job
+            if (job is not None and job.time_limit and job.start is not None
+                    and now >= job.start + job.time_limit
+                    and job.id not in self.q._schedule.timeout_ids):
+                logger.info('job %d reached its time limit of %g s', job.id, job.time_limit)
+                self.q._schedule.timeout_ids.add(job.id)
+                worker.kill_tree()
 
     def _take_inbox(self, finished: List['Job']) -> List[threading.Event]:
         """Admit new jobs, carry out cancels; return the ``update()`` markers to set."""

@@ -43,6 +43,7 @@ class Schedule:
         self.runtimes: Dict[Any, float] = {}  # last run time per (function, cores)
         self.unfinished = 0
         self.cancel_ids: set = set()  # cancels asked for and not yet carried out
+        self.timeout_ids: set = set()  # jobs killed at their time limit, not yet settled
 
     def register(self, job: 'Job') -> None:
         """Record a job that :meth:`admit` will see later."""
@@ -190,10 +191,16 @@ class Schedule:
 
     def finish_killed(self, job: 'Job', exitcode: Optional[int], reason: str,
                       finished: List['Job']) -> None:
-        """Settle a job whose worker died: CANCELLED when asked for, else FAILED."""
+        """Settle a job whose worker died: CANCELLED when asked for, TIMEOUT when killed at
+        its time limit, else FAILED."""
+        timed_out = job.id in self.timeout_ids
+        self.timeout_ids.discard(job.id)
         if job.id in self.cancel_ids:
             self.cancel_ids.discard(job.id)
             self.finish(job, State.CANCELLED, exitcode, 'cancelled', finished)
+        elif timed_out:
+            self.finish(job, State.TIMEOUT, exitcode,
+                        f'time limit of {job.time_limit:g} s reached', finished)
         else:
             self.finish(job, State.FAILED, exitcode, reason, finished)
 

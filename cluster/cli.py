@@ -97,6 +97,11 @@ def _cmd_submit(args: argparse.Namespace) -> None:
         code, out, err = job.get()
         sys.stdout.write(out)
         sys.stderr.write(err)
+        info = job.info
+        if info.state.value != 'completed':
+            sys.stderr.write(f'cluster: job {job.id} ended {info.state}'
+                             + (f': {info.reason}' if info.reason else '') + '\n')
+            sys.exit(code if code and 0 < code < 256 else 1)
         if code:
             sys.exit(code)
 

@@ -28,6 +28,8 @@ Behaviour callers see:
   function or arguments that cannot be pickled give a FAILED job whose ``get`` says why;
   an unpicklable return value fails that job alone. Results and exceptions of the user's
   ``__main__`` classes come back as those classes.
+* A job with a ``time_limit`` that runs longer is killed with its worker and ends TIMEOUT
+  (reason ``time limit of N s reached``), as a batch system's time limit does.
 * A worker killed by a signal fails its job (exit code ``-signal``, reason ``killed by
   signal 9 (SIGKILL)``); its process group is killed and a new worker takes its place.
 * At exit (atexit) or :meth:`JobQueue.shutdown`, every worker's process tree is killed
@@ -78,7 +80,7 @@ class Job:
     The underscored fields are the scheduler's bookkeeping.
     """
     __slots__ = ('id', 'name', 'cores', 'dependencies', 'state', 'exitcode', 'start', 'end',
-                 'reason', 'submitted', '_payload', '_kind', '_result', '_value', '_unmet',
+                 'reason', 'submitted', 'time_limit', '_payload', '_kind', '_result', '_value', '_unmet',
                  '_dependents', '_bypassed', '_runtime_key')
 
     def __init__(self, job_id: int, name: Optional[str], cores: int,
@@ -93,6 +95,7 @@ class Job:
         self.start: Optional[float] = None
         self.end: Optional[float] = None
         self.reason: Optional[str] = None
+        self.time_limit: Optional[float] = None  # seconds from its start; then it is killed
         self._payload = payload
         self._kind = b''      # b'o'/b'd' result pickle, b'e' error, b'' none
         self._result: Optional[bytes] = None
@@ -168,11 +171,12 @@ class JobQueue:
 
     def add(self, function: Callable, args: Optional[Sequence] = None,
             kwargs: Optional[dict] = None, dependencies: JobIds = None, cores: int = 1,
-            name: Optional[str] = None) -> int:
+            name: Optional[str] = None, time_limit: Optional[float] = None) -> int:
         """Queue ``function(*args, **kwargs)`` and return its job id (1, 2, ...).
 
         It starts once every job in ``dependencies`` completed and ``cores`` are free.
-        A payload that cannot be pickled gives a FAILED job whose ``get`` says why.
+        A payload that cannot be pickled gives a FAILED job whose ``get`` says why. A job
+        still running ``time_limit`` seconds after its start is killed and ends TIMEOUT.
         """
         if not callable(function):
             raise JobError(f'function must be callable, not {type(function).__name__}')
@@ -183,6 +187,9 @@ class JobQueue:
         if isinstance(cores, bool) or not isinstance(cores, int) or not 1 <= cores <= self.cores:
             raise JobError(f'a job may ask for 1 to {self.cores} cores (this queue has '
                            f'{self.cores}), not {cores!r}')
+        if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(
+                time_limit, (int, float)) or not time_limit > 0):
+            raise JobError(f'time_limit must be a number of seconds > 0, not {time_limit!r}')
         deps = self._dependency_ids(dependencies)
         try:
             payload, fn_hash = encode_task(function, args or (), kwargs or {}, current_dir())
@@ -205,6 +212,7 @@ class JobQueue:
             self._next_id += 1
             job = Job(job_id, name, cores, deps, payload)
             job._runtime_key = (fn_hash, cores)
+            job.time_limit = time_limit
             if problem:
                 job.reason = problem
             self._schedule.register(job)

@@ -99,7 +99,7 @@ _TABLE = (
     Option('time', ('walltime',), values.hms_time,
            'D-HH:MM:SS, HH:MM:SS, MM:SS or SS (an int is seconds)',
            None, 'wall-clock time limit, normalised to HH:MM:SS',
-           '--time={}', '-l walltime={}', 'not enforced', group='resources',
+           '--time={}', '-l walltime={}', 'killed at the limit (timeout)', group='resources',
            metavar='HH:MM:SS'),
     Option('features', ('constraint',), values.str_list(values.feature),
            'a comma-separated string or a list of strings (letters, digits, _ . + -)',

@@ -2,6 +2,7 @@
 import os
 import re
 import subprocess
+import time
 import sys
 
 import pytest
@@ -174,3 +175,44 @@ def test_a_failed_function_shows_its_traceback_once(tmp_path, qtype):
     assert done.returncode == 1
     assert done.stderr.count('in fails_on_purpose') == 1, done.stderr
     assert done.stderr.rstrip().endswith('ValueError: boom')
+
+
+# -- 12: time limits mean the same everywhere ------------------------------------------------
+
+def test_local_mode_kills_a_job_at_its_time_limit(config, tmp_path):
+    started = time.monotonic()
+    result = cli('submit', '--qtype', 'local', '-k', 'time=2', '--', 'sleep', '60',
+                 config=config, cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert 'ended timeout' in result.stderr and 'time limit of 2 s' in result.stderr
+    assert elapsed < 30
+
+
+def test_a_local_function_job_past_its_limit_ends_timeout(tmp_path):
+    code = ('import time, cluster\n'
+            'from cluster.batch import State\n'
+            'def slow():\n'
+            '    time.sleep(60)\n'
+            'job = cluster.Job(slow, qtype="local", time="00:00:02").submit()\n'
+            'assert job.wait() is False\n'
+            'print(job.state.value)\n'
+            'print(cluster.Job("echo in-time", qtype="local", time=20).submit().get())\n')
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path,
+                          env=dict(os.environ, CLUSTER_CONFIG=str(tmp_path / 'c.ini')))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ['timeout', "(0, 'in-time\\n', '')"]
+
+
+@pytest.mark.slurm
+def test_slurm_warns_when_it_will_round_a_limit_to_minutes(config, tmp_path):
+    from conftest import _require_slurm
+    _require_slurm('slurm')
+    result = cli('submit', '--qtype', 'slurm', '-k', 'time=00:00:10', '--', 'true',
+                 config=config, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert 'time 00:00:10 is rounded up by Slurm to whole minutes: 00:01:00' in result.stderr
+    whole = cli('submit', '--qtype', 'slurm', '-k', 'time=00:02:00', '--', 'true',
+                config=config, cwd=tmp_path)
+    assert whole.returncode == 0 and 'rounded' not in whole.stderr

@@ -567,3 +567,15 @@ def test_no_orphan_processes_after_the_parent_ends(tmp_path, ending):
         select.select([], [], [], 0.01)  # kill -9 is asynchronous; bounded wait for it
     assert all(map(gone, pids)), [p for p in pids if not gone(p)]
     report.close()
+
+
+def test_a_job_past_its_time_limit_is_killed_and_ends_timeout(queue):
+    started = time.monotonic()
+    late = queue.add(time.sleep, (60,), time_limit=1)
+    with pytest.raises(JobError, match='timeout: time limit of 1 s reached'):
+        queue.get(late, timeout=30)
+    assert time.monotonic() - started < 30
+    assert queue.jobs[late].state is State.TIMEOUT
+    assert queue.get(queue.add(add, (1, 2), time_limit=30)) == 3     # in time: completes
+    with pytest.raises(JobError, match='time_limit'):
+        queue.add(add, (1, 2), time_limit=0)

@@ -70,6 +70,14 @@ def _run_function(files: JobFiles, outfile: str, errfile: str) -> int:
             os.chdir(saved_cwd)
 
 
+def seconds(limit: Optional[str]) -> Optional[int]:
+    """A normalised ``HH:MM:SS`` time limit in seconds (None: no limit)."""
+    if not limit:
+        return None
+    hours, minutes, secs = (int(part) for part in str(limit).split(':'))
+    return hours * 3600 + minutes * 60 + secs or None
+
+
 class Local(BatchSystem):
     """This machine, through the local JobQueue."""
 
@@ -90,7 +98,8 @@ class Local(BatchSystem):
         job_id = _queue(threads=options.get('threads')).add(execute, args=(files, is_function,
                                              options.get('outfile', files.outfile),
                                              options.get('errfile', files.errfile)),
-                              dependencies=deps, cores=options.get('cores', 1), name=files.name)
+                              dependencies=deps, cores=options.get('cores', 1), name=files.name,
+                              time_limit=seconds(options.get('time')))
         return str(job_id)
 
     def statuses(self, job_ids: Optional[Sequence[str]] = None,

@@ -77,6 +77,17 @@ SQUEUE_FORMAT = '%i|%T|%r|%u|%N|%S|%e|%j'
 SACCT_FIELDS = 'JobID,State,ExitCode,Reason,User,NodeList,Start,End'
 
 
+def warn_rounded_time(limit: Optional[str], name: str) -> None:
+    """Slurm counts time limits in whole minutes: say so when ``HH:MM:SS`` has seconds."""
+    if not limit:
+        return
+    hours, minutes, seconds = (int(part) for part in str(limit).split(':'))
+    if seconds:
+        total = hours * 60 + minutes + 1
+        logger.warning('job %s: time %s is rounded up by Slurm to whole minutes: %02d:%02d:00',
+                       name, limit, total // 60, total % 60)
+
+
 def map_state(native: str) -> State:
     """The shared :class:`State` for a Slurm state ('CANCELLED by 0' and 'CD' included)."""
     word = (native or '').split(' ', 1)[0].rstrip('+').upper()
@@ -211,6 +222,7 @@ class Slurm(BatchSystem):
     # scripts ------------------------------------------------------------------------------
     def render_header(self, options: Mapping, files: JobFiles) -> List[str]:
         """``#SBATCH`` lines; output paths a header cannot hold go on sbatch's command line."""
+        warn_rounded_time(options.get('time'), files.name)
         return super().render_header(header_options(options), files)
 
     def render_scripts(self, files: JobFiles, header: Sequence[str], body: str) -> Dict[str, str]:
