@@ -67,6 +67,14 @@ def outcome_unknown(result: Result) -> bool:
     return any(phrase in text for phrase in TRANSIENT_MESSAGES)
 
 
+def _detail(text: str) -> str:
+    """The line of a command's output that says what went wrong (quotes stripped)."""
+    lines = [line.strip(" '\t") for line in text.splitlines() if line.strip(" '\t")]
+    telling = [line for line in lines
+               if any(phrase in line.lower() for phrase in TRANSIENT_MESSAGES)]
+    return (telling or lines or [''])[-1][:300]
+
+
 def _id_order(job_id: str) -> tuple:
     head = job_id.split('.', 1)[0]
     return (0, int(head), job_id) if head.isdigit() else (1, 0, job_id)
@@ -115,6 +123,7 @@ def submit_once(runner: Callable[..., Result], argv: Sequence[str], name: str,
 
     A failure with an unknown outcome is looked up (:func:`find_submitted`); the command
     is run again only after the lookup found the job absent, at most ``tries`` times.
+    The lookups end ``deadline`` seconds after the first submit at the latest.
     """
     started = time.monotonic()
     code, out, err = 127, '', ''
@@ -128,10 +137,11 @@ def submit_once(runner: Callable[..., Result], argv: Sequence[str], name: str,
             return job_id
         if code != 0 and not outcome_unknown((code, out, err)):
             raise SubmissionError(list(argv), code, out, err)
-        detail = (err.strip() or out.strip() or f'exit {code}').splitlines()[-1][:300]
+        detail = _detail(out + '\n' + err) or f'exit {code}'
         logger.warning('%s of job %s: outcome unknown (exit %s: %s); looking it up by name',
                        argv[0], name, code, detail)
-        found = find_submitted(find, name, deadline=deadline, backoff=backoff, hint=hint)
+        left = max(0.0, started + deadline - time.monotonic())  # one deadline for the call
+        found = find_submitted(find, name, deadline=left, backoff=backoff, hint=hint)
         if found is not None:
             logger.info('%s: job %s was taken after all, as %s (%.1f s after the submit)',
                         argv[0], name, found, time.monotonic() - started)
