@@ -340,7 +340,8 @@ class Server:
                 return XenonServerError(method, error.code(), (
                     f'the xenon-grpc server (pid {self.process.pid}, port {self.port}) has exited '
                     f'with code {self.process.returncode}; call xenon_backend.init() to start a '
-                    f'new one (its schedulers, filesystems and jobs are gone): {self._tail()}'))
+                    f'new one (its schedulers, filesystems and jobs are gone; '
+                    f'{error.details()}): {self._tail()}'))
             return XenonServerError(method, error.code(), (
                 f'no xenon-grpc server answers on port {self.port} '
                 f'({error.details()}); call xenon_backend.init() to start one'))

@@ -6,10 +6,13 @@ runs once a remote profile is used. Both handles are reused by every job of the
 endpoint and closed at exit (xenon-grpc 3.0.1 leaks one SSH connection per closed ssh
 scheduler, so they are never closed early).
 
-When the xenon-grpc server dies, the next call finds the channel dead, starts a new
-server, opens new handles, and goes on: a job's state lives on the remote side and in
-its files, not in the server. A remote command is only tried again when it had not
-started.
+When the xenon-grpc server dies, the next call finds it dead, starts a new server,
+opens new handles, and goes on: a job's state lives on the remote side and in its files,
+not in the server. When the SSH session dies (sshd's session processes killed, the
+network dropped) while the server lives, the call logs in again, with backoff while the
+host does not answer (see :mod:`.faults`). A remote command is only tried again when it
+cannot have started: a command that may have run is reported (exit code 255), never
+repeated, so a submission is never made twice.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from ..errors import ClusterError
 from . import diagnose, runner
-from .endpoint import Endpoint, RemoteError, RemotePythonError
+from .faults import RECOVER_BACKOFF, RECOVER_TIMEOUT, failure_kind
+from .endpoint import Endpoint, HostUnreachableError, RemoteError, RemotePythonError
 
 logger = logging.getLogger(__name__)
 
@@ -38,17 +42,6 @@ def default_server_factory(dead: Any = None) -> Any:
     """The default xenon-grpc server, (re)started when missing or dead."""
     import xenon_backend
     return xenon_backend.init() if dead is not None else xenon_backend.default_server()
-
-
-def _server_gone(error: Exception) -> bool:
-    from xenon_backend import exceptions as xe
-    if isinstance(error, (xe.XenonServerError, xe.NotConnectedException,
-                          xe.FileSystemClosedException)):
-        return True
-    text = str(error).lower()
-    return isinstance(error, xe.XenonException) and (
-        'scheduler not found' in text or 'filesystem not found' in text
-        or 'unknown scheduler' in text or 'unknown filesystem' in text)
 
 
 class Connection:
@@ -68,7 +61,10 @@ class Connection:
         self._python_ok: set = set()
         #: remote commands run, by program name (benchmarks count the status commands)
         self.commands: collections.Counter = collections.Counter()
+        #: new servers started, and new logins after a lost SSH session
         self.reconnects = 0
+        self.sessions_reopened = 0
+        self._generation = 0
 
     # -- opening ----------------------------------------------------------------------------
     def _properties(self, kind: str) -> Dict[str, str]:
@@ -124,11 +120,19 @@ class Connection:
         _register_exit()
 
     def handles(self) -> Tuple[Any, Any]:
-        """(scheduler, filesystem), opened on first use."""
+        """(scheduler, filesystem), opened on first use (and anew when the server died)."""
+        return self._current()[:2]
+
+    def _current(self) -> Tuple[Any, Any, int]:
+        """(scheduler, filesystem, generation); a server known to be dead is replaced first,
+        so that a call is never sent to it."""
         with self._lock:
-            if self._scheduler is None or self._filesystem is None:
+            alive = getattr(self.server, 'process_alive', None)
+            if self.server is not None and callable(alive) and not alive():
+                self._recover('server', self._generation, time.monotonic() + RECOVER_TIMEOUT)
+            elif self._scheduler is None or self._filesystem is None:
                 self._open()
-            return self._scheduler, self._filesystem
+            return self._scheduler, self._filesystem, self._generation
 
     def reconnect(self, failed_server: Any = None) -> None:
         """Start a new server (the old one is gone) and open new handles."""
@@ -136,25 +140,65 @@ class Connection:
             if failed_server is not None and self.server is not failed_server \
                     and self._scheduler is not None:
                 return  # another thread has reconnected already
-            dead, self._scheduler, self._filesystem = self.server, None, None
-            self.reconnects += 1
-            logger.warning('the xenon-grpc server of %s is gone; starting a new one',
-                           self.endpoint.address)
-            self._open(dead_server=dead or True)
+            self._recover('server', self._generation, time.monotonic() + RECOVER_TIMEOUT)
 
-    def call(self, operation: Callable[[Any, Any], Any], retry: bool = True) -> Any:
-        """Run ``operation(scheduler, filesystem)``; reconnect once if the server is gone."""
-        scheduler, filesystem = self.handles()
-        server = self.server
-        try:
-            return operation(scheduler, filesystem)
-        except Exception as exc:  # noqa: BLE001 - only a lost server is handled here
-            if not (retry and _server_gone(exc)):
-                raise
-            logger.info('xenon call failed (%s); reconnecting', exc)
-        self.reconnect(server)
-        scheduler, filesystem = self.handles()
-        return operation(scheduler, filesystem)
+    def _recover(self, kind: str, generation: int, deadline: float) -> None:
+        """Open new handles (on a new server when ``kind`` is 'server'), unless another
+        thread did since ``generation``; while the host does not answer, try again with
+        backoff (at most :data:`RECOVER_BACKOFF` s apart) until ``deadline``."""
+        with self._lock:
+            if generation != self._generation and self._scheduler is not None:
+                return
+            dead = self.server if kind == 'server' else None
+            self._scheduler = self._filesystem = None
+            self._generation += 1
+            if dead is not None:
+                self.reconnects += 1
+                logger.warning('the xenon-grpc server of %s is gone; starting a new one',
+                               self.endpoint.address)
+            else:
+                self.sessions_reopened += 1
+                logger.warning('the SSH session to %s is gone; logging in again',
+                               self.endpoint.address)
+            pause = RECOVER_BACKOFF / 8
+            while True:
+                try:
+                    self._open(dead_server=dead)
+                    return
+                except HostUnreachableError as exc:
+                    if dead is not None and self.server is not dead:
+                        dead = None  # replaced already: keep the new server
+                    if time.monotonic() + pause > deadline:
+                        raise
+                    logger.info('%s; trying again in %.2f s', exc, pause)
+                time.sleep(pause)
+                pause = min(pause * 2, RECOVER_BACKOFF)
+
+    def call(self, operation: Callable[[Any, Any], Any], retry: bool = True,
+             deadline: Optional[float] = None) -> Any:
+        """Run ``operation(scheduler, filesystem)``; recover from a lost session or server.
+
+        A lost SSH session (the operation did not run) is logged into again and the
+        operation tried again, until ``deadline`` (default: :data:`RECOVER_TIMEOUT` s from
+        now). A lost server is replaced, but the operation is tried again only when
+        ``retry`` says it may run twice, or when it never reached the server.
+        """
+        deadline = deadline or time.monotonic() + RECOVER_TIMEOUT
+        pause = 0.0
+        while True:
+            scheduler, filesystem, generation = self._current()
+            try:
+                return operation(scheduler, filesystem)
+            except Exception as exc:  # noqa: BLE001 - only a lost session or server is handled
+                kind = failure_kind(exc)
+                if kind is None or (kind == 'server' and not retry) \
+                        or time.monotonic() + pause > deadline:
+                    raise
+                logger.info('xenon call failed (%s); reconnecting', exc)
+            if pause:  # it failed again at once: do not log in in a tight loop
+                time.sleep(pause)
+            pause = min(max(pause * 2, RECOVER_BACKOFF / 8), RECOVER_BACKOFF)
+            self._recover('session' if kind == 'session' else 'server', generation, deadline)
 
     @property
     def filesystem(self) -> Any:
@@ -178,7 +222,9 @@ class Connection:
 
         The command goes through the remote login shell as ``sh -c '<quoted argv>'``, so
         every argument arrives exactly as given. Returns (exit code, stdout, stderr); a
-        command that outlives ``timeout`` is cancelled and gives exit code 124.
+        command that outlives ``timeout`` is cancelled and gives exit code 124; 255 says
+        that the connection was lost and the command may have run (see
+        :func:`.runner.run`: a command is never started twice).
         """
         argv = [str(a) for a in argv]
         self.commands[argv[0]] += 1
@@ -189,7 +235,12 @@ class Connection:
     def home(self) -> str:
         """The remote home directory (where sftp starts)."""
         if self._home is None:
-            self._home = str(self.call(lambda _, fs: fs.get_working_directory()))
+            from xenon_backend import exceptions as xe
+            try:
+                self._home = str(self.call(lambda _, fs: fs.get_working_directory()))
+            except xe.XenonException as exc:
+                raise RemoteError(f'cannot find the home directory on '
+                                  f'{self.endpoint.address}: {exc.message}') from None
         return self._home
 
     def workdir(self, endpoint: Optional[Endpoint] = None) -> str:

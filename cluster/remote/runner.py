@@ -13,8 +13,12 @@ import logging
 import re
 import shlex
 import threading
+import time
 import uuid
 from typing import Any, Optional, Sequence, Tuple
+
+from .endpoint import HostUnreachableError, RemoteError
+from .faults import RECOVER_TIMEOUT, failure_kind
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +44,17 @@ def _strip(data: bytearray, marker: str, with_code: bool) -> Tuple[Optional[str]
 
 def run(connection: Any, argv: Sequence[str], stdin: Optional[str] = None,
         timeout: Optional[float] = 60) -> Tuple[int, str, str]:
-    """Run ``argv`` through ``connection``'s ssh scheduler: (exit code, stdout, stderr)."""
+    """Run ``argv`` through ``connection``'s ssh scheduler: (exit code, stdout, stderr).
+
+    Exit code 124: ``timeout`` (seconds, for the whole call) passed first; 255: the
+    connection was lost and the command may have run, or the host could not be reached
+    in time. A command is only started again when it did not run (a lost SSH session,
+    a server the call never reached), never after the server may have started it.
+    """
     import xenon_backend as xb
-    from xenon_backend.exceptions import XenonException
     argv = [str(a) for a in argv]
+    deadline = time.monotonic() + (timeout or RECOVER_TIMEOUT)
     marker = f'__cluster_end_{uuid.uuid4().hex}__'
-    tail = marker.encode()
     description = xb.JobDescription(executable='sh', arguments=['-c', wrap(argv, stdin, marker)])
     finished = threading.Event()
 
@@ -54,15 +63,52 @@ def run(connection: Any, argv: Sequence[str], stdin: Optional[str] = None,
         return
         yield  # pragma: no cover - a generator that sends nothing, then closes stdin
 
-    def start(scheduler: Any, _: Any) -> Tuple[Any, Any]:
-        return scheduler.submit_interactive_job(description, hold_stdin())
+    def start(scheduler: Any, _: Any) -> Tuple[Any, Any, Any]:
+        return (scheduler, *scheduler.submit_interactive_job(description, hold_stdin()))
 
     try:
-        job, stream = connection.call(start)  # retried only here: it has not run yet
-    except BaseException:
+        scheduler, job, stream = connection.call(start, retry=False, deadline=deadline)
+    except BaseException as exc:
         finished.set()
-        raise
-    scheduler = connection.handles()[0]
+        failed = _failed_start(connection, argv, exc)
+        if failed is None:
+            raise
+        return failed
+    return _collect(connection, argv, scheduler, job, stream, finished, marker,
+                    deadline, timeout)
+
+
+def _failed_start(connection: Any, argv: Sequence[str],
+                  exc: BaseException) -> Optional[Tuple[int, str, str]]:
+    """The result for a command that could not be started; None to raise ``exc``.
+
+    A Xenon error that is not about the connection becomes a :class:`RemoteError`.
+    """
+    from xenon_backend import exceptions as xe
+    address = connection.endpoint.address
+    if isinstance(exc, HostUnreachableError):
+        return 255, '', f'{argv[0]} did not run: {exc}'
+    if not isinstance(exc, xe.XenonException):
+        return None
+    kind = failure_kind(exc)
+    if kind == 'server' or isinstance(exc, xe.DeadlineExceededException):
+        logger.warning('the connection to %s was lost while %s started (it may have run): %s',
+                       address, argv[0], exc)
+        return 255, '', (f'the connection to {address} was lost while {argv[0]} started '
+                         f'(it may have run)')
+    if kind is not None:
+        logger.warning('%s could not start on %s: %s', argv[0], address, exc)
+        return 255, '', (f'{argv[0]} did not run: the connection to {address} could not be '
+                         f'restored in time')
+    raise RemoteError(f'cannot run {argv[0]} on {address}: {exc.message}') from None
+
+
+def _collect(connection: Any, argv: Sequence[str], scheduler: Any, job: Any, stream: Any,
+             finished: threading.Event, marker: str, deadline: float,
+             timeout: Optional[float]) -> Tuple[int, str, str]:
+    """Read a started command's output until both end markers, the deadline or a loss."""
+    from xenon_backend.exceptions import XenonException
+    tail = marker.encode()
     out, err = bytearray(), bytearray()
     result_out = result_err = None
     code: Optional[int] = None
@@ -72,7 +118,7 @@ def run(connection: Any, argv: Sequence[str], stdin: Optional[str] = None,
         timed_out.set()
         stream.cancel()
 
-    timer = threading.Timer(timeout, expire) if timeout else None
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire) if timeout else None
     if timer is not None:
         timer.daemon = True
         timer.start()
@@ -93,24 +139,25 @@ def run(connection: Any, argv: Sequence[str], stdin: Optional[str] = None,
         finished.set()
         if timer is not None:
             timer.cancel()
+    address = connection.endpoint.address
     if timed_out.is_set():
         try:
             scheduler.cancel_job(job)
         except XenonException as exc:
             logger.debug('cancelling %s: %s', argv[0], exc)
         return 124, out.decode(errors='replace'), (
-            err.decode(errors='replace')
-            + f'\ntimed out after {timeout} s on {connection.endpoint.address}')
+            err.decode(errors='replace') + f'\ntimed out after {timeout} s on {address}')
     try:
         scheduler.wait_until_done(job, timeout=5000)  # lets the server forget the job
     except XenonException as exc:
         logger.debug('status of %s: %s', argv[0], exc)
     if result_out is None or result_err is None or code is None:
         # not repeated here: the command may have run (status commands are retried by
-        # their callers, which find a new server then)
+        # their callers, whose next try logs in again)
+        logger.warning('the connection to %s was lost while %s ran: %s', address, argv[0],
+                       problem or 'the output ended early')
         return 255, out.decode(errors='replace'), (
-            err.decode(errors='replace') + f'\nthe connection to {connection.endpoint.address}'
-            f' was lost while {argv[0]} ran (it may have run)'
-            + (f': {problem}' if problem else ''))
-    logger.debug('ran %s on %s -> %s', argv[0], connection.endpoint.address, code)
+            err.decode(errors='replace')
+            + f'\nthe connection to {address} was lost while {argv[0]} ran (it may have run)')
+    logger.debug('ran %s on %s -> %s', argv[0], address, code)
     return code, result_out, result_err
