@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -133,12 +134,16 @@ def reserve(directory: str, name: str, suffix: str = DEFAULT_SUFFIX,
 
 
 def write_atomic(path: str, data, mode: int = 0o600) -> None:
-    """Write ``data`` (str or bytes) to ``path`` through a temporary file and a rename."""
+    """Write ``data`` (str, bytes, or a binary file read in chunks) to ``path`` through a
+    temporary file and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.')
     try:
-        with os.fdopen(fd, 'wb' if isinstance(data, bytes) else 'w') as handle:
-            handle.write(data)
+        with os.fdopen(fd, 'w' if isinstance(data, str) else 'wb') as handle:
+            if hasattr(data, 'read'):
+                shutil.copyfileobj(data, handle, 1 << 20)
+            else:
+                handle.write(data)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

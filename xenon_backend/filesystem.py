@@ -17,6 +17,8 @@ run in parallel. So that no call waits on a half-read stream, ``list`` and
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from . import _stubs
@@ -29,6 +31,9 @@ from .server import Server
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
+#: the ``file`` filesystem of each server, for download and upload
+_LOCAL: 'weakref.WeakKeyDictionary[Server, FileSystem]' = weakref.WeakKeyDictionary()
+_LOCAL_GUARD = threading.Lock()
 WAIT_SLICE_MS = 60_000  # a wait without limit asks the server in slices of this
 
 
@@ -233,8 +238,53 @@ class FileSystem(Handle):
         self._call('appendToFile', requests(), 'append_to_file')
 
     def read_bytes(self, path: PathLike) -> bytes:
-        """The whole content of the file ``path``."""
+        """The whole content of the file ``path`` (xenon-grpc 3.0.1 sends a file as one
+        message: for a big file use :meth:`download`)."""
         return b''.join(self.read_from_file(path))
+
+    def download(self, path: PathLike, local_path: PathLike) -> int:
+        """Copy the file ``path`` to the new file ``local_path`` on the server's machine.
+
+        The server copies it with its own ``file`` filesystem, in a stream: the data never
+        passes through this process, whatever its size. ``local_path`` must not exist.
+        Returns the bytes copied; a failed copy raises its exception.
+        """
+        return self._copy_file(path, self._local(), local_path)
+
+    def upload(self, local_path: PathLike, path: PathLike) -> int:
+        """Copy the file ``local_path`` of the server's machine to the new file ``path``
+        here, in a stream in the server (the counterpart of :meth:`download`)."""
+        return self._local()._copy_file(local_path, self, path, hold=self._serial)
+
+    def _local(self) -> 'FileSystem':
+        """The server's ``file`` filesystem (one per server, made on first use)."""
+        with _LOCAL_GUARD:
+            local = _LOCAL.get(self.server)
+            if local is None:
+                local = _LOCAL[self.server] = FileSystem.create('file', server=self.server,
+                                                                timeout=self.timeout)
+            return local
+
+    def _copy_file(self, source: PathLike, target_fs: 'FileSystem', target: PathLike,
+                   hold: Optional[Any] = None) -> int:
+        """Copy one file to ``target_fs`` and wait for it, holding the lock of the sftp side
+        throughout (the copy uses its client)."""
+        request = _stubs.pb2().CopyRequest(
+            filesystem=self._proto(), source=to_path_proto(source),
+            destination_filesystem=target_fs._proto(), destination=to_path_proto(target),
+            mode=int(CopyMode.CREATE), recursive=False)
+        with hold or self._serial:
+            operation = CopyOperation(Handle._call(self, 'copy', request, 'copy').id)
+            while True:
+                status = CopyStatus.from_proto(Handle._call(self, 'waitUntilDone', (
+                    _stubs.pb2().WaitUntilDoneRequest(
+                        filesystem=self._proto(), copy_operation=operation.to_proto(),
+                        timeout=WAIT_SLICE_MS)), 'wait_until_done', timeout=None))
+                if status.done:
+                    break
+        if status.error is not None:
+            raise status.error
+        return status.bytes_copied
 
     def write_bytes(self, path: PathLike, data: bytes) -> None:
         """Write ``data`` to the new file ``path``."""

@@ -10,11 +10,14 @@ directory) and pushed there with mode 0600; outputs are pulled back before readi
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
 import posixpath
+import shlex
 import socket
+import tempfile
 from typing import Iterable, List, Optional, Tuple
 
 from ..script import JobFiles, reserve, write_atomic
@@ -28,6 +31,10 @@ logger = logging.getLogger(__name__)
 JOBS_FOLDER = 'cluster-jobs'
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+#: bytes read into memory in one message; bigger files are streamed to disk
+INLINE_LIMIT = 8 << 20
+#: bytes per message when a file is pushed
+CHUNK = 1 << 16
 
 
 def local_dir_tag(directory: str) -> str:
@@ -134,33 +141,46 @@ class RemoteStore(LocalStore):
 
     # -- moving files -------------------------------------------------------------------------
     def push(self, files: JobFiles, target_paths: Iterable[str]) -> None:
-        """Send the local copies to their targets (replacing them), mode 0600."""
+        """Send the local copies to their targets (replacing them), mode 0600.
+
+        A file is streamed from disk in chunks: it is never held in memory whole.
+        """
         import xenon_backend as xb
         mode = xb.PosixFilePermission.from_mode(FILE_MODE)
         for path in dict.fromkeys(target_paths):
-            with open(self.local(files, path), 'rb') as handle:
-                data = handle.read()
+            local = self.local(files, path)
 
-            def write(_, fs, path=path, data=data) -> None:
+            def write(_, fs, path=path, local=local) -> None:
                 if fs.exists(path):
                     fs.delete(path)
-                fs.write_bytes(path, data)
+                with open(local, 'rb') as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    fs.write_to_file(path, iter(lambda: handle.read(CHUNK), b''), size=size)
                 fs.set_posix_file_permissions(path, mode)
             self._guard(path, 'write', write)
             logger.debug('pushed %s', path)
 
     def pull(self, files: JobFiles, target_paths: Iterable[str]) -> None:
-        """Refresh the local copies of the targets that exist."""
+        """Refresh the local copies of the targets that exist.
+
+        A file of more than :data:`INLINE_LIMIT` bytes is copied to disk by the Xenon
+        server in a stream, never through this process's memory, whatever its size.
+        """
         from xenon_backend import exceptions as xe
         for path in dict.fromkeys(target_paths):
-            def read(_, fs, path=path) -> Optional[bytes]:
+            local = self.local(files, path)
+
+            def read(_, fs, path=path, local=local) -> Optional[bytes]:
                 try:
-                    return fs.read_bytes(path)
+                    if fs.get_attributes(path).size <= INLINE_LIMIT:
+                        return fs.read_bytes(path)
                 except xe.NoSuchPathException:
                     return None
+                _download(fs, path, local)
+                return None
             data = self._guard(path, 'read', read)
             if data is not None:
-                write_atomic(self.local(files, path), data)
+                write_atomic(local, data)
 
     def delete(self, files: JobFiles, target_paths: Iterable[str]) -> None:
         """Delete the targets, and the job's directory once it is empty."""
@@ -197,11 +217,38 @@ class RemoteStore(LocalStore):
         return self._guard(path, 'list', listing)
 
     def read_remote(self, path: str, limit: int = 16384) -> Optional[bytes]:
+        """The first ``limit`` bytes of a remote file, None when it does not exist."""
         from xenon_backend import exceptions as xe
 
         def read(_, fs):
             try:
-                return fs.read_bytes(path)[:limit]
+                if fs.get_attributes(path).size <= INLINE_LIMIT:
+                    return fs.read_bytes(path)[:limit]
             except xe.NoSuchPathException:
                 return None
-        return self._guard(path, 'read', read)
+            return _BIG
+        head = self._guard(path, 'read', read)
+        if head is _BIG:   # too big to read whole: only its head comes over, as base64
+            script = f'head -c {int(limit)} -- {shlex.quote(path)} | base64'
+            code, out, err = self.connection.run(['sh', '-c', script])
+            if code != 0:
+                raise RemotePathError(f'cannot read {path} on {self.endpoint.address}: '
+                                      f'{err.strip() or f"exit code {code}"}')
+            head = base64.b64decode(out)
+        return head
+
+
+_BIG = object()
+
+
+def _download(fs, path: str, local: str) -> None:
+    """Copy the remote ``path`` to ``local`` through a private temporary directory beside
+    it (the server writes the file there), then :func:`write_atomic` it into place."""
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(local)),
+                                     prefix='.pull-') as folder:
+        part = os.path.join(folder, 'part')
+        fs.download(path, part)
+        fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, 'rb') as handle:
+            write_atomic(local, handle)
+    logger.debug('pulled %s in a stream', path)
