@@ -21,6 +21,7 @@ import pytest
 
 import cluster
 from cluster import config_file, remote
+from cluster.batch._submit import given_name
 from cluster.errors import SubmissionError
 from conftest import REMOTE_MARKS, remote_profile
 from test_remote import private_servers  # noqa: F401 - a fixture
@@ -126,14 +127,15 @@ def add(a, b=0):
 
 
 def sacct_names(names, since: str):
-    """Rows of sacct by job name (every user), for the jobs submitted since ``since``."""
-    result = subprocess.run(['sacct', '-a', '-n', '-X', '-P', '-o', 'JobName', '-S', since,
-                             '--name=' + ','.join(names)], capture_output=True, text=True,
-                            timeout=60, check=True)
+    """Rows of sacct by the job names given (every user; a submission's unique suffix
+    taken off), for the jobs submitted since ``since``."""
+    result = subprocess.run(['sacct', '-a', '-n', '-X', '-P', '-o', 'JobName', '-S', since],
+                            capture_output=True, text=True, timeout=60, check=True)
     counts = dict.fromkeys(names, 0)
     for line in result.stdout.splitlines():
-        if line.strip() in counts:
-            counts[line.strip()] += 1
+        name = given_name(line.strip())
+        if name in counts:
+            counts[name] += 1
     return counts
 
 
