@@ -111,17 +111,31 @@ def _say_where(job: Any) -> None:
     sys.stderr.write(f'cluster: job {job.id}: output {job.outfile}, errors {job.errfile}\n')
     local = job.store.local(job.files, job.outfile)
     if local != job.outfile:
-        sys.stderr.write(f'cluster: job {job.id}: `cluster wait` and get() fetch the output '
-                         f'to {local}\n')
+        sys.stderr.write(f'cluster: job {job.id}: the output stays there; a Job\'s get() '
+                         f'fetches it to {local}\n')
 
 
 def _cmd_queue(args: argparse.Namespace) -> None:
     from .queue import Queue
     queue = Queue(user=args.user, qtype=args.qtype, profile=args.profile)
-    print(f'{"id":>10}  {"state":<10} {"exit":>4}  name')
-    for info in queue.queue.values():
-        code = '' if info.exitcode is None else info.exitcode
-        print(f'{info.id:>10}  {str(info.state):<10} {code!s:>4}  {info.name or ""}')
+    infos = queue.queue
+    details = queue.system.listing_details(list(infos)) if infos else {}
+    rows = [('id', 'state', 'exit', 'reason', 'output', 'name')]
+    for job_id, info in infos.items():
+        known = details.get(job_id, {})
+        code = info.exitcode
+        if code is None and info.state.final:
+            code = known.get('exitcode')
+        rows.append((job_id, str(info.state), '' if code is None else str(code),
+                     info.reason or '', known.get('output') or '', info.name or ''))
+    print(_table(rows))
+
+
+def _table(rows: List[Sequence[str]]) -> str:
+    """Columns padded to their widest cell (the last one is not padded)."""
+    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]) - 1)]
+    return '\n'.join('  '.join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]])
+                     .rstrip() for row in rows)
 
 
 def _cmd_wait(args: argparse.Namespace) -> None:

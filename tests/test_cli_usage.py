@@ -216,3 +216,39 @@ def test_slurm_warns_when_it_will_round_a_limit_to_minutes(config, tmp_path):
     whole = cli('submit', '--qtype', 'slurm', '-k', 'time=00:02:00', '--', 'true',
                 config=config, cwd=tmp_path)
     assert whole.returncode == 0 and 'rounded' not in whole.stderr
+
+
+# -- 9: cluster queue shows the exit code, the pending reason and the output file -----------
+
+def _row(listing: str, job_id: str) -> dict:
+    lines = listing.splitlines()
+    header = lines[0].split()
+    assert header == ['id', 'state', 'exit', 'reason', 'output', 'name'], lines[0]
+    starts = [lines[0].index(word) for word in header]
+    for line in lines[1:]:
+        if line.split()[0] == job_id:
+            cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
+            return dict(zip(header, cells))
+    raise AssertionError(f'job {job_id} not listed:\n{listing}')
+
+
+@pytest.mark.slurm
+def test_queue_shows_exit_code_reason_and_output(config, tmp_path):
+    from conftest import _require_slurm
+    _require_slurm('slurm')
+    failed = cli('submit', '--qtype', 'slurm', '--', 'bash', '-c', 'exit 3',
+                 config=config, cwd=tmp_path).stdout.split()[0]
+    later = cli('submit', '--qtype', 'slurm', '-k', 'begin=now+1hours', '--', 'true',
+                config=config, cwd=tmp_path).stdout.split()[0]
+    try:
+        waited = cli('wait', '--qtype', 'slurm', failed, config=config)
+        assert waited.returncode == 1 and 'exit=3' in waited.stdout, waited.stdout
+        listing = cli('queue', '--qtype', 'slurm', config=config).stdout
+        row = _row(listing, failed)
+        assert row['exit'] == '3' and row['state'] == 'failed', row
+        assert row['output'] == str(tmp_path / 'bash.cluster.out'), row
+        pending = _row(listing, later)
+        assert pending['state'] in ('pending', 'held') and pending['reason'] == 'BeginTime'
+        assert pending['exit'] == '' and pending['output'] == str(tmp_path / 'true.cluster.out')
+    finally:
+        subprocess.run(['scancel', later], capture_output=True, timeout=60)

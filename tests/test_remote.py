@@ -202,6 +202,25 @@ class TestJobs:
         assert listed.returncode == 0 and 'state' in listed.stdout
 
 
+    def test_cli_submit_says_where_the_output_is_there_and_here(self, env, in_tmp,
+                                                               private_config):
+        workdir = env['CLUSTER_TEST_REMOTE_WORKDIR']
+        env = dict(os.environ, CLUSTER_CONFIG=private_config)
+        submitted = subprocess.run(
+            [sys.executable, '-m', 'cluster.cli', 'submit', '--profile', 'remote-slurm', '--',
+             'echo', 'where'], env=env, cwd=str(in_tmp), capture_output=True, text=True,
+            timeout=180)
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.split()[0]
+        there = re.search(rf'job {job_id}: output (\S+), errors', submitted.stderr).group(1)
+        here = re.search(r"get\(\) fetches it to (\S+)", submitted.stderr).group(1)
+        assert there.startswith(workdir + '/cluster-jobs/') and there.endswith('.out')
+        assert here == str(in_tmp / 'echo.cluster.out')
+        job = cluster.Job('echo where', profile='remote-slurm', name='where').submit()
+        assert job.get()[1] == 'where\n'     # what get() does: fetch the remote output here
+        assert os.path.exists(job.store.local(job.files, job.outfile))
+
+
 # -- bad input and faults -------------------------------------------------------------------
 @pytest.mark.usefixtures('env')
 class TestBadInput:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import run
 from ..script import JobFiles
@@ -127,6 +127,11 @@ class BatchSystem(abc.ABC):
 
     def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
         """Accounting for jobs that left the queue (e.g. ``sacct``); empty if not known."""
+        return {}
+
+    def listing_details(self, job_ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+        """For ``cluster queue``: ``{id: {'exitcode': int, 'output': path}}`` of the jobs
+        the system can tell about (one command); empty when it cannot."""
         return {}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import shlex
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..errors import CommandError
 from ..script import MARKER, JobFiles
@@ -77,11 +77,13 @@ SQUEUE_FORMAT = '%i|%T|%r|%u|%N|%S|%e|%j'
 SACCT_FIELDS = 'JobID,State,ExitCode,Reason,User,NodeList,Start,End'
 
 
-def warn_rounded_time(limit: Optional[str], name: str) -> None:
+def warn_rounded_time(limit: Any, name: str) -> None:
     """Slurm counts time limits in whole minutes: say so when ``HH:MM:SS`` has seconds."""
-    if not limit:
-        return
-    hours, minutes, seconds = (int(part) for part in str(limit).split(':'))
+    from ..option_values import BadValue, hms_time
+    try:
+        hours, minutes, seconds = (int(part) for part in hms_time(limit).split(':'))
+    except (BadValue, ValueError, TypeError):
+        return                               # no limit, or one the option table refuses
     if seconds:
         total = hours * 60 + minutes + 1
         logger.warning('job %s: time %s is rounded up by Slurm to whole minutes: %02d:%02d:00',
@@ -107,6 +109,15 @@ def parse_exitcode(text: str) -> Optional[int]:
     except ValueError:
         return None
     return 128 + signal_num if signal_num else code_num
+
+
+def wait_status(text: str) -> Optional[int]:
+    """squeue's ``exit_code`` (a wait status: 768 is exit 3) -> exit code, or 128 + signal."""
+    try:
+        status = int(text.strip())
+    except ValueError:
+        return None
+    return 128 + (status & 0x7f) if status & 0x7f else status >> 8
 
 
 _EMPTY = frozenset({'', 'None', 'none', '(null)', 'N/A', 'n/a', 'Unknown', 'None assigned'})
@@ -346,6 +357,21 @@ class Slurm(BatchSystem):
         unsubmitted = {i: JobInfo(id=i, state=State.CANCELLED, reason=self._doomed[i])
                        for i in ids if i in self._doomed}
         return [i for i in ids if i not in unsubmitted], unsubmitted
+
+    def listing_details(self, job_ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+        """One ``squeue -O JobID,exit_code,STDOUT`` call: exit codes and output paths."""
+        ids = [str(i) for i in job_ids]
+        if not ids:
+            return {}
+        argv = ['squeue', '-h', '-t', 'all', '-j', ','.join(ids), '-O',
+                'JobID:|,exit_code:|,STDOUT:|']
+        code, out, _ = self.runner(argv)
+        details: Dict[str, Dict[str, Any]] = {}
+        for line in out.splitlines() if code == 0 else []:
+            job_id, status, output = (line.split('|') + ['', ''])[:3]
+            details[job_id.strip()] = {'exitcode': wait_status(status),
+                                       'output': _none(output.strip())}
+        return details
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """``scancel`` the jobs; ids already gone are not an error."""
