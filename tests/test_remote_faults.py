@@ -153,7 +153,7 @@ class TestKilledServer:
         rng = random.Random(tag)
         failed, names, jobs = [], [], []
         for run in range(self.RUNS):
-            connection.run(['true'])          # the run's server is up
+            assert connection.run(['true'])[0] == 0     # the run's server is up
             server = servers[-1]
             at = rng.randrange(2, self.JOBS - 2)
             killer = None
@@ -170,6 +170,7 @@ class TestKilledServer:
                                              (group, signal.SIGKILL))
                     killer.start()
             killer.join()
+            server.process.wait(30)           # gone for good before the next run
             for job in jobs:
                 if job.name.startswith(f'kill{tag}-{run}-'):
                     try:
