@@ -16,10 +16,10 @@ import fcntl
 import logging
 import os
 import re
-import tempfile
 import threading
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+from ._runner import write_atomic
 from .errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -215,23 +215,9 @@ def _replace(path: str, text: str) -> None:
     if os.path.lexists(path) and not os.path.isfile(path):
         raise ConfigError(f'{path} is not a regular file; not writing to it')
     try:
-        handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path),
-                                             prefix='.' + os.path.basename(path) + '.')
+        write_atomic(path, text)
     except OSError as error:
         raise WriteFailed(f'{path}: cannot write the config file: {error.strerror}') from None
-    try:
-        with os.fdopen(handle, 'w', encoding='utf-8') as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise WriteFailed(f'{path}: cannot write the config file: {error}') from None
-        raise
 
 
 #: an edit: ('set', section, key, text) | ('del', section, key, None)

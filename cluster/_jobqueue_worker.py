@@ -2,8 +2,8 @@
 
 A task message is ``header + working directory + function pickle + (args, kwargs)
 pickle``; the header holds which of the two are dill pickles and the lengths of the
-directory (the caller's, at ``add``; empty for none) and of the function pickle. Payloads are pickled
-once, in the caller's thread: plain :mod:`pickle` when they refer to nothing in
+directory (the caller's, at ``add``; empty for none) and of the function pickle.
+Payloads are pickled once, in the caller's thread: plain :mod:`pickle` when they refer to nothing in
 ``__main__``, else :mod:`dill` by value (lambdas, closures, functions of the user's
 script). A ``__main__`` function's dill pickle is cached while the globals it names are the
 same immutable objects; workers cache unpickled functions by their pickle.

@@ -9,47 +9,72 @@ that a node (or a remote host) without ``cluster`` installed can run it::
 The payload file holds two pickles: the context (sys_path, cwd, imports), applied first
 so that the call can refer to the submitter's own modules, then the call (function, args,
 kwargs). The result is
-``('ok', value)`` or ``('error', exception, traceback_text)``, written atomically.
+``('ok', value)`` or ``('error', exception, traceback_text)``, written atomically; a
+result that cannot be written (a full disk) is reported on stderr, exit code 1.
+Pickles are opened without following symlinks and checked on the open descriptor.
 """
+import errno
 import os
+import shutil
 import stat
 import sys
 import tempfile
 import traceback
+
+#: how the temporary files of :func:`write_atomic` end (``.<name>.<random>.part``)
+TMP_SUFFIX = '.part'
 
 
 class UnsafeFileError(RuntimeError):
     """A pickle lies where someone else could have written it."""
 
 
-def check_private(path):
-    """Refuse a pickle that is not ours or that others could have written."""
+def open_private(path):
+    """Open ``path`` for reading, never through a symlink, and check the open file: a
+    regular file owned by this user, not writable by group or others, in a directory
+    others cannot write to (unless sticky). Returns a binary file object."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError(f'refusing to read {path}: it is a symbolic link') from None
+        raise
+    try:
+        _check_open(path, os.fstat(fd))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, 'rb')
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _check_open(path, info):
     uid = os.getuid()
-    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeFileError(f'refusing to read {path}: not a regular file '
+                              f'({stat.filemode(info.st_mode)})')
     if info.st_uid != uid or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UnsafeFileError(
             f'refusing to read {path}: it must be owned by uid {uid} and not writable '
             f'by group or others (mode {stat.filemode(info.st_mode)}, owner {info.st_uid})')
     directory = os.stat(os.path.dirname(os.path.abspath(path)))
     open_dir = directory.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    if open_dir and not (directory.st_mode & stat.S_ISVTX and info.st_uid == uid):
+    if open_dir and not directory.st_mode & stat.S_ISVTX:
         raise UnsafeFileError(
             f'refusing to read {path}: its directory is writable by others')
 
 
 def load_pickle(path):
-    """Unpickle ``path`` with dill after :func:`check_private`."""
+    """Unpickle ``path`` with dill, opened by :func:`open_private`."""
     import dill
-    check_private(path)
-    with open(path, 'rb') as handle:
+    with open_private(path) as handle:
         return dill.load(handle)
 
 
 def load_call(path):
     """Read a payload: apply its context (sys.path, cwd, imports), then unpickle the call."""
     import dill
-    check_private(path)
-    with open(path, 'rb') as handle:
+    with open_private(path) as handle:
         context = dill.load(handle)
         for entry in reversed(context.get('sys_path') or []):
             if entry not in sys.path:
@@ -66,21 +91,41 @@ def load_call(path):
     return function, args, kwargs
 
 
-def dump_atomic(obj, path):
-    """Pickle ``obj`` with dill into ``path`` (mode 0600) through a temporary file."""
-    import dill
-    data = dill.dumps(obj, recurse=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix='.' + os.path.basename(path) + '.')
+def write_atomic(path, data, mode=0o600):
+    """Write ``data`` (bytes, str, or a binary file read in chunks) to ``path``: a temporary file in the same directory,
+    fsync, rename. Readers (and a driver killed midway) see the old file or the whole
+    new one, never a part, and a failure leaves no temporary file behind. The rename
+    replaces a symlink at ``path`` instead of following it. The one atomic write of the
+    package; an OSError it raises names ``path``."""
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                                   prefix='.' + os.path.basename(path) + '.', suffix=TMP_SUFFIX)
         with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o600)
+            os.fchmod(fd, mode)
+            if hasattr(data, 'read'):
+                shutil.copyfileobj(data, handle, 1 << 20)
+            else:
+                handle.write(data)
+            handle.flush()
+            os.fsync(fd)
         os.replace(tmp, path)
+    except OSError as exc:
+        _unlink(tmp)
+        raise OSError(exc.errno, exc.strerror, path) from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _unlink(tmp)
         raise
+
+
+def _unlink(path):
+    if path:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def _do_imports(imports):
@@ -108,6 +153,7 @@ def _error(exc, text):
 
 def run_files(pickle_in, pickle_out):
     """Run the payload in ``pickle_in``; write the tagged result; return 0 or 1."""
+    import dill
     try:
         function, args, kwargs = load_call(pickle_in)
         value = function(*args, **kwargs)
@@ -115,12 +161,18 @@ def run_files(pickle_in, pickle_out):
     except BaseException as exc:  # the job's own failure, reported to the submitter
         result = _error(exc, traceback.format_exc())
     try:
-        dump_atomic(result, pickle_out)
+        data = dill.dumps(result, recurse=True)
     except Exception as exc:
-        text = traceback.format_exc()
         problem = TypeError(f'the return value could not be pickled: {exc}')
-        result = ('error', problem, text)
-        dump_atomic(result, pickle_out)
+        result = ('error', problem, traceback.format_exc())
+        data = dill.dumps(result, recurse=True)
+    try:
+        write_atomic(pickle_out, data)
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        sys.stderr.write(f'cannot write the result to {pickle_out}: '
+                         + ('the disk is full (' if full else '(') + f'{exc.strerror})\n')
+        return 1
     if result[0] == 'error':
         sys.stderr.write(result[2])
         return 1

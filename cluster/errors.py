@@ -57,3 +57,7 @@ class SubmissionUnknown(ClusterError):
         super().__init__(f'cannot tell whether job {name} was submitted: {detail}'
                          + (f'; check with {hint}' if hint else '')
                          + ' before submitting it again')
+
+
+class StorageError(ClusterError, OSError):
+    """A job file cannot be written (a full disk, no permission); the message names it."""

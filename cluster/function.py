@@ -1,7 +1,7 @@
 """Function jobs: the dill payload going in, the tagged result coming out.
 
-``write_payload`` pickles a function with its arguments (mode 0600) and writes the
-runner beside it; ``read_result`` returns the value or re-raises the remote exception
+``write_payload`` pickles a function with its arguments (mode 0600, atomically) and
+writes the runner beside it; ``read_result`` returns the value or re-raises the remote exception
 with the remote traceback attached. The runner itself is :mod:`cluster._runner`.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from . import _runner
 from .errors import JobError
-from .script import JobFiles, write_private
+from .script import JobFiles, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ def write_payload(files: JobFiles, function: Callable, args: Sequence = (),
         name = getattr(function, '__qualname__', repr(function))
         raise JobError(f'cannot pickle the call of {name} (function, args or kwargs): '
                        f'{type(exc).__name__}: {exc}') from exc
-    write_private(files.pickle_in, data)
-    write_private(files.function_py, runner_source())
+    write_atomic(files.pickle_in, data)
+    write_atomic(files.function_py, runner_source())
 
 
 def run_command(files: JobFiles, python: Optional[str] = None) -> str:

@@ -13,30 +13,38 @@ For a job named ``<name>`` with suffix ``<suffix>`` (default ``cluster``) in a d
 ``<name>_func.<suffix>.py.pickle.in/.out``  dill payload and tagged result
 ========================  ==========================================
 
-Two jobs given the same name never share files: :func:`reserve` claims a name by
-creating its submission script exclusively, and moves on to ``<name>_1``, ``<name>_2``...
-when that name is taken.
+Two jobs given the same name never share files: :func:`reserve` claims a name (when the
+job is written, not when it is made) by creating its submission script exclusively, and
+moves on to ``<name>_1``, ``<name>_2``... when that name is taken. Every file is written
+through :func:`write_atomic`, so none is ever seen half-written under its final name.
+Local copies of a remote job's files outside its directory are :meth:`JobFiles.copy_of`.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import logging
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import BinaryIO, Dict, List, Optional, Union
+
+from . import _runner
+from .errors import StorageError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SUFFIX = 'cluster'
 #: the first line after the shebang of every script this package writes
 MARKER = '# written by cluster: https://github.com/cluster-toolkit/cluster'
+#: what a claimed submission script holds until the job's scripts are written
+RESERVATION = f'#!/bin/bash\n{MARKER}\n# reserved: this job is being written\n'
 #: extension of the submission script per batch system ('' means none)
 SUBMISSION_EXT: Dict[str, str] = {'slurm': '.sbatch', 'torque': '.qsub', 'local': ''}
 #: batch systems that run a separate exec script from the submission script
 EXEC_SCRIPT_EXT: Dict[str, str] = {'slurm': '.script'}
 _NAME_RE = re.compile(r'^[A-Za-z0-9_.+-]+$')
+_COPY_RE = re.compile(r'^[0-9a-f]{8}-.')
 _NEXT_COUNT: Dict[tuple, int] = {}
 
 
@@ -88,6 +96,24 @@ class JobFiles:
     def pickle_out(self) -> str:
         return self.function_py + '.pickle.out'
 
+    def copy_of(self, remote_path: str) -> str:
+        """Where the local copy of a remote file of this job goes that lies outside the
+        job's directory (an ``outfile`` the user chose): a name of this job's own,
+        ``<name>.<suffix>.copy-<8 hex of the path>-<basename>``, never the user's file."""
+        digest = hashlib.sha1(remote_path.encode()).hexdigest()[:8]
+        return f'{self.base}.copy-{digest}-{os.path.basename(remote_path)}'
+
+    def is_copy(self, entry: str) -> bool:
+        """True for a file name in :attr:`directory` made by :meth:`copy_of` for this job."""
+        prefix = f'{self.name}.{self.suffix}.copy-'
+        return entry.startswith(prefix) and _COPY_RE.match(entry[len(prefix):]) is not None
+
+    def is_temporary(self, entry: str) -> bool:
+        """True for a file name in :attr:`directory` that is a temporary file of
+        :func:`write_atomic` for one of this job's files (left by a killed writer)."""
+        return entry.endswith(_runner.TMP_SUFFIX) and any(
+            entry.startswith('.' + os.path.basename(path) + '.') for path in self.all())
+
     def scripts(self) -> List[str]:
         """The files the package writes before submission (outputs excluded)."""
         paths = [self.submission, self.exec_script, self.function_py, self.pickle_in]
@@ -113,10 +139,15 @@ def reserve(directory: str, name: str, suffix: str = DEFAULT_SUFFIX,
             qtype: str = 'local') -> JobFiles:
     """Claim a unique set of job files by creating the submission script exclusively.
 
-    The script is created empty with mode 0600 and filled later by :meth:`Script.write`.
+    Called when a job is written, never before. The script is created holding
+    :data:`RESERVATION` (mode 0600), so that :func:`cluster.clean_dir` recognises it if the
+    writer dies before :meth:`Script.write` fills it.
     """
     check_name(name)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise write_error(directory, exc) from None
     key = (os.path.abspath(directory), name, suffix)
     count = _NEXT_COUNT.get(key, 0)  # where this process last found a free name
     candidate = f'{name}_{count}' if count else name
@@ -124,7 +155,7 @@ def reserve(directory: str, name: str, suffix: str = DEFAULT_SUFFIX,
         files = JobFiles(os.path.abspath(directory), candidate, suffix, qtype)
         if not any(os.path.lexists(p) for p in files.all()[1:]):
             try:
-                os.close(os.open(files.submission, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                _create_reservation(files.submission)
                 _NEXT_COUNT[key] = count + 1
                 return files
             except FileExistsError:
@@ -133,35 +164,34 @@ def reserve(directory: str, name: str, suffix: str = DEFAULT_SUFFIX,
         candidate = f'{name}_{count}'
 
 
-def write_atomic(path: str, data, mode: int = 0o600) -> None:
-    """Write ``data`` (str, bytes, or a binary file read in chunks) to ``path`` through a
-    temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.')
+def _create_reservation(path: str) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
     try:
-        with os.fdopen(fd, 'w' if isinstance(data, str) else 'wb') as handle:
-            if hasattr(data, 'read'):
-                shutil.copyfileobj(data, handle, 1 << 20)
-            else:
-                handle.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        os.write(fd, RESERVATION.encode())
+    except OSError as exc:
+        os.close(fd)
+        os.unlink(path)
+        raise write_error(path, exc) from None
+    os.close(fd)
 
 
-def write_private(path: str, data) -> None:
-    """Write ``data`` (str or bytes) to ``path`` with mode 0600, never through a symlink.
+def write_error(path: str, exc: OSError) -> StorageError:
+    """The error for a job file that cannot be written: it names the path, and says so
+    when the disk (or the quota) is full."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return StorageError(f'cannot write {path}: '
+                        + (f'the disk is full ({exc.strerror})' if full else str(exc.strerror)))
 
-    For job inputs, written before the job is submitted, in a directory the user owns, so
-    no reader can see them half-written; cheaper than :func:`write_atomic` (one open).
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, 'wb' if isinstance(data, bytes) else 'w') as handle:
-        os.fchmod(fd, 0o600)  # an existing file would keep its old mode
-        handle.write(data)
+
+def write_atomic(path: str, data: Union[str, bytes, BinaryIO], mode: int = 0o600) -> None:
+    """Write ``data`` (str, bytes, or a binary file read in chunks) to ``path``
+    atomically (see :func:`cluster._runner.write_atomic`: temporary file, fsync, rename,
+    never through a symlink); a failure is a :class:`~cluster.errors.StorageError`
+    naming the path."""
+    try:
+        _runner.write_atomic(path, data, mode)
+    except OSError as exc:
+        raise write_error(path, exc) from None
 
 
 class Script:
@@ -181,14 +211,14 @@ class Script:
             return False
 
     def write(self, overwrite: bool = True) -> None:
-        """Write the text (mode 0600, see :func:`write_private`). Without ``overwrite`` an
-        existing file with other content is an error; an empty reservation made by
+        """Write the text (mode 0600, see :func:`write_atomic`). Without ``overwrite`` an
+        existing file with other content is an error; a reservation made by
         :func:`reserve` is not.
         """
-        if not overwrite and os.path.exists(self.path) and os.path.getsize(self.path) \
-                and not self.written:
+        if not overwrite and os.path.exists(self.path) and not self.written \
+                and not _is_reservation(self.path):
             raise FileExistsError(f'{self.path} exists and overwrite is False')
-        write_private(self.path, self.text)
+        write_atomic(self.path, self.text)
         logger.debug('wrote %s', self.path)
 
     def clean(self) -> None:
@@ -200,3 +230,11 @@ class Script:
 
     def __repr__(self) -> str:
         return f'Script({self.path!r}, written={self.written})'
+
+
+def _is_reservation(path: str) -> bool:
+    try:
+        with open(path) as handle:
+            return handle.read(len(RESERVATION) + 1) == RESERVATION
+    except OSError:
+        return False
