@@ -118,26 +118,68 @@ class Job:
         self.store, self.system = _store_and_system(qtype, profile, remote)
         self.qtype = self.system.name
         self.name = self.options.pop('name', None) or name or _default_name(command)
-        suffix = self.options.pop('suffix', DEFAULT_SUFFIX)
-        filedir = self.options.pop('filedir', None) or path or os.getcwd()
-        self.runpath = (self.options.pop('dir', None) or self.store.default_runpath
-                        or os.getcwd())
+        self._suffix = self.options.pop('suffix', DEFAULT_SUFFIX)
+        self._filedir = self.options.pop('filedir', None) or path or os.getcwd()
+        self._runpath = self.options.pop('dir', None)
+        self._cwd = os.getcwd()
         self.depends = list(self.options.pop('depends', None) or [])
         self.imports = self.options.pop('imports', None) or []
         self.modules = self.options.pop('modules', None) or []
-        #: the job's files on this machine, and as the batch system sees them
-        self.files, self.target = self.store.claim(filedir, self.name, suffix, self.qtype)
-        self.name = self.files.name
-        self.outfile = self.options.get('outfile') or self.target.outfile
-        self.errfile = self.options.get('errfile') or self.target.errfile
+        #: the job's files on this machine and as the batch system sees them, once claimed
+        self._claimed: Optional[Tuple[JobFiles, JobFiles]] = None
         self.is_function = callable(command)
-        self.submission = Script(self.files.submission)
-        self.function = Script(self.files.function_py) if self.is_function else None
-        self.scripts: List[Script] = [self.submission]
+        self.scripts: List[Script] = []
         self._id: Optional[str] = None
         self._submitting: Optional[Future] = None
         self._info: Optional[JobInfo] = None
         self._written = False
+
+    # files and paths: claimed when the job is written (or first asked for) ---------------
+    def _claim(self) -> Tuple[JobFiles, JobFiles]:
+        if self._claimed is None:
+            self._claimed = self.store.claim(self._filedir, self.name, self._suffix,
+                                             self.qtype)
+            self.name = self._claimed[0].name
+        return self._claimed
+
+    @property
+    def files(self) -> JobFiles:
+        """The job's files on this machine (claiming the name when not written yet)."""
+        return self._claim()[0]
+
+    @property
+    def target(self) -> JobFiles:
+        """The job's files as the batch system sees them."""
+        return self._claim()[1]
+
+    @property
+    def runpath(self) -> str:
+        """Where the job runs (``dir``; else the store's default, else the directory the
+        Job was made in)."""
+        return self._runpath or self.store.default_runpath or self._cwd
+
+    @property
+    def outfile(self) -> str:
+        return self.options.get('outfile') or self.target.outfile
+
+    @property
+    def errfile(self) -> str:
+        return self.options.get('errfile') or self.target.errfile
+
+    @property
+    def submission(self) -> Script:
+        """The submission script (its text once written)."""
+        for script in self.scripts:
+            if script.path == self.files.submission:
+                return script
+        return Script(self.files.submission)
+
+    @property
+    def function(self) -> Optional[Script]:
+        """The function job's runner file, None for a command."""
+        if not self.is_function:
+            return None
+        return Script(self.files.function_py, function.runner_source() if self._written else '')
 
     # writing and submitting -------------------------------------------------------------
     def _body(self) -> str:
@@ -157,27 +199,51 @@ class Job:
         return '\n'.join(lines)
 
     def write(self, overwrite: bool = True) -> 'Job':
-        """Write the submission script(s), and for a function job the payload and runner."""
-        options = dict(self.options, name=self.name, outfile=self.outfile, errfile=self.errfile)
+        """Write the submission script(s), and for a function job the payload and runner.
+
+        The job's names are claimed here. A write that fails (a full disk, a refused
+        remote Python) removes what it wrote, and raises an error naming the path.
+        """
         if self.is_function:
-            self.store.prepare_function()
-            function.write_payload(self.files, self.command, self.args or (), self.kwargs,
-                                   self.imports, portable=self.store.portable)
-        header = self.system.render_header(options, self.target)
-        texts = self.system.render_scripts(self.target, header, self._body())
-        self.scripts = [Script(self.store.local(self.files, path), text)
-                        for path, text in texts.items()]
-        for script in self.scripts:
-            if script.path == self.submission.path:
-                self.submission = script
-            script.write(overwrite)
-        if self.function is not None:
-            self.function.text = function.runner_source()
-        pushed = list(texts) + ([self.target.function_py, self.target.pickle_in]
-                                if self.is_function else [])
-        self.store.push(self.files, pushed)
+            self.store.prepare_function()  # before anything is claimed or written
+        fresh = self._claimed is None
+        files, target = self._claim()
+        try:
+            self._write_files(files, target, overwrite)
+        except BaseException:
+            if fresh:  # a claim made before this write (its files were asked for) stays
+                self._undo_write(files, target)
+            raise
         self._written = True
         return self
+
+    def _write_files(self, files: JobFiles, target: JobFiles, overwrite: bool) -> None:
+        options = dict(self.options, name=self.name, outfile=self.outfile, errfile=self.errfile)
+        if self.is_function:
+            function.write_payload(files, self.command, self.args or (), self.kwargs,
+                                   self.imports, portable=self.store.portable)
+        header = self.system.render_header(options, target)
+        texts = self.system.render_scripts(target, header, self._body())
+        self.scripts = [Script(self.store.local(files, path), text)
+                        for path, text in texts.items()]
+        for script in self.scripts:
+            script.write(overwrite)
+        pushed = list(texts) + ([target.function_py, target.pickle_in]
+                                if self.is_function else [])
+        self.store.push(files, pushed)
+
+    def _undo_write(self, files: JobFiles, target: JobFiles) -> None:
+        """Remove what a failed first :meth:`write` left, here and on the target side
+        (the job's remote directory too), and give up its claim."""
+        try:
+            self.store.delete(files, target.scripts())
+        except Exception as exc:  # the first error is the one to report
+            logger.warning('could not remove the files of the failed job %s: %s',
+                           self.name, exc)
+        remove_local({self.store.local(files, p) for p in target.scripts()}
+                     | set(files.scripts()))
+        self.scripts = []
+        self._claimed = None
 
     def submit(self, max_queue_len: Optional[int] = None) -> 'Job':
         """Write the job if needed, wait for room in the queue, submit it; return self.
@@ -294,6 +360,11 @@ class Job:
             return self.get_exitcode(), self.get_stdout(), self.get_stderr()
         self.store.pull(self.files, [self.target.pickle_out])
         if os.path.exists(self.files.pickle_out):
+            try:
+                self.store.check_private(self.files, self.target.pickle_out)
+            except ClusterError as exc:
+                remove_local([self.files.pickle_out])  # an untrusted copy
+                raise JobError(f'function job {self.name}: {exc}') from None
             return function.read_result(self.files)
         info = self.info
         raise JobError(f'function job {self.name} ({self.id}) ended {info.state}'
@@ -302,9 +373,19 @@ class Job:
 
     # files ------------------------------------------------------------------------------
     def clean(self, delete_outputs: bool = False) -> None:
-        """Delete the scripts and payload; the outputs too with ``delete_outputs``."""
+        """Delete the scripts and payload; the outputs too with ``delete_outputs``.
+
+        A job that is still pending or running needs its files: cleaning it is a
+        :class:`JobError` (wait for it, or cancel it, first).
+        """
+        if self._claimed is None:
+            return  # nothing was ever written
         if self._submitting is not None:
             self._submitting.exception()  # waits: sbatch/qsub must read the script first
+            if self._submitting.exception() is None and not self.state.final:
+                raise JobError(f'job {self.name} ({self.id}) is {self._info.state} and '
+                               f'needs its files: wait() for it, or cancel() it and let it '
+                               f'end, before clean()')
         targets = self.target.scripts() + ([self.target.function_py]
                                            if self.is_function else [])
         if delete_outputs:
@@ -335,8 +416,9 @@ class Job:
                 ('id', self._id_text()), ('state', self._info.state if self._info else None),
                 ('exit code', self._info.exitcode if self._info else None),
                 ('options', self.options), ('depends', _safe_ids(self.depends)),
-                ('submission', self.submission.path), ('stdout', self.outfile),
-                ('stderr', self.errfile)]
+                ('submission', self.submission.path if self._claimed else 'not written'),
+                ('stdout', self.outfile if self._claimed else None),
+                ('stderr', self.errfile if self._claimed else None)]
         return 'Job\n' + '\n'.join(f'  {key:<11}{value}' for key, value in rows)
 
 
@@ -433,8 +515,10 @@ def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optiona
     """Delete the files of jobs this package wrote in ``directory``; return their paths.
 
     Only job sets whose submission script carries this package's marker line are
-    touched, so a user's own file named like a job file is never deleted. With
-    ``remote`` or a remote ``profile``, the remote job directories of the jobs written
+    touched (a job whose writer was killed too: its claim carries the marker, and its
+    temporary files go with it; local copies of remote outputs go with the outputs), so
+    a user's own file named like a job file is never deleted. With ``remote`` or a remote
+    ``profile``, the remote job directories of the jobs written
     from ``directory`` go too (their paths are in the answer).
     """
     directory = os.path.abspath(directory)
@@ -442,9 +526,12 @@ def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optiona
     store = found[0] if found and found[0].portable else None
     qtypes = [qtype] if qtype else ([found[1].name] if store else list(SUBMISSION_EXT))
     doomed: Set[str] = set()
-    for files in _job_sets(os.listdir(directory), directory, suffix, qtypes):
+    entries = os.listdir(directory)
+    for files in _job_sets(entries, directory, suffix, qtypes):
         if _has_marker(files.submission):
             paths = files.all() if delete_outputs else files.scripts()
+            paths += [os.path.join(directory, e) for e in entries if files.is_temporary(e)
+                      or (delete_outputs and files.is_copy(e))]
             doomed.update(p for p in paths if os.path.isfile(p))
     remote_doomed = _remote_job_files(store, directory, suffix, qtypes,
                                       delete_outputs) if store else {}

@@ -45,6 +45,10 @@ class LocalStore:
         """The local copy of a target path of ``files``' job."""
         return target_path
 
+    def check_private(self, files: JobFiles, target_path: str) -> None:
+        """Refuse a target file others could have written (locally the reader checks the
+        open file itself: :func:`cluster._runner.open_private`)."""
+
     def push(self, files: JobFiles, target_paths: Iterable[str]) -> None:
         """Send freshly written local files to their targets."""
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import shlex
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from cluster import run
 from cluster.batch import BatchSystem, JobInfo
-from cluster.script import MARKER, JobFiles, Script, reserve
+from cluster.job import Job
+from cluster.script import JobFiles
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'golden', 'batch')
@@ -59,29 +59,14 @@ class FakeRunner:
         return [call[0] for call in self.calls]
 
 
-def job_body(files: JobFiles, command: str, directory: str) -> str:
-    """A body like the one job.py writes: run, record the exit code atomically, exit."""
-    code = shlex.quote(files.exitcode)
-    return '\n'.join([
-        MARKER,
-        f'_record() {{ code=$?; printf "%s\\n" "$code" > {code}.$$ && mv -f {code}.$$ {code}; '
-        f'exit "$code"; }}',
-        'trap _record EXIT',
-        f'cd {shlex.quote(directory)} || exit 1',
-        command])
-
-
 def write_job(system: BatchSystem, directory: str, name: str, command: str,
               **options) -> JobFiles:
-    """Reserve, render and write a job for ``system``; return its files."""
-    files = reserve(directory, name, qtype=system.name)
-    options = dict({'name': files.name, 'outfile': files.outfile, 'errfile': files.errfile},
-                   **options)
-    header = system.render_header(options, files)
-    for path, text in system.render_scripts(files, header,
-                                            job_body(files, command, directory)).items():
-        Script(path, text).write()
-    return files
+    """Write a job for ``system`` with the production code (:meth:`cluster.Job.write`),
+    running in ``directory``; return its files."""
+    job = Job(command, name=name, qtype=system.name, path=directory, dir=directory,
+              **options)
+    job.system = system  # this test's instance (its runner), same scripts
+    return job.write().files
 
 
 def submit_options(files: JobFiles) -> dict:

@@ -232,7 +232,7 @@ class TestBadInput:
             port = probe.getsockname()[1]   # closed again when the block ends
         name = make_profile(env, 'refused', remote=f'ssh://clustertest@127.0.0.1:{port}/tmp')
         with pytest.raises(HostUnreachableError, match=f'127.0.0.1:{port}'):
-            cluster.Job('true', profile=name)
+            cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
 
     def test_silent_host_fails_within_the_connect_timeout(self, env, in_tmp, monkeypatch):
         monkeypatch.setattr('cluster.remote.endpoint.CONNECT_TIMEOUT', 2.0)
@@ -243,7 +243,7 @@ class TestBadInput:
             name = make_profile(env, 'silent', remote=f'ssh://clustertest@127.0.0.1:{port}/tmp')
             started = time.monotonic()
             with pytest.raises(HostUnreachableError, match=f'127.0.0.1:{port}.*2 s'):
-                cluster.Job('true', profile=name)
+                cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
             assert time.monotonic() - started < 2.0 + 3.0
 
     def test_wrong_key_says_authentication_failed(self, env, in_tmp, tmp_path):
@@ -252,7 +252,7 @@ class TestBadInput:
         name = make_profile(env, 'wrong-key', key=str(key))
         with pytest.raises(AuthenticationError,
                            match='authentication failed for clustertest@127.0.0.1'):
-            cluster.Job('true', profile=name)
+            cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
 
     def test_remote_python_without_dill_is_named_at_submit(self, env, in_tmp):
         python = env['CLUSTER_TEST_REMOTE_PYTHON_NODILL']
@@ -278,7 +278,7 @@ class TestBadInput:
         name = make_profile(env, 'no-write', remote=env['url'].rsplit(
             env['CLUSTER_TEST_REMOTE_WORKDIR'], 1)[0] + '/usr')
         with pytest.raises(RemotePathError, match='/usr/cluster-jobs'):
-            cluster.Job('true', profile=name)
+            cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
 
 
 def _private_server(home, tls_dir):
@@ -327,7 +327,7 @@ class TestHostKeys:
         remote.connect(endpoint, server_factory=lambda dead: server)
         try:
             with pytest.raises(HostKeyError, match='ssh-keyscan -p 2222 127.0.0.1') as caught:
-                cluster.Job('true', profile=name)
+                cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
             assert 'strict_host_key = false' in str(caught.value)
         finally:
             remote.forget(endpoint)

@@ -64,10 +64,11 @@ def test_a_dependent_of_a_refused_job_names_its_dependency(slurm):
         dependent.id
 
 
-def test_clean_waits_for_the_submission_to_read_the_script(in_tmp, monkeypatch):
+def test_clean_of_a_job_being_submitted_waits_then_refuses_while_it_is_unfinished(
+        in_tmp, monkeypatch):
     """submit() returns before the submit command ran: clean() must not pull the script
-    from under it. (The submit command is held back up to 2 s; the outcome does not
-    depend on how long.)"""
+    from under it, nor from under the queued or running job afterwards. (The submit
+    command is held back up to 2 s; the job then blocks on a FIFO until the test writes.)"""
     held = threading.Event()
     seen = []
     original = Local.submit
@@ -77,8 +78,15 @@ def test_clean_waits_for_the_submission_to_read_the_script(in_tmp, monkeypatch):
         seen.append(os.path.exists(files.submission))
         return original(self, files, dependencies, options)
     monkeypatch.setattr(Local, 'submit', slow_submit)
-    job = cluster.Job('echo hi', qtype='local').submit()
-    job.clean()
-    job._submitting.exception()  # the submission has ended either way
+    gate = in_tmp / 'gate'
+    os.mkfifo(gate)
+    job = cluster.Job(f'read line < {gate}; echo "$line"', qtype='local').submit()
+    with pytest.raises(cluster.JobError, match=r'needs its files: wait\(\) .* cancel\(\)'):
+        job.clean()
     assert seen == [True]
+    assert os.path.getsize(job.files.submission) > 0
+    with open(gate, 'w') as writer:  # blocks until the job opened the FIFO: it runs
+        writer.write('hi\n')
+    assert job.get() == (0, 'hi\n', '')
+    job.clean()
     assert not os.path.exists(job.files.submission)

@@ -12,7 +12,7 @@ import shutil
 import pytest
 from batch_helpers import (FakeRunner, check_golden, data, submit_options, wait_file,
                            wait_for, write_job)
-from conftest import require, slurm_ready
+from conftest import remote_rundir, require, slurm_ready
 
 from cluster.batch import State
 from cluster.batch import torque as torque_mod
@@ -225,11 +225,24 @@ def test_rejected_qsub_carries_its_message(tmp_path):
     assert os.path.exists(files.submission)
 
 
-def test_finished_job_without_exit_status_takes_the_code_file(tmp_path):
-    files = files_in(tmp_path)
+@pytest.fixture
+def remote_grep(remote_profiles):
+    """A runner answer for ``grep`` that runs it on the real remote endpoint (the test sshd
+    through xenon-grpc), and a directory of the remote user for the jobs' files."""
+    from cluster import remote
+    connection = remote.connect(remote.from_profile('remote-torque'))
+    return connection, remote_rundir(remote_profiles)
+
+
+@pytest.mark.remote
+@pytest.mark.sshd
+@pytest.mark.xenon
+def test_finished_job_without_exit_status_takes_the_code_file(remote_grep):
+    connection, rundir = remote_grep
+    files = files_in(rundir)
     done = 'Job Id:\t5\n\tJob_Name = job\n\tjob_state = C\n'
     runner = FakeRunner({'qsub': (0, '5\n', ''), 'qstat': (0, done, ''),
-                         'grep': torque_mod.local_runner})  # a 'remote' that is this machine
+                         'grep': lambda argv: connection.run(argv)})
     system = fast(runner, 'wrapper')
     system.submit(files, [], {})
     info = system.statuses(['5'])['5']
@@ -377,19 +390,25 @@ def test_truncated_xml_is_a_command_error_not_a_crash():
         fast(runner, 'torque').statuses(['1'])
 
 
-def test_remote_runner_reads_exit_codes_in_one_call(tmp_path):
-    files = [files_in(tmp_path, f'job{i}') for i in range(3)]
+@pytest.mark.remote
+@pytest.mark.sshd
+@pytest.mark.xenon
+def test_remote_runner_reads_exit_codes_in_one_call(remote_grep):
+    connection, rundir = remote_grep
+    files = [files_in(rundir, f'job{i}') for i in range(3)]
+    for item, code in zip(files, ('0', '5')):
+        with open(item.exitcode, 'w') as handle:
+            handle.write(code + '\n')
     done = ''.join(f'Job Id:\t{i}\n\tjob_state = C\n' for i in (1, 2, 3))
     answers = {'qsub': [(0, '1\n', ''), (0, '2\n', ''), (0, '3\n', '')],
-               'qstat': (0, done, ''),
-               'grep': (2, f'{files[0].exitcode}:0\n{files[1].exitcode}:5\n',
-                        f'grep: {files[2].exitcode}: No such file or directory\n')}
+               'qstat': (0, done, ''), 'grep': lambda argv: connection.run(argv)}
     runner = FakeRunner(answers)
     system = fast(runner, 'wrapper')
     for item in files:
         system.submit(item, [], {})
+    greps = connection.commands['grep']
     jobs = system.statuses(['1', '2', '3'])
     assert (jobs['1'].state, jobs['1'].exitcode) == (State.COMPLETED, 0)
     assert (jobs['2'].state, jobs['2'].exitcode) == (State.FAILED, 5)
     assert jobs['3'].state is State.UNKNOWN
-    assert runner.programs().count('grep') == 1
+    assert runner.programs().count('grep') == 1 and connection.commands['grep'] == greps + 1

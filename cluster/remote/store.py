@@ -18,7 +18,7 @@ import posixpath
 import shlex
 import socket
 import tempfile
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Set, Tuple
 
 from ..script import JobFiles, reserve, write_atomic
 from ..storage import LocalStore
@@ -35,6 +35,8 @@ DIR_MODE = 0o700
 INLINE_LIMIT = 8 << 20
 #: bytes per message when a file is pushed
 CHUNK = 1 << 16
+#: (address, remote folder) whose owner this process checked, or that it made
+_VERIFIED: Set[Tuple[str, str]] = set()
 
 
 def local_dir_tag(directory: str) -> str:
@@ -72,7 +74,12 @@ class RemoteStore(LocalStore):
                                 if files.script else None))
 
     def local(self, files: JobFiles, target_path: str) -> str:
-        return os.path.join(files.directory, posixpath.basename(target_path))
+        """The local copy of a target path: the job's own file name for a file in its
+        remote directory, else a per-job name (:meth:`JobFiles.copy_of`), so a copy never
+        lands on a user's file."""
+        if posixpath.dirname(target_path) == self.job_dir(files):
+            return os.path.join(files.directory, posixpath.basename(target_path))
+        return files.copy_of(target_path)
 
     @property
     def default_runpath(self) -> str:
@@ -81,30 +88,99 @@ class RemoteStore(LocalStore):
     # -- claiming a job's names ---------------------------------------------------------------
     def claim(self, directory: str, name: str, suffix: str,
               qtype: str) -> Tuple[JobFiles, JobFiles]:
-        """Reserve the local names and make the job's remote directory, both exclusively."""
+        """Reserve the local names and make the job's remote directory, both exclusively.
+
+        The folders above it are made 0700, or, when they exist, must be this user's and
+        closed to others (checked once per process): else :class:`RemotePathError`.
+        """
         parent = posixpath.join(self.jobs_root, local_dir_tag(directory))
         self._make_dirs(parent)
         for _ in range(1000):
             files = reserve(directory, name, suffix, qtype)
             target = self.target(files)
-            if self._make_dir(target.directory):
+            try:
+                made = self._make_dir(target.directory)
+            except BaseException:
+                os.unlink(files.submission)
+                raise
+            if made:
+                _VERIFIED.add((self.endpoint.address, target.directory))
                 return files, target
             logger.info('%s exists on %s; trying the next name', target.directory,
                         self.connection.endpoint.address)
-            os.unlink(files.submission)  # the empty local reservation
+            os.unlink(files.submission)  # the local reservation
         raise RemotePathError(f'no free job directory under {parent} for {name!r}')
 
+    # -- privacy: what this package trusts on the remote side -------------------------------
+    def check_private(self, files: JobFiles, target_path: str) -> None:
+        """Refuse a remote file that others could have written: it must be a regular
+        file, not writable by group or others, in the job's directory, which must be this
+        user's and closed to others. Checked on the remote side (SFTP attributes), not on
+        the local copy."""
+        import xenon_backend as xb
+        directory = posixpath.dirname(target_path)
+        self._check_dir(directory)
+
+        def attributes(_, fs):
+            return fs.get_attributes(target_path)
+        info = self._guard(target_path, 'inspect', attributes)
+        mode = xb.PosixFilePermission.to_mode(info.permissions)
+        if info.is_symbolic_link or not info.is_regular or mode & 0o022:
+            raise RemotePathError(
+                f'refusing to trust {target_path} on {self.endpoint.address}: it must be a '
+                f'regular file not writable by group or others (mode {mode:o}'
+                f'{", a symlink" if info.is_symbolic_link else ""})')
+
+    def _check_dir(self, path: str) -> None:
+        """An existing remote folder of this package must be a directory not writable by
+        group or others, and this user's (the owner is looked up once per process)."""
+        import xenon_backend as xb
+
+        def attributes(_, fs):
+            return fs.get_attributes(path)
+        info = self._guard(path, 'inspect', attributes)
+        mode = xb.PosixFilePermission.to_mode(info.permissions)
+        problem = None
+        if info.is_symbolic_link or not info.is_directory:
+            problem = 'it is not a directory'
+        elif mode & 0o022:
+            problem = f'group or others may write to it (mode {mode:o})'
+        elif (self.endpoint.address, path) not in _VERIFIED:
+            owner = info.owner or self._owner(path)
+            if owner != self.endpoint.user:
+                problem = f'it belongs to {owner!r}, not {self.endpoint.user!r}'
+        if problem:
+            raise RemotePathError(
+                f'refusing to use {path} on {self.endpoint.address}: {problem}; remove it or '
+                f'make it yours with mode 700')
+        _VERIFIED.add((self.endpoint.address, path))
+
+    def _owner(self, path: str) -> str:
+        """The owner's name of a remote path (SFTP does not tell it: ``stat`` does)."""
+        code, out, err = self.connection.run(['stat', '-c', '%U', '--', path], timeout=60)
+        if code != 0:
+            raise RemotePathError(f'cannot inspect {path} on {self.endpoint.address}: '
+                                  f'{err.strip() or f"exit code {code}"}')
+        return out.strip()
+
     def _make_dirs(self, path: str) -> None:
-        def make(_, fs) -> None:
-            if not fs.exists(path):
-                missing = []
-                probe = path
-                while probe not in ('', '/') and not fs.exists(probe):
-                    missing.append(probe)
-                    probe = posixpath.dirname(probe)
-                for folder in reversed(missing):
-                    self._mkdir_private(fs, folder, exist_ok=True)
-        self._guard(path, 'create the directory', make)
+        """Make ``path`` and the folders above it up to the jobs root (0700); check the
+        ones of this package that exist already (see :meth:`_check_dir`)."""
+        def make(_, fs) -> List[str]:
+            missing = []
+            probe = path
+            while probe not in ('', '/') and not fs.exists(probe):
+                missing.append(probe)
+                probe = posixpath.dirname(probe)
+            for folder in reversed(missing):
+                self._mkdir_private(fs, folder, exist_ok=True)
+            return missing
+        made = self._guard(path, 'create the directory', make)
+        for folder in (self.jobs_root, path):
+            if folder in made:
+                _VERIFIED.add((self.endpoint.address, folder))
+            else:
+                self._check_dir(folder)
 
     def _make_dir(self, path: str) -> bool:
         """Make ``path`` (0700); False when it exists already."""
