@@ -359,7 +359,7 @@ class TestHostKeys:
         try:
             remote.connect(endpoint, server_factory=lambda dead: server)
             with pytest.raises(HostKeyError) as caught:
-                cluster.Job('true', profile=name)
+                cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
             command = re.search(r'run `([^`]+)`', str(caught.value)).group(1)
             done = subprocess.run(['bash', '-c', command], env=dict(os.environ, HOME=str(home)),
                                   capture_output=True, text=True, timeout=60)
