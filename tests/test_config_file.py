@@ -594,3 +594,19 @@ def test_example_works_as_a_config_file(tmp_path, monkeypatch):
     assert len(after) == len(before)                          # every comment kept
     changed = {(old, new) for old, new in zip(before, after) if old != new}
     assert changed == {('cores = 8', 'cores = 16')}          # the others stay as written
+
+
+def test_inline_comments_are_comments_and_stay_on_edit(conf):
+    conf.write_text('[queue]\nqueue_update = 5   # seconds\nsleep_len = 2 ; short\n'
+                    '[profile.hpc]\nqtype = slurm # or torque\ncores = 2\n')
+    assert config_file.get('queue', 'queue_update') == 5
+    assert config_file.get('queue', 'sleep_len') == 2
+    assert config_file.get_profile('hpc').connection['qtype'] == 'slurm'
+    config_file.set('queue', 'queue_update', 7)
+    assert 'queue_update = 7 # seconds\n' in conf.read_text()
+    config_file.set_profile('hpc', {'cores': 4})
+    assert 'qtype = slurm # or torque\n' in conf.read_text()    # untouched: kept as written
+    with pytest.raises(OptionError, match='comment'):
+        config_file.set('mine', 'note', 'a #b')                # would read back as 'a'
+    config_file.set('mine', 'url', 'http://x/#frag')            # no space: not a comment
+    assert config_file.get('mine', 'url') == 'http://x/#frag'
