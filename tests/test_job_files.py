@@ -12,6 +12,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -69,6 +70,19 @@ def test_make_job_for_a_remote_profile_opens_no_connection(remote_profiles, in_t
     assert (connection._scheduler, connection._filesystem) == (None, None)
     assert os.listdir(in_tmp) == []
     assert job.submit().get() == 5
+
+
+def test_local_jobs_in_rounds_of_removed_directories(monkeypatch):
+    """Each round's jobs are written in a temporary directory removed at the round's end;
+    the local queue's workers must not depend on any of them."""
+    for round_number in range(3):
+        with tempfile.TemporaryDirectory() as directory:
+            monkeypatch.chdir(directory)
+            command = cluster.submit(f'echo round {round_number}', qtype='local')
+            function = cluster.submit(add, (round_number, 1), qtype='local')
+            assert command.get() == (0, f'round {round_number}\n', '')
+            assert function.get() == round_number + 1
+        monkeypatch.chdir('/')
 
 
 # ---------------------------------------------------------------- clean of a live job
