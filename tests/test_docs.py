@@ -177,14 +177,6 @@ def run_env(tmp_path: Path, mode: str) -> dict:
     return env
 
 
-@pytest.fixture(params=['local', pytest.param('slurm', marks=pytest.mark.slurm)])
-def mode(request):
-    if request.param == 'slurm':
-        from conftest import _require_slurm
-        _require_slurm('slurm')
-    return request.param
-
-
 def test_every_block_is_run_or_listed_with_a_reason():
     keys = {b.key for b in BLOCKS}
     assert not set(NOT_RUN) - keys, f'stale NOT_RUN entries: {set(NOT_RUN) - keys}'
@@ -201,10 +193,22 @@ def _block_id(block: Block) -> str:
 SUBMITS = re.compile(r'cluster\.(Job|submit)\b|cluster (submit|wait|queue)\b')
 
 
-@pytest.mark.parametrize('block', [b for b in TO_RUN if b.lang == 'python'], ids=_block_id)
+def _python_cases() -> list:
+    """Each Python block in local mode; a block that submits, on Slurm as well."""
+    cases = []
+    for block in (b for b in TO_RUN if b.lang == 'python'):
+        cases.append(pytest.param(block, 'local', id=f'local-{_block_id(block)}'))
+        if SUBMITS.search(block.code):
+            cases.append(pytest.param(block, 'slurm', id=f'slurm-{_block_id(block)}',
+                                      marks=pytest.mark.slurm))
+    return cases
+
+
+@pytest.mark.parametrize('block, mode', _python_cases())
 def test_python_block_runs(block, mode, tmp_path):
-    if mode != 'local' and not SUBMITS.search(block.code):
-        pytest.skip('submits nothing: run once, in local mode')
+    if mode == 'slurm':
+        from conftest import _require_slurm
+        _require_slurm('slurm')
     script = tmp_path / 'example.py'
     script.write_text(with_checks(block.code))
     work = tmp_path / 'work'
