@@ -216,6 +216,24 @@ def test_staging_between_local_and_remote(file_fs, sftp_fs, remote_dir, tmp_path
     assert (tmp_path / 'back.sh').read_text() == 'echo staged\n'
 
 
+def test_upload_and_download_stream_a_file_over_the_message_limit(sftp_fs, remote_dir,
+                                                                   tmp_path):
+    """read_from_file sends a file as one message (over 64 MiB it fails); download and
+    upload copy in the server, in a stream, whatever the size."""
+    data = os.urandom(1 << 20) * 70                  # 70 MiB: more than one message
+    (tmp_path / 'big').write_bytes(data)
+    assert sftp_fs.upload(str(tmp_path / 'big'), remote_dir / 'big') == len(data)
+    with pytest.raises(xe.XenonException, match='larger than max'):
+        sftp_fs.read_bytes(remote_dir / 'big')
+    assert sftp_fs.download(remote_dir / 'big', str(tmp_path / 'back')) == len(data)
+    assert (tmp_path / 'back').read_bytes() == data
+    with pytest.raises(xe.PathAlreadyExistsException):   # never over an existing file
+        sftp_fs.download(remote_dir / 'big', str(tmp_path / 'back'))
+    with pytest.raises(xe.NoSuchPathException):
+        sftp_fs.download(remote_dir / 'missing', str(tmp_path / 'none'))
+    assert sftp_fs.exists(remote_dir / 'big')           # the client is still usable
+
+
 def test_a_wrong_key_raises_invalid_credential(xb, sshd, tmp_path):
     key = keygen(tmp_path / 'stranger', 'ed25519')
     credential = xb.CertificateCredential(str(key), username=sshd['user'])
