@@ -10,7 +10,7 @@ from typing import Optional
 #: seconds a call waits for a lost session or server to come back, when not told
 RECOVER_TIMEOUT = 60.0
 #: the longest pause between two logins while the host does not answer
-RECOVER_BACKOFF = 1.0
+RECOVER_BACKOFF = 0.5
 
 
 def failure_kind(error: Exception) -> Optional[str]:
