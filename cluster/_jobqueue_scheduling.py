@@ -12,8 +12,8 @@ No I/O and no lock of its own: the queue's lock is held around every call.
   the head's expected start (EASY backfill with learned estimates), unless it only uses
   cores the head will not need. Jobs with no known run time backfill freely within the
   bound.
-* Dependents of a job that did not complete fail with the reason ``dependency N failed``
-  (or ``cancelled``, ...) and never run.
+* Dependents of a job that did not complete are CANCELLED with the reason ``dependency N
+  failed`` (or ``cancelled``, ...) and never run, as Slurm and Torque cancel them.
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ class Schedule:
                 continue
             if dep.state.final:
                 why = 'failed' if dep.state is State.FAILED else dep.state.value
-                self.finish(job, State.FAILED, None, f'dependency {dep_id} {why}', finished)
+                self.finish(job, State.CANCELLED, None, f'dependency {dep_id} {why}',
+                            finished)
                 return
             if dep._dependents is None:
                 dep._dependents = []
@@ -186,7 +187,7 @@ class Schedule:
             else:
                 self._remove_ready(dependent)
                 why = 'failed' if state is State.FAILED else state.value
-                self.finish(dependent, State.FAILED, None, f'dependency {job.id} {why}',
+                self.finish(dependent, State.CANCELLED, None, f'dependency {job.id} {why}',
                             finished)
 
     def finish_killed(self, job: 'Job', exitcode: Optional[int], reason: str,

@@ -14,7 +14,9 @@ import re
 import shlex
 import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from . import batch, function, queue
@@ -26,6 +28,11 @@ from .storage import LocalStore, remove_local
 logger = logging.getLogger(__name__)
 
 Command = Union[str, Callable]
+
+#: signals that end a job (Slurm and Torque send TERM, then KILL, on scancel/qdel and at
+#: the time limit); the job script records 128 + signal for them. KILL cannot be caught:
+#: then no code is written and the scheduler's state decides.
+TRAPPED_SIGNALS = ('HUP', 'INT', 'QUIT', 'TERM', 'USR1', 'USR2', 'ALRM', 'XCPU')
 
 
 def _merged_options(profile: Optional[str], kwds: dict) -> dict:
@@ -193,6 +200,10 @@ class Job:
                  f'_cluster_exit() {{ code=$?; printf "%s\\n" "$code" > {code}.$$ '
                  f'&& mv -f {code}.$$ {code}; exit "$code"; }}',
                  'trap _cluster_exit EXIT',
+                 # a signal ends the job with 128 + its number, as a shell reports it;
+                 # the EXIT trap then records that, never the $? of the command before
+                 '_cluster_signal() { exit $((128 + $(kill -l "$1"))); }',
+                 *(f"trap '_cluster_signal {sig}' {sig}" for sig in TRAPPED_SIGNALS),
                  f'cd {quote(self.runpath)} || exit 1']
         lines += [f'module load {quote(module)}' for module in self.modules]
         lines.append(command)
@@ -294,8 +305,16 @@ class Job:
     def id(self) -> Optional[str]:
         """The batch system's job id; None before :meth:`submit`. Waits for a submission
         under way, and raises its error if the batch system refused the job."""
+        return self._wait_id(None)
+
+    def _wait_id(self, timeout: Optional[float]) -> Optional[str]:
+        """:attr:`id`, waiting at most ``timeout`` s for a submission under way."""
         if self._id is None and self._submitting is not None:
-            self._id = self._submitting.result()
+            try:
+                self._id = self._submitting.result(timeout)
+            except FutureTimeout:
+                raise TimeoutError(f'job {self.name} is still being submitted after '
+                                   f'{timeout} s') from None
         return self._id
 
     # state -------------------------------------------------------------------------------
@@ -303,10 +322,11 @@ class Job:
     def _watcher(self) -> queue.Watcher:
         return queue.watcher(self.system)
 
-    def _require_id(self) -> str:
-        if self.id is None:
+    def _require_id(self, timeout: Optional[float] = None) -> str:
+        job_id = self._wait_id(timeout)
+        if job_id is None:
             raise JobError(f'job {self.name} has not been submitted')
-        return self.id
+        return job_id
 
     def update(self) -> JobInfo:
         """Refresh and return the job's :class:`JobInfo` (cached per poll interval)."""
@@ -317,7 +337,10 @@ class Job:
 
     @property
     def info(self) -> JobInfo:
-        return self._info or self.update()
+        """The job's :class:`JobInfo`: its outcome once known, else refreshed when stale."""
+        if self._info is not None and self._info.state.final:
+            return self._info
+        return self.update()
 
     @property
     def state(self) -> State:
@@ -328,35 +351,71 @@ class Job:
         return self.submitted and self.state.final
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until the job ends; True when it completed successfully."""
-        self._info = self._watcher.wait([self._require_id()], timeout)[self.id]
+        """Block until the job ends; True when it completed successfully.
+
+        ``timeout`` (seconds) bounds the whole call, a submission still under way
+        included; TimeoutError after it. A job known to have ended is not polled again.
+        """
+        if self._info is None or not self._info.state.final:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            job_id = self._require_id(timeout)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            info = self._watcher.wait([job_id], left)[job_id]
+            self._info = self._explained(info)
         return self._info.state == State.COMPLETED and not self._info.exitcode
+
+    def _explained(self, info: JobInfo) -> JobInfo:
+        """``info`` with a reason naming the failed dependency of a job that never ran."""
+        if info.state not in (State.CANCELLED, State.FAILED) or (
+                info.reason and 'depend' not in info.reason.lower()):
+            return info
+        for dep in self.depends:
+            if not isinstance(dep, Job):
+                continue
+            dep.wait()
+            if dep.info.state is not State.COMPLETED or dep.info.exitcode:
+                code = dep.info.exitcode
+                return dataclasses.replace(info, reason=(
+                    f'dependency {dep.name} ({dep.id}) ended {dep.info.state}'
+                    + (f' with exit code {code}' if code else '')
+                    + (f': {dep.info.reason}' if dep.info.reason else '')))
+        return info
 
     def cancel(self) -> None:
         """Ask the batch system to cancel the job."""
         self.system.cancel([self._require_id()])
 
     # results -----------------------------------------------------------------------------
-    def get_exitcode(self) -> Optional[int]:
-        """The exit code, once the job has ended (None when the system gave none)."""
-        self.wait()
-        code = queue.read_exitcode(self.files, self.store)
-        return code if code is not None else self.info.exitcode
+    def get_exitcode(self, timeout: Optional[float] = None) -> Optional[int]:
+        """The exit code, once the job has ended. Never 0 for a job that did not complete;
+        None when it has none (it never ran, or SIGKILL ended it)."""
+        self.wait(timeout)
+        return self.info.exitcode
 
-    def _read(self, target_path: str) -> str:
-        self.wait()
+    def _read(self, target_path: str, timeout: Optional[float]) -> str:
+        self.wait(timeout)
         return self.store.read_text(self.files, target_path) or ''
 
-    def get_stdout(self) -> str:
-        return self._read(self.outfile)
+    def get_stdout(self, timeout: Optional[float] = None) -> str:
+        """The job's standard output, once it has ended."""
+        return self._read(self.outfile, timeout)
 
-    def get_stderr(self) -> str:
-        return self._read(self.errfile)
+    def get_stderr(self, timeout: Optional[float] = None) -> str:
+        """The job's standard error, once it has ended."""
+        return self._read(self.errfile, timeout)
 
-    def get(self) -> Any:
-        """(exit_code, stdout, stderr) of a command; the value of a function, or its error."""
-        self.wait()
+    def get(self, timeout: Optional[float] = None) -> Any:
+        """(exit_code, stdout, stderr) of a command; the value of a function, or its error.
+
+        ``timeout`` bounds the wait for the job's end (TimeoutError after it). A job that
+        did not complete has a non-zero code, or None when it never ran; a function job
+        that did not complete raises JobError naming its state and reason.
+        """
+        self.wait(timeout)
         if not self.is_function:
+            if self.info.state is not State.COMPLETED and self.info.exitcode is None:
+                logger.warning('job %s (%s) ended %s: %s', self.name, self.id,
+                               self.info.state, self.info.reason)
             return self.get_exitcode(), self.get_stdout(), self.get_stderr()
         self.store.pull(self.files, [self.target.pickle_out])
         if os.path.exists(self.files.pickle_out):

@@ -12,7 +12,7 @@ This module is the public face; the work is done by three private modules:
 * :mod:`cluster._jobqueue_scheduling`: which job starts when. The waiting line is in id
   order; smaller jobs backfill while the head waits for cores, at most ``cores`` times per
   head job and, once run times are learned, only when they end before the head could
-  start (EASY backfill); dependents of a failed job fail (``dependency N failed``).
+  start (EASY backfill); dependents of a failed job are cancelled (``dependency N failed``).
 * :mod:`cluster._jobqueue_worker`: ``cores`` persistent worker processes (fresh
   interpreters, each in its own session; a k-core job occupies one worker and k cores),
   payloads pickled once in the caller's thread (plain pickle, dill for ``__main__``).
@@ -161,7 +161,7 @@ class JobQueue:
         self._stopping = False
         self._broken: Optional[str] = None
         self.closed = False
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake_r, self._wake_w = -1, -1  # the scheduler's wake pipe, open while it runs
         self._thread: Optional[threading.Thread] = None
         self._runner: Optional[Dispatcher] = None
         self._start()
@@ -289,7 +289,7 @@ class JobQueue:
 
     def cancel(self, job: Union[int, str]) -> None:
         """Cancel a pending or running job (a running one's worker is killed); its
-        dependents fail. Returns at once; the state becomes CANCELLED shortly."""
+        dependents are cancelled. Returns at once; the state becomes CANCELLED shortly."""
         the_job = self._job(job)
         with self._lock:
             if not the_job.state.final:
@@ -367,12 +367,15 @@ class JobQueue:
         """Hand an item to the scheduler and wake it (caller holds the lock)."""
         if item is not None:
             self._inbox.append(item)
-        if not self._woken:
+        if not self._woken and self._wake_w >= 0:
             self._woken = True
             os.write(self._wake_w, b'.')
 
     def _start(self) -> None:
         self._stopping = False
+        if self._wake_w < 0:
+            self._wake_r, self._wake_w = os.pipe()
+            self._woken = False
         self._thread = threading.Thread(
             target=job_runner, args=(self, self._outputs, self.cores, self._next_id),
             name='cluster-jobqueue', daemon=True)
@@ -390,10 +393,16 @@ class JobQueue:
             self._post(None)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
+        stopped = self._thread is None or not self._thread.is_alive()
         self._thread = None
         runner, self._runner = self._runner, None
         if runner is not None:  # normally done by the thread itself
             runner.stop_workers()
+        if stopped and self._wake_w >= 0:  # a live thread may still read it: leave it
+            with self._lock:
+                for fd in (self._wake_r, self._wake_w):
+                    os.close(fd)
+                self._wake_r = self._wake_w = -1
 
     def _fail_all(self, reason: str) -> None:
         """The scheduler thread is gone: fail every unfinished job, refuse new ones."""

@@ -8,6 +8,7 @@ A job that vanished from the queue is settled from its exit-code file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
 import logging
 import threading
@@ -50,8 +51,47 @@ def read_exitcode(files: Optional[JobFiles], store: Optional[LocalStore] = None)
         return None
 
 
+#: exit codes above this mean a signal ended the script (128 + signal)
+SIGNAL_CODES = 128
+
+
+def outcome(job_id: str, seen: Optional[JobInfo], code: Optional[int]) -> Optional[JobInfo]:
+    """How a job ended: the one rule, from the scheduler's view and the script's own code.
+
+    ``seen`` is what the batch system says (its queue or accounting; may be None), ``code``
+    what the job script wrote to its exit-code file (None when there is none).
+
+    * A final state other than COMPLETED from the scheduler (cancelled, timeout, failed,
+      preempted, node failure, out of memory...) stands; the file only adds the code.
+      Such a job never has code 0: without a failing code of its own it gets None.
+    * Otherwise the script's code decides: 0 is COMPLETED, anything else FAILED.
+    * Otherwise a COMPLETED with the scheduler's exit code (non-zero is FAILED).
+
+    Returns None while neither tells.
+    """
+    if seen is not None and seen.state.final and seen.state is not State.COMPLETED:
+        return dataclasses.replace(seen, id=job_id, exitcode=code or seen.exitcode or None)
+    if code is not None:
+        base = seen or JobInfo(job_id, State.COMPLETED)
+        return dataclasses.replace(base, id=job_id, exitcode=code,
+                                   state=State.COMPLETED if code == 0 else State.FAILED)
+    if seen is not None and seen.state is State.COMPLETED and seen.exitcode is not None:
+        return dataclasses.replace(seen, id=job_id, state=State.COMPLETED
+                                   if seen.exitcode == 0 else State.FAILED)
+    return None
+
+
+def _ended(info: JobInfo) -> bool:
+    """The batch system shows the job as over (final, or ended with an unknown outcome)."""
+    return info.state.final or info.state is State.UNKNOWN
+
+
 class Watcher:
-    """Tracks jobs of one batch system (and user) with one cached status call per interval."""
+    """Tracks jobs of one batch system (and user) with one cached status call per interval.
+
+    A job is polled while it is open; once its outcome is decided (by :func:`outcome`)
+    it leaves the poll set for good, and asking about it again costs nothing.
+    """
 
     def __init__(self, system: BatchSystem, user: Optional[str] = None,
                  interval: Optional[float] = None) -> None:
@@ -59,9 +99,12 @@ class Watcher:
         self.user = user or _user_of(system)
         self.interval = _setting('queue_update', 2.0) if interval is None else interval
         self.polls = 0
-        self._files: Dict[str, tuple] = {}  # id -> (local JobFiles, store)
+        self._files: Dict[str, tuple] = {}  # open id -> (local JobFiles, store)
         self._info: Dict[str, JobInfo] = {}
+        self._open: Dict[str, None] = {}    # tracked ids not decided yet, in order
+        self._listed: Set[str] = set()      # open ids some listing has shown
         self._listing: Dict[str, JobInfo] = {}
+        self._decided: Dict[str, JobInfo] = {}  # outcomes of untracked listed jobs
         self._open_listed = 0             # unfinished jobs in the last listing
         self._unseen: Set[str] = set()    # tracked since, not yet in a listing
         self._missing: Dict[str, int] = {}
@@ -88,12 +131,25 @@ class Watcher:
               store: Optional[LocalStore] = None) -> None:
         """Start following ``job_id``; ``files`` lets it be settled from its exit-code file."""
         with self._lock:
-            self._files[job_id] = (files, store)
-            self._unseen.add(job_id)
+            if job_id in self._info and job_id not in self._open:
+                return  # decided already
+            if files is not None or job_id not in self._files:
+                self._files[job_id] = (files, store)
+            if job_id not in self._open:
+                self._open[job_id] = None
+                self._unseen.add(job_id)
             self._info.setdefault(job_id, JobInfo(job_id, State.PENDING))
 
+    def open_ids(self) -> List[str]:
+        """The tracked jobs whose outcome is not decided yet (what a poll looks at)."""
+        with self._lock:
+            return list(self._open)
+
     def info(self, job_id: str) -> JobInfo:
-        """The latest known state of a tracked job (refreshed when stale)."""
+        """The latest known state of a tracked job (refreshed when stale and still open)."""
+        with self._lock:
+            if job_id in self._info and job_id not in self._open:
+                return self._info[job_id]
         self.refresh()
         with self._lock:
             return self._info.get(job_id) or JobInfo(job_id, State.UNKNOWN)
@@ -106,36 +162,48 @@ class Watcher:
 
     @property
     def listing(self) -> Dict[str, JobInfo]:
-        """Every job of this user the last poll saw."""
+        """Every job of this user the last poll saw; ended ones with their outcome."""
         self.refresh()
         with self._lock:
             return dict(self._listing)
 
-    def refresh(self, force: bool = False) -> None:
-        """Poll unless the last poll is younger than the interval; threads share one poll."""
+    def refresh(self, force: bool = False, deadline: Optional[float] = None) -> None:
+        """Poll unless the last poll is younger than the interval; threads share one poll.
+
+        With ``deadline`` (a ``time.monotonic()`` value) it waits no longer than that for
+        a poll under way in another thread, or for a submission under way.
+        """
         if not force and time.monotonic() - self._polled_at < self.interval:
             return
         started = time.monotonic()
-        with self._poll_lock:
+        if not self._poll_lock.acquire(timeout=_left(deadline, -1)):
+            return  # another thread's poll outlasted the deadline
+        try:
             if self._polled_at >= started or (
                     not force and time.monotonic() - self._polled_at < self.interval):
                 return  # another thread polled while this one waited
             if not getattr(_THREAD, 'submitting', False):
                 with self._lock:
-                    self._landed.wait_for(lambda: self._in_flight == 0)
+                    self._landed.wait_for(lambda: self._in_flight == 0, _left(deadline))
             delay = 0.0
             try:
                 delay = self._poll()
             finally:
                 # after a failed poll, the next one waits for the backoff, not the interval
                 self._polled_at = time.monotonic() + delay
+        finally:
+            self._poll_lock.release()
 
     def _backoff(self) -> float:
         """Seconds to wait before polling again after a failed poll."""
         return min(2.0 ** self._failures, 30.0)
 
     def _poll(self) -> float:
-        """One status call; returns how much longer than the interval to wait after it."""
+        """One status call; returns how much longer than the interval to wait after it.
+
+        Only jobs tracked before the call are judged by its answer."""
+        with self._lock:
+            open_ids = list(self._open)
         try:
             listing = self.system.statuses(None, self.user)
         except CommandError as exc:
@@ -149,90 +217,130 @@ class Watcher:
         self._failures = 0
         self.polls += 1
         with self._lock:
-            self._listing = listing
-            self._open_listed = sum(1 for item in listing.values() if not item.state.final)
             self._unseen.difference_update(listing)
-            open_ids = [i for i, info in self._info.items() if not info.state.final]
+            open_ids = [i for i in open_ids if i in self._open]
+            self._listed.update(i for i in open_ids if i in listing)
+            strangers = [i for i, item in listing.items() if i not in self._info
+                         and i not in self._decided and _ended(item) and (
+                             item.state is State.UNKNOWN or item.exitcode is None)]
         settle: List[str] = []
         updates: Dict[str, JobInfo] = {}
         for job_id in open_ids:
             info = listing.get(job_id)
-            if info is not None and info.state is State.UNKNOWN:
-                info = self._from_file(job_id, info)  # ended, but its status is not known
-            if info is None or info.state.final:
+            if info is None or _ended(info):
                 settle.append(job_id)
-                if info is not None:
-                    updates[job_id] = info
             else:
                 updates[job_id] = info
                 self._missing.pop(job_id, None)
-        updates.update(self._settle(settle, updates))
+        decided = self._settle(settle + strangers, listing, set(strangers))
+        updates.update((i, v) for i, v in decided.items() if i not in strangers)
         with self._lock:
-            self._info.update(updates)
-            self._unseen.difference_update(i for i, item in updates.items() if item.state.final)
+            for job_id, item in updates.items():
+                self._info[job_id] = item
+                if item.state.final or job_id in decided:
+                    self._forget(job_id)
+            self._decided = {i: v for i, v in self._decided.items() if i in listing}
+            self._decided.update((i, v) for i, v in decided.items() if i in strangers)
+            self._listing = {i: self._info.get(i) if i in self._info and i not in self._open
+                             else self._decided.get(i, item) for i, item in listing.items()}
+            self._open_listed = sum(1 for item in self._listing.values() if not _ended(item))
         return 0.0
 
-    def _from_file(self, job_id: str, info: JobInfo) -> JobInfo:
-        """A job the batch system shows in an unknown state is settled by its exit-code file."""
-        code = read_exitcode(*self._files.get(job_id, (None, None)))
-        if code is None:
-            return info
-        return JobInfo(job_id, State.COMPLETED if code == 0 else State.FAILED, exitcode=code,
-                       name=info.name, user=info.user, node=info.node, start=info.start,
-                       end=info.end)
+    def _forget(self, job_id: str) -> None:
+        """Take a decided job out of the poll set (lock held)."""
+        self._open.pop(job_id, None)
+        self._unseen.discard(job_id)
+        self._listed.discard(job_id)
+        self._files.pop(job_id, None)
+        self._missing.pop(job_id, None)
 
-    def _settle(self, job_ids: List[str], seen: Dict[str, JobInfo]) -> Dict[str, JobInfo]:
-        """Final states for jobs that ended or left the queue: exit-code file, then accounting."""
+    def _settle(self, job_ids: List[str], seen: Dict[str, JobInfo],
+                strangers: Set[str]) -> Dict[str, JobInfo]:
+        """Outcomes for jobs that ended or left the queue: exit-code file, then accounting.
+
+        Accounting is asked (once, for all of them) for a job whose outcome or code
+        neither the listing nor its file gives, or that left the queue after a signal.
+        ``strangers`` are listed jobs this watcher does not track: decided when possible,
+        never failed for being missing.
+        """
         settled: Dict[str, JobInfo] = {}
+        codes: Dict[str, Optional[int]] = {}
         ask: List[str] = []
         for job_id in job_ids:
-            code = read_exitcode(*self._files.get(job_id, (None, None)))
+            code = codes[job_id] = read_exitcode(*self._files.get(job_id, (None, None)))
             info = seen.get(job_id)
-            if info is not None and info.exitcode is None and code is not None:
-                info.exitcode = code
-                if info.state == State.COMPLETED and code != 0:
-                    info.state = State.FAILED  # the script's own exit code has the last word
-            if info is not None and info.exitcode is not None:
-                settled[job_id] = info
-            elif code is not None:
-                state = State.COMPLETED if code == 0 else State.FAILED
-                settled[job_id] = JobInfo(job_id, state, exitcode=code)
-            else:
+            decided = outcome(job_id, info, code)
+            if decided is None or decided.exitcode is None or self._killed(info, code):
                 ask.append(job_id)
+            else:
+                settled[job_id] = decided
         accounting = self.system.final_info(ask) if ask else {}
         for job_id in ask:
-            info = accounting.get(job_id) or seen.get(job_id)
-            if info is not None and info.state.final:
-                settled[job_id] = info
-                continue
-            self._missing[job_id] = self._missing.get(job_id, 0) + 1
-            if self._missing[job_id] >= MISSING_POLLS:
-                settled[job_id] = JobInfo(job_id, State.FAILED,
-                                          reason='left the queue without an exit code')
+            found = accounting.get(job_id)
+            if found is not None and not found.state.final:
+                found = None  # accounting has not caught up yet
+            if found is None and self._killed(seen.get(job_id), codes[job_id]) and \
+                    self._missing.get(job_id, 0) + 1 < MISSING_POLLS:
+                self._missing[job_id] = self._missing.get(job_id, 0) + 1
+                continue  # killed: give the accounting a few polls to say by whom
+            decided = outcome(job_id, found or seen.get(job_id), codes[job_id])
+            if decided is not None:
+                settled[job_id] = decided
+            elif job_id in strangers or job_id in seen:
+                continue  # still listed: its outcome may show later
+            elif job_id not in self._listed and self._files.get(job_id, (None,))[0] is None:
+                settled[job_id] = JobInfo(job_id, State.UNKNOWN, reason=(
+                    f'no {self.system.name} job {job_id} is known: it is neither in the '
+                    f'queue nor in the accounting'))
+            else:
+                self._missing[job_id] = self._missing.get(job_id, 0) + 1
+                if self._missing[job_id] >= MISSING_POLLS:
+                    settled[job_id] = JobInfo(job_id, State.FAILED,
+                                              reason='left the queue without an exit code')
         return settled
 
+    @staticmethod
+    def _killed(seen: Optional[JobInfo], code: Optional[int]) -> bool:
+        """A signal ended the script, and the listing does not say why (cancelled,
+        timeout...): only the accounting can."""
+        return (code is not None and code > SIGNAL_CODES
+                and (seen is None or seen.state is State.UNKNOWN))
+
     def wait(self, job_ids: Iterable[str], timeout: Optional[float] = None) -> Dict[str, JobInfo]:
-        """Block until every listed job is final; return their infos."""
+        """Block until every listed job's outcome is decided; return their infos.
+
+        ``timeout`` is a deadline for the whole call (TimeoutError after it). A job no
+        batch system knows comes back UNKNOWN, with a reason.
+        """
         ids = list(job_ids)
         deadline = None if timeout is None else time.monotonic() + timeout
         for job_id in ids:
-            if job_id not in self._info:
-                self.track(job_id)
+            self.track(job_id)  # no-op for tracked and decided ones
         while True:
-            self.refresh()
             with self._lock:
-                pending = [i for i in ids if not self._info[i].state.final]
+                pending = [i for i in ids if i in self._open]
             if not pending:
                 with self._lock:
                     return {i: self._info[i] for i in ids}
+            left = _left(deadline)
+            if left is not None and left <= 0:
+                raise TimeoutError(f'jobs {", ".join(pending)} not done after {timeout} s')
+            self.refresh(deadline=deadline)
+            with self._lock:
+                pending = [i for i in ids if i in self._open]
+            if not pending:
+                continue
             pause = max(0.0, self._polled_at + self.interval - time.monotonic())
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f'jobs {", ".join(pending)} not done after {timeout} s')
+            left = _left(deadline)
+            if left is not None:
                 pause = min(pause, left)
             if self.system.block(pending, pause):
-                self.refresh(force=True)
+                self.refresh(force=True, deadline=deadline)
+
+
+def _left(deadline: Optional[float], none: Optional[float] = None) -> Optional[float]:
+    """Seconds until ``deadline`` (at least 0), or ``none`` when there is no deadline."""
+    return none if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 _THREAD = threading.local()  # .submitting: this thread runs submit commands
@@ -356,13 +464,15 @@ def check_queue(qtype: Optional[str] = None) -> bool:
 
 
 def wait(jobs, timeout: Optional[float] = None) -> Dict[str, JobInfo]:
-    """Wait for Jobs or ids (of any batch system) to finish."""
+    """Wait for Jobs or ids (of any batch system) to finish; ``timeout`` is a deadline
+    for the whole call (TimeoutError after it), however many jobs there are."""
     items = jobs if isinstance(jobs, (list, tuple, set)) else [jobs]
+    deadline = None if timeout is None else time.monotonic() + timeout
     result: Dict[str, JobInfo] = {}
     for item in items:
         if hasattr(item, 'wait') and hasattr(item, 'id'):
-            item.wait(timeout)
+            item.wait(_left(deadline))
             result[str(item.id)] = item.info
         else:
-            result.update(Queue().wait(item, timeout))
+            result.update(Queue().wait(item, _left(deadline)))
     return result

@@ -104,10 +104,10 @@ def test_vanished_job_without_file_asks_accounting_once_for_all():
     assert system.final_calls == [['1', '2']]
 
 
-def test_job_lost_without_any_trace_fails_with_a_reason():
+def test_job_lost_without_any_trace_fails_with_a_reason(tmp_path):
     system = ScriptedSystem([{}])
     watcher = Watcher(system, 'me', interval=0)
-    watcher.track('9')
+    watcher.track('9', JobFiles(str(tmp_path), 'lost'))  # submitted here: no code file
     result = watcher.wait(['9'], timeout=10)['9']
     assert result.state == State.FAILED and 'without an exit code' in result.reason
 
@@ -156,8 +156,19 @@ def test_queue_lists_the_users_jobs(qtype, in_tmp):
     job.wait()
 
 
+@pytest.fixture(autouse=True)
+def detection_matches_the_environment():
+    """No test may leave a detected batch system behind that PATH no longer gives."""
+    yield
+    from cluster import batch
+    cached = batch._DETECTED
+    assert cached is None or cached == batch.detect(refresh=True), \
+        f'batch._DETECTED left at {cached!r}'
+
+
 def test_get_cluster_environment_sets_mode(monkeypatch):
     from cluster import batch
+    monkeypatch.setattr(batch, '_DETECTED', batch._DETECTED)  # restored with PATH
     detected = queue_module.get_cluster_environment()
     assert queue_module.MODE == detected
     assert detected == ('slurm' if batch.run.which('sbatch') else
@@ -176,13 +187,14 @@ def test_completed_with_nonzero_exit_code_file_is_failed(tmp_path):
     assert (result.state, result.exitcode) == (State.FAILED, 2)
 
 
-def test_queue_length_counts_jobs_submitted_since_the_last_poll():
+def test_queue_length_counts_jobs_submitted_since_the_last_poll(tmp_path):
     system = ScriptedSystem([{'1': info('1', State.RUNNING)}, {'1': info('1', State.RUNNING)},
                              {}])
     watcher = Watcher(system, 'me', interval=3600)
     watcher.track('1')
     assert watcher.open_count() == 1
-    watcher.track('2')  # submitted after the poll: counted before any poll has seen it
+    # submitted after the poll: counted before any poll has seen it
+    watcher.track('2', JobFiles(str(tmp_path), 'two'))
     assert watcher.open_count() == 2 and system.status_calls == 1
     watcher.refresh(force=True)
     assert watcher.open_count() == 2  # '2' still unseen: it is not in this listing either

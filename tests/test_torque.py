@@ -12,12 +12,13 @@ import shutil
 import pytest
 from batch_helpers import (FakeRunner, check_golden, data, submit_options, wait_file,
                            wait_for, write_job)
-from conftest import remote_rundir, require, slurm_ready
+from conftest import require, slurm_ready
 
 from cluster.batch import State
 from cluster.batch import torque as torque_mod
 from cluster.batch.torque import Torque, job_info, map_state, parse_qstat_f, parse_qstat_xml
 from cluster.errors import CommandError, SubmissionError
+from cluster.queue import Watcher
 from cluster.script import JobFiles
 
 EVERY_LETTER = {'Q': State.PENDING, 'W': State.PENDING, 'T': State.PENDING, 'M': State.PENDING,
@@ -225,31 +226,20 @@ def test_rejected_qsub_carries_its_message(tmp_path):
     assert os.path.exists(files.submission)
 
 
-@pytest.fixture
-def remote_grep(remote_profiles):
-    """A runner answer for ``grep`` that runs it on the real remote endpoint (the test sshd
-    through xenon-grpc), and a directory of the remote user for the jobs' files."""
-    from cluster import remote
-    connection = remote.connect(remote.from_profile('remote-torque'))
-    return connection, remote_rundir(remote_profiles)
-
-
-@pytest.mark.remote
-@pytest.mark.sshd
-@pytest.mark.xenon
-def test_finished_job_without_exit_status_takes_the_code_file(remote_grep):
-    connection, rundir = remote_grep
-    files = files_in(rundir)
+def test_finished_job_without_exit_status_is_decided_by_its_code_file(tmp_path):
+    files = files_in(tmp_path)
     done = 'Job Id:\t5\n\tJob_Name = job\n\tjob_state = C\n'
-    runner = FakeRunner({'qsub': (0, '5\n', ''), 'qstat': (0, done, ''),
-                         'grep': lambda argv: connection.run(argv)})
+    runner = FakeRunner({'qstat': (0, done, ''), 'sacct': (0, '', '')})
     system = fast(runner, 'wrapper')
-    system.submit(files, [], {})
     info = system.statuses(['5'])['5']
-    assert info.state is State.UNKNOWN and not info.state.final  # no code file yet
+    assert info.state is State.UNKNOWN and not info.state.final  # qstat cannot tell
+    watcher = Watcher(system, 'me', interval=0)
+    watcher.track('5', files)
+    watcher.refresh(force=True)
+    assert watcher.open_ids() == ['5']  # no code file yet, no accounting: still open
     with open(files.exitcode, 'w') as handle:
         handle.write('7\n')
-    info = system.statuses(['5'])['5']
+    info = watcher.wait(['5'], timeout=10)['5']
     assert (info.state, info.exitcode) == (State.FAILED, 7)
 
 
@@ -390,25 +380,14 @@ def test_truncated_xml_is_a_command_error_not_a_crash():
         fast(runner, 'torque').statuses(['1'])
 
 
-@pytest.mark.remote
-@pytest.mark.sshd
-@pytest.mark.xenon
-def test_remote_runner_reads_exit_codes_in_one_call(remote_grep):
-    connection, rundir = remote_grep
-    files = [files_in(rundir, f'job{i}') for i in range(3)]
-    for item, code in zip(files, ('0', '5')):
-        with open(item.exitcode, 'w') as handle:
-            handle.write(code + '\n')
+def test_wrapper_outcomes_come_from_slurm_accounting_in_one_call():
     done = ''.join(f'Job Id:\t{i}\n\tjob_state = C\n' for i in (1, 2, 3))
-    answers = {'qsub': [(0, '1\n', ''), (0, '2\n', ''), (0, '3\n', '')],
-               'qstat': (0, done, ''), 'grep': lambda argv: connection.run(argv)}
-    runner = FakeRunner(answers)
-    system = fast(runner, 'wrapper')
-    for item in files:
-        system.submit(item, [], {})
-    greps = connection.commands['grep']
-    jobs = system.statuses(['1', '2', '3'])
+    sacct = ('1|COMPLETED|0:0||me|n1|||\n2|FAILED|5:0||me|n1|||\n'
+             '3|CANCELLED by 0|0:15||me|n1|||\n')
+    runner = FakeRunner({'qstat': (0, done, ''), 'sacct': (0, sacct, '')})
+    watcher = Watcher(fast(runner, 'wrapper'), 'me', interval=0)
+    jobs = watcher.wait(['1', '2', '3'], timeout=10)
     assert (jobs['1'].state, jobs['1'].exitcode) == (State.COMPLETED, 0)
     assert (jobs['2'].state, jobs['2'].exitcode) == (State.FAILED, 5)
-    assert jobs['3'].state is State.UNKNOWN
-    assert runner.programs().count('grep') == 1 and connection.commands['grep'] == greps + 1
+    assert (jobs['3'].state, jobs['3'].exitcode) == (State.CANCELLED, 143)
+    assert runner.programs().count('sacct') == 1

@@ -13,7 +13,7 @@ import sys
 from typing import Dict, Mapping, Optional, Sequence
 
 from .. import function
-from ..errors import JobError
+from ..errors import JobError, SubmissionError
 from ..script import JobFiles, write_atomic
 from . import BatchSystem, JobInfo
 
@@ -95,11 +95,17 @@ class Local(BatchSystem):
             raise JobError(f'local job ids are numbers; cannot depend on {list(dependencies)}') \
                 from None
         is_function = os.path.exists(files.pickle_in)
-        job_id = _queue(threads=options.get('threads')).add(execute, args=(files, is_function,
-                                             options.get('outfile', files.outfile),
-                                             options.get('errfile', files.errfile)),
-                              dependencies=deps, cores=options.get('cores', 1), name=files.name,
-                              time_limit=seconds(options.get('time')))
+        queue = _queue(threads=options.get('threads'))
+        cores = options.get('cores', 1)
+        if isinstance(cores, int) and not isinstance(cores, bool) and cores > queue.cores:
+            raise SubmissionError(['local', files.submission], None, message=(
+                f'job {files.name} asks for {cores} cores; the local queue has '
+                f'{queue.cores} (set [jobqueue] cores in ~/.cluster for more)'))
+        job_id = queue.add(execute, args=(files, is_function,
+                                          options.get('outfile', files.outfile),
+                                          options.get('errfile', files.errfile)),
+                           dependencies=deps, cores=cores, name=files.name,
+                           time_limit=seconds(options.get('time')))
         return str(job_id)
 
     def statuses(self, job_ids: Optional[Sequence[str]] = None,

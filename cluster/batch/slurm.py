@@ -15,8 +15,9 @@ looked up (see :mod:`cluster.batch._submit`).
 from __future__ import annotations
 
 import logging
+import re
 import shlex
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
 from ..errors import CommandError
 from ..script import MARKER, JobFiles
@@ -66,6 +67,18 @@ SHORT_CODES: Dict[str, str] = {
 HELD_REASONS = frozenset({'JobHeldUser', 'JobHeldAdmin'})
 #: a pending reason that means the job can never start (without kill_invalid_depend)
 NEVER_REASON = 'DependencyNeverSatisfied'
+#: pending reasons that cannot clear without a changed request or configuration: such a
+#: job FAILS with the reason (and is cancelled) instead of pending forever
+NEVER_START: Dict[str, str] = {
+    'PartitionConfig': 'it asks for more than its partition can ever give',
+    'BadConstraints': 'its constraints can never be satisfied',
+    'InvalidAccount': 'its account is invalid',
+    'InvalidQOS': 'its QOS is invalid',
+    'AccountNotAllowed': 'its account may not use the partition',
+    'QOSNotAllowed': 'its QOS may not use the partition',
+}
+#: what a Slurm job id looks like (array and het job ids included)
+_JOB_ID = re.compile(r'^\d+([_+]\d+)?$')
 
 #: the id prefix of a job never submitted because a dependency had failed
 NOT_SUBMITTED = 'unsubmitted.'
@@ -133,7 +146,15 @@ def _job_state(state: State, reason: Optional[str]) -> State:
         return State.HELD
     if state is State.PENDING and reason == NEVER_REASON:
         return State.CANCELLED  # it would wait forever; report it as the failure it is
+    if state is State.PENDING and reason in NEVER_START:
+        return State.FAILED
     return state
+
+
+def _never_start(reason: Optional[str]) -> Optional[str]:
+    """The full reason of a job that can never start, or None."""
+    why = NEVER_START.get(reason or '')
+    return f'{reason}: the job can never start ({why})' if why else None
 
 
 def parse_squeue(text: str) -> Dict[str, JobInfo]:
@@ -154,7 +175,8 @@ def parse_squeue(text: str) -> Dict[str, JobInfo]:
         jobs[job_id.strip()] = JobInfo(
             id=job_id.strip(), state=state, name=given_name(name), user=_none(user),
             node=_none(nodes), start=parse_iso(start) if started else None,
-            end=parse_iso(end) if state.final else None, reason=reason)
+            end=parse_iso(end) if state.final else None, reason=reason,
+            exitcode=0 if state is State.COMPLETED else None)  # Slurm: exit code 0 only
     return jobs
 
 
@@ -229,6 +251,10 @@ class Slurm(BatchSystem):
         self._accounting: Optional[bool] = None
         #: ids of jobs not submitted because a dependency failed -> that reason
         self._doomed: Dict[str, str] = {}
+        #: ids cancelled because they can never start -> reason (they end FAILED)
+        self._unrunnable: Dict[str, str] = {}
+        #: ids of the jobs this instance submitted
+        self._submitted: Set[str] = set()
 
     # scripts ------------------------------------------------------------------------------
     def render_header(self, options: Mapping, files: JobFiles) -> List[str]:
@@ -280,6 +306,7 @@ class Slurm(BatchSystem):
                              timeout=self.status_timeout, deadline=self.lookup_deadline,
                              backoff=self.backoff,
                              hint=f'squeue --name={name}; sacct -X --name={name} -S now-2days')
+        self._submitted.add(job_id)
         logger.debug('sbatch %s -> %s', files.submission, job_id)
         return job_id
 
@@ -327,12 +354,31 @@ class Slurm(BatchSystem):
         if job_ids is not None:
             wanted = set(str(i) for i in job_ids)
             jobs = {k: v for k, v in jobs.items() if k in wanted}
+        self._cancel_unrunnable(jobs)
         jobs.update(unsubmitted)
         return jobs
 
+    def _cancel_unrunnable(self, jobs: Dict[str, JobInfo]) -> None:
+        """Cancel (once) the listed jobs submitted here that can never start; they stay
+        FAILED. Other jobs that can never start are shown FAILED, and left alone."""
+        doomed = [i for i, info in jobs.items() if i in self._submitted
+                  and i not in self._unrunnable and _never_start(info.reason)]
+        for job_id in doomed:
+            self._unrunnable[job_id] = f'{_never_start(jobs[job_id].reason)}; cancelled'
+            logger.warning('slurm job %s: %s', job_id, self._unrunnable[job_id])
+        if doomed:
+            try:
+                self.cancel(doomed)
+            except CommandError as exc:
+                logger.warning('could not cancel jobs %s that can never start: %s',
+                               ', '.join(doomed), exc)
+        self._mark_unrunnable(jobs)
+
     def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
-        """One ``sacct`` call; empty when accounting is off or unreachable."""
+        """One ``sacct`` call; empty when accounting is off or unreachable. Ids that are
+        not Slurm job ids are left out of the answer (no batch system knows them)."""
         ids, unsubmitted = self._split([str(i) for i in job_ids])
+        ids = [i for i in ids if _JOB_ID.match(i)]
         if not ids or self._accounting is False:
             return unsubmitted
         argv = ['sacct', '-j', ','.join(ids), '--parsable2', '--noheader', '-X',
@@ -341,14 +387,16 @@ class Slurm(BatchSystem):
             _, out, _ = run_retried(self.runner, argv, tries=2, timeout=self.status_timeout,
                                     backoff=self.backoff)
         except CommandError as exc:
-            if 'accounting storage is disabled' in (exc.stderr + exc.stdout).lower():
-                logger.info('slurm accounting is disabled; exit codes come from files')
+            text = (exc.stderr + exc.stdout).lower()
+            if 'accounting storage is disabled' in text or exc.code == 127:
+                logger.info('slurm accounting is off or absent; exit codes come from files')
                 self._accounting = False
             else:
                 logger.warning('sacct failed; exit codes come from files: %s', exc)
             return unsubmitted
         self._accounting = True
         jobs = {k: v for k, v in parse_sacct(out).items() if k in set(ids)}
+        self._mark_unrunnable(jobs)
         jobs.update(unsubmitted)
         return jobs
 
@@ -372,6 +420,12 @@ class Slurm(BatchSystem):
             details[job_id.strip()] = {'exitcode': wait_status(status),
                                        'output': _none(output.strip())}
         return details
+
+    def _mark_unrunnable(self, jobs: Dict[str, JobInfo]) -> None:
+        for job_id, info in jobs.items():
+            if job_id in self._unrunnable:
+                info.state, info.reason, info.exitcode = (State.FAILED,
+                                                          self._unrunnable[job_id], None)
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """``scancel`` the jobs; ids already gone are not an error."""

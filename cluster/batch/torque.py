@@ -11,8 +11,9 @@ Three flavours answer ``qstat`` differently; the flavour is found once, lazily, 
   ``qstat -f`` text; states Q/R/C only, no exit status; an unknown id prints nothing and
   exits 153. The wrappers' ``qsub`` ignores ``#PBS -o/-e``, so they go on the command line.
 
-The final states C and F say nothing about success: the exit status decides, and where
-there is none the job's own exit-code file does (see :mod:`cluster.queue`).
+The final states C and F say nothing about success: the exit status decides. Where there
+is none (the wrappers), such a job is shown UNKNOWN and :func:`cluster.queue.outcome`
+decides from the job's own exit-code file and, on the wrappers, Slurm's accounting.
 """
 from __future__ import annotations
 
@@ -209,15 +210,6 @@ def _short(job_id: str) -> str:
     return job_id.split('.', 1)[0]
 
 
-def _read_code(path: str) -> Optional[int]:
-    """The exit code a job script wrote, or None when the file is missing or partial."""
-    try:
-        with open(path) as handle:
-            return int(handle.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def _unknown_id(result) -> bool:
     code, out, err = result
     return code == UNKNOWN_JOB_EXIT or 'unknown job id' in (out + err).lower()
@@ -252,8 +244,8 @@ class Torque(BatchSystem):
         self._flavour: Optional[str] = None
         #: ids this instance cancelled: their C/F state means cancelled
         self._cancelled: Set[str] = set()
-        #: files of the jobs this instance submitted, for exit codes qstat does not show
-        self._files: Dict[str, JobFiles] = {}
+        #: Slurm under the wrappers, for its accounting (see :meth:`final_info`)
+        self._slurm: Optional[BatchSystem] = None
 
     # flavour -------------------------------------------------------------------------------
     @property
@@ -303,7 +295,6 @@ class Torque(BatchSystem):
         job_id = submit_once(self.runner, argv, name, _parse_qsub, self._find,
                              timeout=self.status_timeout, deadline=self.lookup_deadline,
                              backoff=self.backoff, hint=f'qstat -f (Job_Name = {name})')
-        self._files[_short(job_id)] = files
         logger.debug('qsub %s -> %s', files.submission, job_id)
         return job_id
 
@@ -366,45 +357,39 @@ class Torque(BatchSystem):
         return found
 
     def _marked(self, jobs: Dict[str, JobInfo]) -> Dict[str, JobInfo]:
-        """Apply what this instance knows: its cancellations and its jobs' exit-code files.
-
-        A finished job whose exit status qstat does not show (the wrappers never do) gets
-        it from the job's exit-code file; while that file is missing it stays UNKNOWN.
-        """
-        need_code: Dict[str, JobInfo] = {}
+        """Apply what this instance knows (its cancellations), and show a finished job
+        whose exit status qstat does not give (the wrappers never do) as UNKNOWN: its
+        outcome is decided by :func:`cluster.queue.outcome`, from the job's exit-code
+        file and :meth:`final_info`."""
         for job_id, info in jobs.items():
-            short = _short(job_id)
-            if short in self._cancelled and info.state.final \
+            if _short(job_id) in self._cancelled and info.state.final \
                     and info.state is not State.TIMEOUT:
                 info.state = State.CANCELLED
                 info.reason = info.reason or 'cancelled with qdel'
-            elif info.state is State.COMPLETED and info.exitcode is None and short in self._files:
-                need_code[self._files[short].exitcode] = info
-        codes = self._read_codes(list(need_code)) if need_code else {}
-        for path, info in need_code.items():
-            code = codes.get(path)
-            if code is None:
+            elif info.state is State.COMPLETED and info.exitcode is None:
                 info.state = State.UNKNOWN
-                info.reason = 'finished; exit status not known yet'
-            else:
-                info.exitcode = code
-                info.state = State.COMPLETED if code == 0 else State.FAILED
+                info.reason = 'finished; qstat shows no exit status'
         return jobs
 
-    def _read_codes(self, paths: List[str]) -> Dict[str, int]:
-        """Exit codes the job scripts wrote: read directly here, through the runner (one
-        ``grep -H`` for all files) when the runner is remote. Missing files are left out."""
-        if self.runner is local_runner:
-            found = {path: _read_code(path) for path in paths}
-            return {path: code for path, code in found.items() if code is not None}
-        _, out, _ = self.runner(['grep', '-H', '', *paths], stdin=None,
-                                timeout=self.status_timeout)
-        codes: Dict[str, int] = {}
-        for line in out.splitlines():
-            path, _, text = line.rpartition(':')
-            if path in paths and text.strip().lstrip('-').isdigit():
-                codes[path] = int(text.strip())
-        return codes
+    def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
+        """On Slurm's Torque wrappers, Slurm's accounting (``sacct``) for the jobs: it
+        knows the exit code and the state (cancelled, timeout...) that the wrappers'
+        qstat hides. Empty elsewhere, or where there is no ``sacct``."""
+        if self.flavour != 'wrapper' or not job_ids:
+            return {}
+        if self._slurm is None:
+            from .slurm import Slurm
+            self._slurm = Slurm(self.runner)
+        by_short = {_short(str(i)): str(i) for i in job_ids}
+        found = self._slurm.final_info(list(by_short))
+        answer = {}
+        for short, info in found.items():
+            info.id = by_short[short]
+            if short in self._cancelled and info.state.final \
+                    and info.state is not State.TIMEOUT:
+                info.state = State.CANCELLED
+            answer[info.id] = info
+        return answer
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """``qdel`` the jobs; an id that is already finished or gone is not an error."""
