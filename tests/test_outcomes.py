@@ -100,9 +100,10 @@ def test_dependent_of_a_failed_job_is_cancelled_everywhere(backend, in_tmp):
 
 
 @pytest.mark.slurm
-def test_job_that_can_never_start_fails_with_the_reason(in_tmp):
+def test_job_that_can_never_start_fails_with_the_reason(in_tmp, request):
     _require_slurm('slurm')
     job = cluster.submit('echo never', qtype='slurm', cores=16)  # the node has 2
+    request.addfinalizer(lambda: subprocess.run(['scancel', job.id]))  # even on failure
     code, _, _ = job.get(timeout=60)
     assert code is None and job.info.state is State.FAILED
     assert 'PartitionConfig' in job.info.reason and 'never start' in job.info.reason

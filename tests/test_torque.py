@@ -301,8 +301,12 @@ def torque(tmp_path, monkeypatch):
     return Torque()
 
 
-def wait_done(system, job_id, timeout=60):
-    return wait_for(system, job_id, lambda info: info.state.final, timeout, accounting=False)
+def wait_done(system, job_id, timeout=60, files=None):
+    """The job's outcome, decided where the package decides it: by a Watcher (qstat, the
+    job's exit-code file, and Slurm's accounting under the wrappers)."""
+    watcher = Watcher(system, getpass.getuser(), interval=0.2)
+    watcher.track(job_id, files)
+    return watcher.wait([job_id], timeout)[job_id]
 
 
 @pytest.mark.torque
@@ -313,7 +317,7 @@ def test_live_submit_status_and_exit_code(torque, tmp_path):
     assert torque.flavour == 'wrapper'
     assert torque.statuses([job_id])[job_id].name == 'hello'
     assert job_id in torque.statuses(None, user=getpass.getuser())
-    info = wait_done(torque, job_id)
+    info = wait_done(torque, job_id, files=files)
     assert (info.state, info.exitcode) == (State.FAILED, 3)
     assert open(files.outfile).read() == 'hi\n'  # -o/-e on the command line were obeyed
     assert open(files.errfile).read() == 'oops\n'
@@ -326,7 +330,7 @@ def test_live_success_and_dependency_order(torque, tmp_path):
     second = write_job(torque, str(tmp_path), 'second', f'echo second >> {log}')
     first_id = torque.submit(first, [], submit_options(first))
     second_id = torque.submit(second, [first_id], submit_options(second))
-    info = wait_done(torque, second_id)
+    info = wait_done(torque, second_id, files=second)
     assert (info.state, info.exitcode) == (State.COMPLETED, 0)
     assert log.read_text() == 'first\nsecond\n'
 
@@ -355,7 +359,7 @@ def test_live_nothing_executes_by_accident(torque, tmp_path):
     files = write_job(torque, str(tmp_path), 'quoted',
                       f'printf "%s" {shlex.quote(evil)} > {shlex.quote(str(out))}')
     job_id = torque.submit(files, [], submit_options(files))
-    assert wait_done(torque, job_id).state is State.COMPLETED
+    assert wait_done(torque, job_id, files=files).state is State.COMPLETED
     assert out.read_text() == evil
     assert wait_file(files.exitcode).strip() == '0'
     assert not any(p.name.startswith('PWNED') for p in tmp_path.iterdir())
