@@ -168,8 +168,9 @@ def worker_main(task_fd: int, result_fd: int, lifeline_fd: int) -> None:
             message = tasks.recv_bytes()
         except (EOFError, OSError):
             return
-        results.send_bytes(_run_task(message, functions))
-        os.chdir(WORKER_HOME)  # a job's chdir must not leak into the next job
+        answer = _run_task(message, functions)
+        os.chdir(WORKER_HOME)  # before answering: a job's directory may go once it ended
+        results.send_bytes(answer)
 
 
 def _watch_parent(lifeline_fd: int) -> None:
