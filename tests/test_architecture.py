@@ -253,7 +253,6 @@ def test_no_import_cycles():
     _check(find_cycles(MODULES))
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_YET)
 def test_xenon_backend_imports_nothing_from_cluster():
     _check(find_cluster_imports(MODULES))
 

@@ -6,14 +6,14 @@ import importlib
 from types import ModuleType
 from typing import Tuple
 
+from .exceptions import XenonServerError
+
 BUILD_HINT = 'run `python -m xenon_backend.build`'  # same words as build.BUILD_HINT
 
 
 @functools.lru_cache(maxsize=None)
 def modules() -> Tuple[ModuleType, ModuleType]:
     """``(xenon_pb2, xenon_pb2_grpc)``; :class:`XenonServerError` when they cannot be imported."""
-    from .exceptions import XenonServerError
-
     try:
         pb2 = importlib.import_module('xenon_backend.proto.xenon_pb2')
         pb2_grpc = importlib.import_module('xenon_backend.proto.xenon_pb2_grpc')

@@ -32,7 +32,10 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from importlib.metadata import version
 from typing import IO, Dict, List, Optional, Tuple
+
+from ._paths import user_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +55,6 @@ BUILD_HINT = 'run `python -m xenon_backend.build`'
 
 class BuildError(RuntimeError):
     """The jar, the proto or the stubs cannot be produced or found."""
-
-
-def user_data_dir() -> Path:
-    """Per-user data directory of the project (platformdirs' ``user_data_dir('cluster')``:
-    ``$XDG_DATA_HOME/cluster`` or ``~/.local/share/cluster`` on Linux)."""
-    try:
-        from platformdirs import user_data_dir as platform_dir
-    except ImportError:  # a build environment without it: the same place on Linux
-        base = os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'),
-                                                               '.local', 'share')
-        return Path(base) / 'cluster'
-    return Path(platform_dir('cluster', appauthor=False))
 
 
 class JarMissing(BuildError):
@@ -214,7 +205,6 @@ def extract_proto(jar: Path, target: Optional[Path] = None) -> Path:
 
 def _tools_version() -> str:
     try:
-        from importlib.metadata import version
         return version('grpcio-tools')
     except Exception:  # noqa: BLE001 - not installed, or no metadata
         return 'unknown'
@@ -242,7 +232,7 @@ def generate_stubs(proto: Optional[Path] = None, out_dir: Path = STUB_DIR,
     if not force and stubs_current(proto, out_dir):
         return out_dir
     try:
-        from grpc_tools import protoc
+        from grpc_tools import protoc  # optional: grpcio-tools (only to make the stubs)
     except ImportError:
         raise BuildError('grpcio-tools is needed to generate the stubs: '
                          'pip install grpcio-tools') from None

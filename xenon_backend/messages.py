@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from typing import Any, Dict, FrozenSet, List, Optional, Union
 
 from . import _stubs
+from . import exceptions as exc
 
 
 class Path(PurePosixPath):
@@ -224,7 +225,6 @@ class CopyStatus:
     @property
     def error(self) -> Optional[Exception]:
         """The copy's failure as an exception (None when it did not fail)."""
-        from . import exceptions as exc
         classes = {self.ErrorType.NOT_FOUND: exc.NoSuchPathException,
                    self.ErrorType.CANCELLED: exc.CopyCancelledException,
                    self.ErrorType.ALREADY_EXISTS: exc.PathAlreadyExistsException,
@@ -324,7 +324,6 @@ class JobStatus:
     @property
     def error(self) -> Optional[Exception]:
         """The job's failure to run as an exception (None when there is none)."""
-        from . import exceptions as exc
         classes = {self.ErrorType.NOT_FOUND: exc.NoSuchJobException,
                    self.ErrorType.CANCELLED: exc.JobCanceledException,
                    self.ErrorType.NOT_CONNECTED: exc.NotConnectedException}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, NamedTuple, Optional,
+from typing import (Any, Dict, Iterable, Iterator, List, NamedTuple, Optional,
                     Sequence, Tuple)
 
 import grpc
@@ -25,10 +25,8 @@ from .credentials import Credential
 from .exceptions import DeadlineExceededException, XenonException
 from .messages import (InteractiveOutput, Job, JobDescription, JobStatus, QueueStatus,
                        SchedulerAdaptorDescription)
+from .filesystem import FileSystem
 from .server import Server
-
-if TYPE_CHECKING:
-    from .filesystem import FileSystem
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +314,6 @@ class Scheduler(Handle):
 
     def get_file_system(self) -> 'FileSystem':
         """The filesystem this scheduler uses (for ssh: an sftp filesystem on the same host)."""
-        from .filesystem import FileSystem
         return FileSystem(self._call('getFileSystem', method='get_file_system').id, self.server,
                           self.timeout)
 

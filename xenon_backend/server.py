@@ -16,10 +16,7 @@ import atexit
 import collections
 import logging
 import os
-import re
-import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -32,58 +29,14 @@ from . import _stubs
 from ._stubs import BUILD_HINT
 from .exceptions import (DeadlineExceededException, XenonException, XenonServerError,
                          make_exception)
+from ._jvm import JAVA_HINT, find_java, free_port, line_level, port_open, verbosity, watchdog
 from .tls import TlsFiles, ensure_certificates
 
 logger = logging.getLogger(__name__)
 jvm_logger = logging.getLogger(__name__ + '.jvm')
 
-JAVA_HINT = 'install java: apt-get install default-jre-headless'
 HOST = 'localhost'
 START_TIMEOUT = 60.0
-_JVM_LEVEL = re.compile(r'\b(TRACE|DEBUG|INFO|WARN|ERROR)\b')
-_LEVELS = {'TRACE': logging.DEBUG, 'DEBUG': logging.DEBUG, 'INFO': logging.INFO,
-           'WARN': logging.WARNING, 'ERROR': logging.ERROR}
-_VERBOSITY = {'DEBUG': ['-vvv'], 'INFO': ['-v']}
-
-
-def find_java() -> str:
-    """Path of the ``java`` program (``$JAVA_HOME/bin/java`` or on PATH)."""
-    java_home = os.environ.get('JAVA_HOME')
-    if java_home and os.access(os.path.join(java_home, 'bin', 'java'), os.X_OK):
-        return os.path.join(java_home, 'bin', 'java')
-    java = shutil.which('java')
-    if not java:
-        raise XenonServerError('find_java', None, f'java is not installed: {JAVA_HINT}')
-    return java
-
-
-def free_port() -> int:
-    """A TCP port that is free on this machine right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('', 0))
-        return sock.getsockname()[1]
-
-
-def _watchdog(group: int) -> subprocess.Popen:
-    """A shell that kills process group ``group`` once this process is gone.
-
-    It reads a pipe that only this process holds open, so it sees end-of-file however
-    this process ends, SIGKILL included (atexit handlers do not run then). Children
-    forked meanwhile hold the pipe too: the JVM then ends with the last of them.
-    """
-    script = f'while read -r _; do :; done; kill -KILL -{group}'  # dash: no '--'
-    return subprocess.Popen(['/bin/sh', '-c', script], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
-def port_open(port: int, host: str = '127.0.0.1', timeout: float = 0.5) -> bool:
-    """True when something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 class Server:
@@ -157,7 +110,7 @@ class Server:
         except BuildError as exc:
             raise XenonServerError('start', None, str(exc)) from None
         argv = [find_java(), *self.java_options, '-jar', str(jar), '--port', str(self.port)]
-        argv += _VERBOSITY.get(logging.getLevelName(self.log_level), [])
+        argv += verbosity(self.log_level)
         if self._tls is not None:
             argv += ['--server-cert-chain', str(self._tls.server_cert),
                      '--server-private-key', str(self._tls.server_key),
@@ -168,7 +121,7 @@ class Server:
         logger.info('started xenon-grpc (pid %s) on port %s%s', self.process.pid, self.port,
                     '' if self._tls else ' WITHOUT TLS')
         if watch:
-            self._watchdog = _watchdog(self.process.pid)
+            self._watchdog = watchdog(self.process.pid)
         reader = threading.Thread(target=self._forward_output, args=(self.process,),
                                   name=f'xenon-grpc-{self.port}-output', daemon=True)
         reader.start()
@@ -217,10 +170,7 @@ class Server:
             if not line:
                 continue
             self.output_tail.append(line)
-            match = _JVM_LEVEL.search(line)
-            level = _LEVELS[match.group(1)] if match else logging.INFO
-            if 'Server started' in line:  # logged at ERROR by xenon-grpc; it is news, not an error
-                level = logging.INFO
+            level = line_level(line)
             if level >= self.log_level:
                 jvm_logger.log(level, '%s', line)
 
@@ -401,5 +351,6 @@ def shutdown() -> None:
         _default = None
 
 
-__all__ = ['Server', 'init', 'default_server', 'shutdown', 'find_java', 'JAVA_HINT',
+__all__ = ['Server', 'init', 'default_server', 'shutdown', 'find_java', 'free_port', 'port_open',
+           'JAVA_HINT',
            'BUILD_HINT']

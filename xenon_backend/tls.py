@@ -18,10 +18,14 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from ._paths import user_data_dir
+from .exceptions import XenonServerError
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,6 @@ def default_tls_dir() -> Path:
     """Directory of the user's certificate set."""
     if os.environ.get(TLS_DIR_ENV):
         return Path(os.environ[TLS_DIR_ENV]).expanduser()
-    from .build import user_data_dir
     return user_data_dir() / 'xenon-tls'
 
 
@@ -75,8 +78,6 @@ def ensure_certificates(directory: Optional[Path] = None) -> TlsFiles:
     Raises :class:`XenonServerError` when the directory is not private to the user
     or ``openssl`` fails.
     """
-    from .exceptions import XenonServerError
-
     files = TlsFiles(Path(directory) if directory else default_tls_dir())
     if files.complete():
         _check_private(files.directory)
@@ -101,8 +102,6 @@ def ensure_certificates(directory: Optional[Path] = None) -> TlsFiles:
 
 def _refuse_foreign(directory: Path) -> None:
     """Refuse an incomplete directory that this package did not make (and that is not empty)."""
-    from .exceptions import XenonServerError
-
     if not directory.exists() or (directory / MARKER).is_file():
         return
     if not directory.is_dir():
@@ -136,8 +135,6 @@ def _install_set(work: Path, files: TlsFiles) -> None:
 
 
 def _check_private(directory: Path) -> None:
-    from .exceptions import XenonServerError
-
     info = directory.stat()
     if info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise XenonServerError('ensure_certificates', None,
@@ -145,15 +142,21 @@ def _check_private(directory: Path) -> None:
                                f'(it is {oct(info.st_mode & 0o777)}): it holds private keys')
 
 
-def _openssl(*args: str) -> None:
-    from cluster.run import cmd
-    from .exceptions import XenonServerError
-
-    code, out, err = cmd(['openssl', *args], timeout=120)
-    if code != 0:
-        hint = ' (install it: apt-get install openssl)' if code == 127 else ''
+def _openssl(*args: str, timeout: float = 120) -> None:
+    """Run ``openssl args`` (no shell); a failure, a missing openssl or a timeout raises."""
+    try:
+        proc = subprocess.run(['openssl', *args], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise XenonServerError('openssl', None, 'openssl is not installed: '
+                                                'apt-get install openssl') from None
+    except subprocess.TimeoutExpired:
+        raise XenonServerError('openssl', None, f'openssl {args[0]} did not finish within '
+                                                f'{timeout:.0f} s') from None
+    if proc.returncode != 0:
         raise XenonServerError('openssl', None, f'openssl {args[0]} failed with exit code '
-                                                f'{code}{hint}: {(err or out).strip()}')
+                                                f'{proc.returncode}: '
+                                                f'{(proc.stderr or proc.stdout).strip()}')
 
 
 def _make_set(work: Path) -> None:
