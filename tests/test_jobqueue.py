@@ -469,7 +469,7 @@ def test_workers_that_cannot_start_fail_the_jobs_instead_of_hanging(monkeypatch)
         def __init__(self, *args, **kwargs):
             added.wait(DEADLINE)  # fail once the job is queued
             raise OSError(11, 'Resource temporarily unavailable')
-    monkeypatch.setattr('cluster._jobqueue_dispatch.WorkerProcess', NoFork)
+    monkeypatch.setattr('cluster.jobqueue.dispatch.WorkerProcess', NoFork)
     q = JobQueue(1)
     try:
         job = q.add(add, (1,))

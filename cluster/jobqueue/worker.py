@@ -35,7 +35,7 @@ import weakref
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from .errors import JobError
+from ..errors import JobError
 
 logger = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class WorkerProcess:
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
         life_r, self.lifeline = os.pipe()
-        boot = (f'import sys; sys.path[:0] = {paths!r}; from cluster._jobqueue_worker '
+        boot = (f'import sys; sys.path[:0] = {paths!r}; from cluster.jobqueue.worker '
                 f'import worker_main; worker_main({task_r}, {result_w}, {life_r})')
         try:
             # a long-lived worker, not a command to run to completion: hence Popen, not run.cmd

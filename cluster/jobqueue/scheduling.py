@@ -21,11 +21,11 @@ import heapq
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
-from .batch import State
+from ..batch import State
 
 if TYPE_CHECKING:
-    from ._jobqueue_worker import WorkerProcess
-    from .jobqueue import Job
+    from .core import Job
+    from .worker import WorkerProcess
 
 
 class Schedule:

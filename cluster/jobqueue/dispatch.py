@@ -4,7 +4,7 @@ Callers add jobs to the queue's inbox and wake the thread through a pipe; it blo
 :func:`multiprocessing.connection.wait` on that pipe, the workers' result pipes and their
 process sentinels (pidfds), so results and worker deaths are seen at once, without polling
 sleeps. Each pass settles what arrived, admits the inbox, lets the
-:class:`~cluster._jobqueue_scheduling.Schedule` pick what starts, and sends those tasks.
+:class:`~cluster.jobqueue.scheduling.Schedule` pick what starts, and sends those tasks.
 A worker that dies fails its job (or cancels it, when asked) and is replaced; three
 workers in a row that die before saying hello break the queue.
 """
@@ -21,11 +21,11 @@ import time
 from multiprocessing.connection import wait as wait_ready
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
-from ._jobqueue_worker import WorkerProcess, current_dir
-from .batch import State
+from ..batch import State
+from .worker import WorkerProcess, current_dir
 
 if TYPE_CHECKING:
-    from .jobqueue import Job, JobQueue
+    from .core import Job, JobQueue
 
 logger = logging.getLogger(__name__)
 
