@@ -13,6 +13,8 @@ import getpass
 import logging
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Dict, Iterable, List, Optional, Set, Union
 
 from . import batch
@@ -111,7 +113,7 @@ class Watcher:
         self._polled_at = float('-inf')
         self._failures = 0
         self._lock = threading.Lock()       # guards the dictionaries
-        self._poll_lock = threading.Lock()  # one poll at a time
+        self._poll_call: Optional[Future] = None  # the poll under way, in a thread of its own
         self._in_flight = 0                 # submit() returned, submit command running
         self._landed = threading.Condition(self._lock)
 
@@ -170,29 +172,43 @@ class Watcher:
     def refresh(self, force: bool = False, deadline: Optional[float] = None) -> None:
         """Poll unless the last poll is younger than the interval; threads share one poll.
 
-        With ``deadline`` (a ``time.monotonic()`` value) it waits no longer than that for
-        a poll under way in another thread, or for a submission under way.
+        The status command runs in a thread of its own, so that with ``deadline`` (a
+        ``time.monotonic()`` value) the caller waits no longer than that, even behind a
+        status command that hangs: its answer is kept when it comes. A poll's error
+        reaches every caller waiting for it.
         """
         if not force and time.monotonic() - self._polled_at < self.interval:
             return
-        started = time.monotonic()
-        if not self._poll_lock.acquire(timeout=_left(deadline, -1)):
-            return  # another thread's poll outlasted the deadline
-        try:
-            if self._polled_at >= started or (
-                    not force and time.monotonic() - self._polled_at < self.interval):
-                return  # another thread polled while this one waited
-            if not getattr(_THREAD, 'submitting', False):
-                with self._lock:
-                    self._landed.wait_for(lambda: self._in_flight == 0, _left(deadline))
-            delay = 0.0
+        asked = time.monotonic()
+        if not getattr(_THREAD, 'submitting', False):
+            with self._lock:
+                self._landed.wait_for(lambda: self._in_flight == 0, _left(deadline))
+        while True:
+            with self._lock:
+                if self._polled_at >= asked or (
+                        not force and time.monotonic() - self._polled_at < self.interval):
+                    return  # a poll that ended since the call answers it
+                call = self._poll_call
+                if call is None or call.done():
+                    call = self._poll_call = Future()
+                    threading.Thread(target=self._poll_into, args=(call,), daemon=True,
+                                     name=f'cluster-poll-{self.system.name}').start()
             try:
-                delay = self._poll()
-            finally:
-                # after a failed poll, the next one waits for the backoff, not the interval
-                self._polled_at = time.monotonic() + delay
-        finally:
-            self._poll_lock.release()
+                call.result(timeout=_left(deadline))
+            except FutureTimeout:
+                return  # the poll goes on; the caller's deadline has come
+
+    def _poll_into(self, call: Future) -> None:
+        """Run one poll and settle ``call`` with its outcome (in the poll's thread)."""
+        try:
+            delay = self._poll()
+        except BaseException as exc:  # handed to every waiting caller
+            self._polled_at = time.monotonic()
+            call.set_exception(exc)
+        else:
+            # after a failed status command, the next poll waits for the backoff
+            self._polled_at = time.monotonic() + delay
+            call.set_result(None)
 
     def _backoff(self) -> float:
         """Seconds to wait before polling again after a failed poll."""

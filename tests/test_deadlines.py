@@ -67,6 +67,38 @@ def test_deadline_holds_behind_a_hung_sbatch(in_tmp, monkeypatch):
     assert job.get(timeout=120) == (0, 'landed\n', '')
 
 
+def _gated(command: str, bindir, gate) -> None:
+    """Put a ``command`` on PATH that waits for ``gate`` to exist, then runs the real one."""
+    import shutil
+    real = shutil.which(command)
+    bindir.mkdir(exist_ok=True)
+    wrapper = bindir / command
+    wrapper.write_text(f'#!/bin/bash\nwhile [ ! -e {gate} ]; do sleep 0.05; done\n'
+                       f'exec {real} "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+
+
+@pytest.mark.slurm
+def test_deadline_holds_behind_a_hung_status_command(in_tmp, monkeypatch):
+    """The real squeue, behind a wrapper that waits for a gate: the poll hangs."""
+    _require_slurm('slurm')
+    gate = in_tmp / 'gate'
+    job = cluster.submit('sleep 30', qtype='slurm')
+    assert job.id
+    _gated('squeue', in_tmp / 'bin', gate)
+    monkeypatch.setenv('PATH', f'{in_tmp / "bin"}:{os.environ["PATH"]}')
+    try:
+        for call in (job.wait, job.get, lambda timeout: cluster.wait([job], timeout)):
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                call(timeout=0.5)
+            assert time.monotonic() - started < 1.3  # not held by the hung squeue
+    finally:
+        gate.touch()
+    job.cancel()
+    assert job.wait(timeout=120) is False  # the poll's answer arrives once it can
+
+
 @pytest.mark.slurm
 def test_a_finished_job_is_never_polled_again(in_tmp, monkeypatch):
     _require_slurm('slurm')
