@@ -21,7 +21,8 @@ from typing import List, NamedTuple, Optional
 
 import pytest
 
-from cluster import _ini, config_file
+from cluster import config_file
+from cluster.config_file import ini as _ini
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [ROOT / 'README.md', *sorted((ROOT / 'docs').rglob('*.rst'))]
@@ -275,7 +276,8 @@ def test_the_example_config_runs_a_job_with_each_profile_on_slurm(tmp_path):
     env = dict(run_env(tmp_path, 'slurm'), CLUSTER_CONFIG=str(config))
     code = textwrap.dedent('''
         import cluster, sys
-        from cluster import _ini, config_file
+        from cluster import config_file
+        from cluster.config_file import ini as _ini
         names = sorted(config_file.get_profile())
         local = [n for n in names if config_file.get_profile(n).remote is None]
         remote = [n for n in names if n not in local]

@@ -481,5 +481,5 @@ def test_torque_wrapper_reads_the_torque_header(tmp_path):
 
 def test_docstring_examples_hold():
     import doctest
-    result = doctest.testmod(options)
+    result = doctest.testmod(options.table)
     assert result.attempted >= 4 and result.failed == 0

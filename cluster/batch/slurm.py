@@ -92,7 +92,7 @@ SACCT_FIELDS = 'JobID,State,ExitCode,Reason,User,NodeList,Start,End'
 
 def warn_rounded_time(limit: Any, name: str) -> None:
     """Slurm counts time limits in whole minutes: say so when ``HH:MM:SS`` has seconds."""
-    from ..option_values import BadValue, hms_time
+    from ..options.values import BadValue, hms_time
     try:
         hours, minutes, seconds = (int(part) for part in hms_time(limit).split(':'))
     except (BadValue, ValueError, TypeError):

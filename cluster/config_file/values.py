@@ -12,7 +12,7 @@ import re
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
-from .errors import OptionError
+from ..errors import OptionError
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import logging
 import re
 from typing import List, Optional, Tuple
 
-from .errors import OptionError
-from .options import GROUPS, LIST_SEPARATOR, OPTIONS, PREFIX, QTYPES, Option
+from ..errors import OptionError
+from .table import GROUPS, LIST_SEPARATOR, OPTIONS, PREFIX, QTYPES, Option
 
 logger = logging.getLogger(__name__)
 

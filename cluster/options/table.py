@@ -36,9 +36,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from . import option_values as values
-from .errors import OptionError
-from .script import DEFAULT_SUFFIX
+from . import values
+from ..errors import OptionError
+from ..script import DEFAULT_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def check_arguments(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
 
 def _qtype(qtype: Optional[str]) -> str:
     if qtype is None:
-        from . import batch
+        from .. import batch
         return batch.detect()
     if qtype not in QTYPES:
         raise OptionError(f'unknown qtype {qtype!r}; known: {", ".join(QTYPES)}')
@@ -357,13 +357,3 @@ def options_to_string(option_dict: Mapping[str, Any], qtype: Optional[str] = Non
             lines.append(text)
     return '\n'.join(lines)
 
-
-def option_help(qtype: Optional[str] = None, mode: str = 'string') -> Optional[str]:
-    """Describe every keyword option; see :func:`cluster.option_docs.option_help`.
-
-    ``qtype`` limits the formats shown to one system (None: all of them). ``mode`` is
-    'string' (return a readable listing), 'print' (print it, return None), 'table'
-    (return a reStructuredText table) or 'markdown' (return a Markdown table).
-    """
-    from .option_docs import option_help as render  # lazy: option_docs imports this module
-    return render(qtype, mode)

@@ -1,0 +1,57 @@
+"""The config file in use: its path, its cached parse, locked edits, the built-in settings.
+
+The file is ``$CLUSTER_CONFIG`` when that is set (looked up at every call), else
+``~/.cluster``; :mod:`cluster.config_file.ini` parses, locks and rewrites it.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from typing import Any, Callable, Dict, List
+
+from . import ini
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = 'CLUSTER_CONFIG'
+DEFAULT_PATH = '~/.cluster'
+PROFILE_PREFIX = 'profile.'
+
+#: built-in settings, used when the file lacks them (never written on their own)
+DEFAULTS: Dict[str, Dict[str, Any]] = {
+    'queue': {'max_queue_len': 1000, 'queue_update': 2, 'sleep_len': 1},
+    'jobqueue': {'cores': None},
+}
+_SECTIONS_TEXT = '[queue], [jobqueue], [profile.NAME]'
+
+
+def config_path() -> str:
+    """The config file in use: ``$CLUSTER_CONFIG`` if set, else ``~/.cluster``."""
+    return os.path.abspath(os.path.expanduser(os.environ.get(ENV_VAR) or DEFAULT_PATH))
+
+
+_warned: Dict[str, Any] = {}
+
+
+def _state() -> ini.State:
+    """The config file in use, parsed (cached until it changes); warns of stray sections."""
+    state = ini.read(os.path.realpath(config_path()))
+    if _warned.get(state.path) is not state:
+        _warned[state.path] = state
+        for section in state.raw:
+            if section not in DEFAULTS and not section.startswith(PROFILE_PREFIX):
+                logger.warning('%s: section [%s] is not used by cluster (sections: %s); '
+                               'a profile is named [%s%s]', state.where(section),
+                               section, _SECTIONS_TEXT, PROFILE_PREFIX, section)
+    return state
+
+
+def _modify(plan: Callable[[ini.State], List[ini.Edit]]) -> ini.State:
+    """Edit the config file in use under its lock (see :func:`cluster.config_file.ini.modify`)."""
+    return ini.modify(os.path.realpath(config_path()), plan)
+
+
+def _close(word: str, choices: List[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    return f' (did you mean {" or ".join(map(repr, close))}?)' if close else ''
