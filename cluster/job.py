@@ -19,9 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from . import batch, function, queue
+from . import batch, queue
 from .batch import JobInfo, State
 from .errors import ClusterError, JobError, SubmissionUnknown
+from .payload import function
 from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script
 from .storage import LocalStore, remove_local
 

@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO, Dict, List, Optional, Union
 
-from . import _runner
 from .errors import StorageError
+from .payload import runner as _runner
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def write_error(path: str, exc: OSError) -> StorageError:
 
 def write_atomic(path: str, data: Union[str, bytes, BinaryIO], mode: int = 0o600) -> None:
     """Write ``data`` (str, bytes, or a binary file read in chunks) to ``path``
-    atomically (see :func:`cluster._runner.write_atomic`: temporary file, fsync, rename,
+    atomically (see :func:`cluster.payload.runner.write_atomic`: temporary file, fsync, rename,
     never through a symlink); a failure is a :class:`~cluster.errors.StorageError`
     naming the path."""
     try:

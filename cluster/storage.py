@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 class LocalStore:
     """The batch system reads and writes this machine's files directly."""
 
-    #: True when function payloads must travel to another machine (see cluster.function)
+    #: True when function payloads must travel to another machine (see cluster.payload.function)
     portable = False
     #: the Python that runs function jobs (None: this one)
     python: Optional[str] = None
@@ -47,7 +47,7 @@ class LocalStore:
 
     def check_private(self, files: JobFiles, target_path: str) -> None:
         """Refuse a target file others could have written (locally the reader checks the
-        open file itself: :func:`cluster._runner.open_private`)."""
+        open file itself: :func:`cluster.payload.runner.open_private`)."""
 
     def push(self, files: JobFiles, target_paths: Iterable[str]) -> None:
         """Send freshly written local files to their targets."""

@@ -18,7 +18,7 @@ import textwrap
 import pytest
 
 import cluster
-from cluster import _runner
+from cluster.payload import runner as _runner
 from cluster.errors import ClusterError, JobError
 from conftest import require
 
@@ -209,7 +209,7 @@ def test_a_payload_behind_a_symlink_is_refused(in_tmp):
 def test_a_payload_that_is_a_fifo_is_refused_without_blocking(in_tmp):
     fifo = in_tmp / 'payload.pickle.in'
     os.mkfifo(fifo, 0o600)
-    code = (f'import cluster._runner as r\ntry:\n    r.load_call({str(fifo)!r})\n'
+    code = (f'import cluster.payload.runner as r\ntry:\n    r.load_call({str(fifo)!r})\n'
             f'except r.UnsafeFileError as exc:\n    print(exc)\n')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=DEADLINE)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from typing import Dict, Mapping, Optional, Sequence
 
-from .. import function
+from ..payload import function
 from ..errors import JobError, SubmissionError
 from ..script import JobFiles, write_atomic
 from . import BatchSystem, JobInfo

@@ -19,8 +19,8 @@ import re
 import threading
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from .._runner import write_atomic
 from ..errors import ConfigError
+from ..payload.runner import write_atomic
 
 logger = logging.getLogger(__name__)
 

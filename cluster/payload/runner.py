@@ -1,6 +1,6 @@
 """Runs one function job: the file a node executes, and what local workers call.
 
-This module needs only the standard library and dill, because ``cluster.function``
+This module needs only the standard library and dill, because :mod:`cluster.payload.function`
 copies its source verbatim into ``<name>_func.<suffix>.py`` next to the payload, so
 that a node (or a remote host) without ``cluster`` installed can run it::
 

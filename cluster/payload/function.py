@@ -2,7 +2,7 @@
 
 ``write_payload`` pickles a function with its arguments (mode 0600, atomically) and
 writes the runner beside it; ``read_result`` returns the value or re-raises the remote exception
-with the remote traceback attached. The runner itself is :mod:`cluster._runner`.
+with the remote traceback attached. The runner itself is :mod:`cluster.payload.runner`.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import sys
 import sysconfig
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from . import _runner
-from .errors import JobError
-from .script import JobFiles, write_atomic
+from ..errors import JobError
+from ..script import JobFiles, write_atomic
+from . import runner as _runner
 
 logger = logging.getLogger(__name__)
 
