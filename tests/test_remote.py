@@ -21,7 +21,8 @@ import time
 import pytest
 
 import cluster
-from cluster import config_file, function, remote
+from cluster import config_file, remote
+from cluster.payload import function
 from cluster.batch import State
 from cluster.remote import (AuthenticationError, HostKeyError, HostUnreachableError,
                             RemotePathError, RemotePythonError)
