@@ -4,10 +4,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import config_file
+from .demo import run_demo
 from .errors import ClusterError
+from .job import Job, clean_dir
+from .options import option_help
+from .queue import Queue
 
 logger = logging.getLogger(__name__)
 QTYPES = ('slurm', 'torque', 'local')
@@ -35,12 +41,10 @@ def _keywords(pairs: Sequence[str]) -> Dict[str, Any]:
 
 
 def _cmd_options(args: argparse.Namespace) -> None:
-    from .options import option_help
     print(option_help(qtype=args.qtype, mode='table' if args.table else 'string'))
 
 
 def _cmd_profile(args: argparse.Namespace) -> None:
-    from . import config_file
     if args.action == 'list':
         for name, profile in sorted(config_file.get_profile().items()):
             print(f'{name}: {profile.args}')
@@ -61,7 +65,6 @@ def _cmd_profile(args: argparse.Namespace) -> None:
 
 
 def _cmd_config(args: argparse.Namespace) -> None:
-    from . import config_file
     config_file.check_setting_name(args.section, args.key)
     if args.action == 'get':
         value = config_file.get(args.section, args.key)
@@ -77,7 +80,6 @@ def _cmd_config(args: argparse.Namespace) -> None:
 
 
 def _cmd_submit(args: argparse.Namespace) -> None:
-    from .job import Job
     command = list(args.command)
     if command and command[0] == '--':
         command = command[1:]
@@ -87,7 +89,6 @@ def _cmd_submit(args: argparse.Namespace) -> None:
                          f'keyword as -k key=value (quote a value with spaces: -k "mem=4 GB")')
     if not command:
         raise ClusterError('submit needs a command after --')
-    import shlex
     text = command[0] if len(command) == 1 else ' '.join(shlex.quote(c) for c in command)
     job = Job(text, qtype=args.qtype, profile=args.profile, **_keywords(args.keyword))
     job.submit()
@@ -116,7 +117,6 @@ def _say_where(job: Any) -> None:
 
 
 def _cmd_queue(args: argparse.Namespace) -> None:
-    from .queue import Queue
     queue = Queue(user=args.user, qtype=args.qtype, profile=args.profile)
     infos = queue.queue
     details = queue.system.listing_details(list(infos)) if infos else {}
@@ -139,7 +139,6 @@ def _table(rows: List[Sequence[str]]) -> str:
 
 
 def _cmd_wait(args: argparse.Namespace) -> None:
-    from .queue import Queue
     infos = Queue(qtype=args.qtype, profile=args.profile).wait(args.ids, timeout=args.timeout)
     failed = 0
     for job_id, info in infos.items():
@@ -149,7 +148,6 @@ def _cmd_wait(args: argparse.Namespace) -> None:
 
 
 def _cmd_clean(args: argparse.Namespace) -> None:
-    from .job import clean_dir
     if not args.yes and not _interactive():
         raise UsageError('cannot ask whether to delete without a terminal: pass --yes')
     deleted = clean_dir(args.directory, suffix=args.suffix, qtype=args.qtype,
@@ -160,7 +158,6 @@ def _cmd_clean(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from .demo import run_demo
     run_demo(qtype=args.qtype, parts=args.parts, lines=args.lines, workdir=args.dir,
              keep=args.keep)
 
