@@ -17,7 +17,7 @@ from .queue import Queue
 
 logger = logging.getLogger(__name__)
 QTYPES = ('slurm', 'torque', 'local')
-DESCRIPTION = ('Write a pipeline once; run it locally, on Slurm or Torque, or on a remote '
+DESCRIPTION = ('Write a pipeline once; run it locally, on a batch system, or on a remote '
                'cluster. Commands: options, profile, config, submit, queue, wait, clean, demo.')
 
 
