@@ -35,8 +35,6 @@ from pathlib import Path
 from importlib.metadata import version
 from typing import IO, Dict, List, Optional, Tuple
 
-from ._paths import user_data_dir
-
 logger = logging.getLogger(__name__)
 
 JAR_NAME = 'xenon-grpc-3.0.1.jar'
@@ -55,6 +53,18 @@ BUILD_HINT = 'run `python -m xenon_backend.build`'
 
 class BuildError(RuntimeError):
     """The jar, the proto or the stubs cannot be produced or found."""
+
+
+def user_data_dir() -> Path:
+    """Per-user data directory of the project (platformdirs' ``user_data_dir('cluster')``:
+    ``$XDG_DATA_HOME/cluster`` or ``~/.local/share/cluster`` on Linux)."""
+    try:
+        from platformdirs import user_data_dir as platform_dir  # optional: platformdirs
+    except ImportError:  # a build environment without it: the same place on Linux
+        base = os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'),
+                                                               '.local', 'share')
+        return Path(base) / 'cluster'
+    return Path(platform_dir('cluster', appauthor=False))
 
 
 class JarMissing(BuildError):

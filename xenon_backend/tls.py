@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ._paths import user_data_dir
 from .exceptions import XenonServerError
 
 logger = logging.getLogger(__name__)
@@ -69,6 +68,7 @@ def default_tls_dir() -> Path:
     """Directory of the user's certificate set."""
     if os.environ.get(TLS_DIR_ENV):
         return Path(os.environ[TLS_DIR_ENV]).expanduser()
+    from .build import user_data_dir  # not at import: `python -m xenon_backend.build`
     return user_data_dir() / 'xenon-tls'
 
 
