@@ -9,6 +9,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import config_file
+from .batch import SYSTEMS
 from .demo import run_demo
 from .errors import ClusterError
 from .job import Job, clean_dir
@@ -16,7 +17,8 @@ from .options import option_help
 from .queue import Queue
 
 logger = logging.getLogger(__name__)
-QTYPES = ('slurm', 'torque', 'local')
+#: the ``--qtype`` choices: every system of the registry
+QTYPES = tuple(SYSTEMS)
 DESCRIPTION = ('Write a pipeline once; run it locally, on a batch system, or on a remote '
                'cluster. Commands: options, profile, config, submit, queue, wait, clean, demo.')
 

@@ -76,7 +76,7 @@ def test_every_directive_option_renders_a_line(qtype):
         if (name, value) == ('export', 'NONE') and qtype == 'torque':
             continue  # torque exports nothing by default: nothing to write
         text = option_to_string(name, value, qtype)
-        assert text.startswith(options.PREFIX[qtype] + ' '), (name, value, text)
+        assert text.startswith(batch.system_class(qtype).prefix + ' '), (name, value, text)
 
 
 def test_torque_combines_nodes_cores_features_into_one_line():

@@ -21,6 +21,7 @@ from cluster.batch import slurm as slurm_mod
 from cluster.batch.slurm import Slurm, map_state, parse_exitcode, parse_sacct, parse_squeue
 from cluster.batch import _submit as submit_mod
 from cluster.errors import CommandError, OptionError, SubmissionError, SubmissionUnknown
+from cluster.options import check_arguments
 from cluster.script import JobFiles
 
 EVERY_STATE = {
@@ -243,7 +244,7 @@ GOLDEN_OPTIONS = {'name': 'align', 'cores': 4, 'mem': '4GB', 'time': '1-02:00:00
 def test_golden_slurm_scripts():
     files = JobFiles('/data/run', 'align', qtype='slurm')
     system = Slurm(FakeRunner({}))
-    header = system.render_header(GOLDEN_OPTIONS, files)
+    header = system.render_header(check_arguments(GOLDEN_OPTIONS), files)  # as a Job does
     texts = system.render_scripts(files, header, 'echo "aligning"\nexit 0')
     assert list(texts) == ['/data/run/align.cluster.sbatch', '/data/run/align.cluster.script']
     check_golden('slurm_align.sbatch', texts[files.submission])

@@ -16,6 +16,7 @@ from conftest import require, slurm_ready
 
 from cluster.batch import State
 from cluster.batch import torque as torque_mod
+from cluster.options import check_arguments
 from cluster.batch.torque import Torque, job_info, map_state, parse_qstat_f, parse_qstat_xml
 from cluster.errors import CommandError, SubmissionError
 from cluster.queue import Watcher
@@ -273,7 +274,8 @@ GOLDEN_OPTIONS = {'name': 'align', 'nodes': 2, 'cores': 4, 'mem': '4GB', 'time':
 def test_golden_torque_script():
     files = JobFiles('/data/run', 'align', qtype='torque')
     system = Torque(FakeRunner({}))
-    texts = system.render_scripts(files, system.render_header(GOLDEN_OPTIONS, files),
+    header = system.render_header(check_arguments(GOLDEN_OPTIONS), files)  # as a Job does
+    texts = system.render_scripts(files, header,
                                   'echo "aligning"\nexit 0')
     assert list(texts) == ['/data/run/align.cluster.qsub']
     check_golden('torque_align.qsub', texts[files.submission])

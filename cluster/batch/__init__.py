@@ -1,158 +1,47 @@
-"""The batch-system seam: one small interface, one module per system, and detection.
+"""The batch-system seam: one small interface, one module per system, and the registry.
 
-Every module here (``slurm``, ``torque``, ``local``; later ``xenon``) subclasses
-:class:`BatchSystem` and implements only what differs between systems. Commands go
+Every module here (``slurm``, ``torque``, ``local``) subclasses :class:`BatchSystem`
+(:mod:`cluster.batch.base`) and holds everything that differs between systems: header
+directives and quirks, file extensions, states, submit, status and cancel. Commands go
 through the system's :attr:`BatchSystem.runner`, so one implementation serves a local
 login node and (through a remote runner) a cluster reached over SSH.
+
+:data:`SYSTEMS` is the registry: generic code (the CLI's ``--qtype`` choices, config
+validation, the keyword help, detection) reads the systems from it and never names one.
+Adding a system is one module and one line here.
 """
 from __future__ import annotations
 
-import abc
-import enum
-import importlib
 import logging
 import threading
-import time
-from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Optional, Type
 
 from .. import run
-from ..script import JobFiles
+from ..errors import OptionError
+from .base import BatchSystem, JobInfo, Runner, State, local_runner
+from .local import Local
+from .slurm import Slurm
+from .torque import Torque
 
 logger = logging.getLogger(__name__)
 
-#: runs ``argv`` (optionally feeding ``stdin``) and returns (exit_code, stdout, stderr)
-Runner = Callable[..., Tuple[int, str, str]]
+__all__ = ['BatchSystem', 'JobInfo', 'Runner', 'State', 'local_runner', 'SYSTEMS',
+           'system_class', 'get', 'detect']
 
+#: name -> class of every batch system, in the order :func:`detect` tries them; the
+#: last (local mode) needs no program and is always there
+SYSTEMS: Dict[str, Type[BatchSystem]] = {cls.name: cls for cls in (Slurm, Torque, Local)}
 
-def local_runner(argv: Sequence[str], stdin: Optional[str] = None,
-                 timeout: Optional[float] = 60) -> Tuple[int, str, str]:
-    """Run a command on this machine (the default :data:`Runner`)."""
-    return run.cmd(list(argv), stdin=stdin, timeout=timeout)
-
-
-class State(enum.Enum):
-    """The states every batch system's native codes are mapped onto."""
-
-    PENDING = 'pending'
-    RUNNING = 'running'
-    COMPLETED = 'completed'
-    FAILED = 'failed'
-    CANCELLED = 'cancelled'
-    TIMEOUT = 'timeout'
-    HELD = 'held'
-    UNKNOWN = 'unknown'
-
-    @property
-    def final(self) -> bool:
-        """True when the job will not change state any more."""
-        return self in _FINAL
-
-    def __str__(self) -> str:
-        return self.value
-
-
-_FINAL = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED, State.TIMEOUT})
-
-
-@dataclass
-class JobInfo:
-    """What a status query knows about one job; unknown fields stay None."""
-
-    id: str
-    state: State
-    exitcode: Optional[int] = None
-    name: Optional[str] = None
-    user: Optional[str] = None
-    node: Optional[str] = None
-    start: Optional[float] = None  # epoch seconds
-    end: Optional[float] = None
-    reason: Optional[str] = None
-
-
-class BatchSystem(abc.ABC):
-    """What a batch system must provide; generic logic lives in ``job.py``/``queue.py``."""
-
-    #: 'slurm', 'torque', 'local', ...
-    name: ClassVar[str]
-    #: the program whose presence on PATH means this system is available
-    submit_command: ClassVar[str] = ''
-
-    def __init__(self, runner: Runner = local_runner) -> None:
-        self.runner = runner
-
-    def available(self) -> bool:
-        """True when this system can be used (its submit command is found)."""
-        code, _, _ = self.runner(['which', self.submit_command])
-        return code == 0
-
-    def render_header(self, options: Mapping, files: JobFiles) -> List[str]:
-        """Directive lines (``#SBATCH ...``) from normalised options; may be empty.
-
-        The formats live in the option table (``cluster/options.py``); a system
-        overrides this only for what the table cannot say.
-        """
-        from ..options import options_to_string
-        return [line for line in options_to_string(options, self.name).splitlines() if line]
-
-    def render_scripts(self, files: JobFiles, header: Sequence[str], body: str) -> Dict[str, str]:
-        """Map each path to write onto its text; by default one submission script."""
-        return {files.submission: '\n'.join(['#!/bin/bash', *header, body]) + '\n'}
-
-    @abc.abstractmethod
-    def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
-               options: Optional[Mapping] = None) -> str:
-        """Submit the written job and return its id."""
-
-    @abc.abstractmethod
-    def statuses(self, job_ids: Optional[Sequence[str]] = None,
-                 user: Optional[str] = None) -> Dict[str, JobInfo]:
-        """One query for many jobs: the listed ids, or all jobs of ``user`` when ids is None.
-
-        Ids the system no longer knows are left out of the answer.
-        """
-
-    @abc.abstractmethod
-    def cancel(self, job_ids: Sequence[str]) -> None:
-        """Cancel the listed jobs."""
-
-    def block(self, job_ids: Sequence[str], timeout: float) -> bool:
-        """Wait up to ``timeout`` s for news of the listed jobs; True if some may have ended.
-
-        Real batch systems can only be polled, so the default just sleeps; the local
-        queue overrides this to wake the moment a job finishes.
-        """
-        time.sleep(max(0.0, timeout))
-        return False
-
-    def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
-        """Accounting for jobs that left the queue (e.g. ``sacct``); empty if not known."""
-        return {}
-
-    def listing_details(self, job_ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-        """For ``cluster queue``: ``{id: {'exitcode': int, 'output': path}}`` of the jobs
-        the system can tell about (one command); empty when it cannot."""
-        return {}
-
-
-_MODULES = {'slurm': 'slurm', 'torque': 'torque', 'local': 'local'}
 _INSTANCES: Dict[str, BatchSystem] = {}
 _LOCK = threading.Lock()
 _DETECTED: Optional[str] = None
 
 
-def names() -> List[str]:
-    """The batch systems this package knows."""
-    return list(_MODULES)
-
-
-def system_class(qtype: str) -> type:
-    """The :class:`BatchSystem` subclass for ``qtype``."""
-    if qtype not in _MODULES:
-        from ..errors import OptionError
-        raise OptionError(f'unknown qtype {qtype!r}; known: {", ".join(_MODULES)}')
-    module = importlib.import_module(f'{__name__}.{_MODULES[qtype]}')
-    return module.SYSTEM
+def system_class(qtype: str) -> Type[BatchSystem]:
+    """The :class:`BatchSystem` subclass for ``qtype``; OptionError names the known ones."""
+    if qtype not in SYSTEMS:
+        raise OptionError(f'unknown qtype {qtype!r}; known: {", ".join(SYSTEMS)}')
+    return SYSTEMS[qtype]
 
 
 def get(qtype: Optional[str] = None) -> BatchSystem:
@@ -165,14 +54,11 @@ def get(qtype: Optional[str] = None) -> BatchSystem:
 
 
 def detect(refresh: bool = False) -> str:
-    """'slurm' when sbatch is on PATH, else 'torque' when qsub is, else 'local'. Cached."""
+    """The first system of :data:`SYSTEMS` whose submit command is on PATH (``sbatch``,
+    then ``qsub``), else local mode. Cached."""
     global _DETECTED
     if _DETECTED is None or refresh:
-        if run.which('sbatch'):
-            _DETECTED = 'slurm'
-        elif run.which('qsub'):
-            _DETECTED = 'torque'
-        else:
-            _DETECTED = 'local'
+        _DETECTED = next(name for name, cls in SYSTEMS.items()
+                         if not cls.submit_command or run.which(cls.submit_command))
         logger.debug('detected batch system %s', _DETECTED)
     return _DETECTED

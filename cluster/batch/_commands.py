@@ -71,7 +71,7 @@ def run_retried(runner: Callable[..., Result], argv: Sequence[str], *, tries: in
     raise CommandError(list(argv), code, out, err)
 
 
-_HEADER_UNSAFE = re.compile(r'[\s\'"\\]|[\x00-\x1f\x7f]')
+HEADER_UNSAFE = re.compile(r'[\s\'"\\]|[\x00-\x1f\x7f]')
 _OUTPUT_KEYS = ('outfile', 'stdout', 'errfile', 'stderr')
 
 
@@ -84,7 +84,7 @@ def header_options(options: Mapping[str, Any]) -> Dict[str, Any]:
     kept = dict(options)
     for key in _OUTPUT_KEYS:
         value = kept.get(key)
-        if value is not None and _HEADER_UNSAFE.search(str(value)):
+        if value is not None and HEADER_UNSAFE.search(str(value)):
             logger.debug('%s %r goes on the command line only', key, value)
             del kept[key]
     return kept

@@ -15,7 +15,7 @@ from typing import Dict, Mapping, Optional, Sequence
 from ..payload import function
 from ..errors import JobError, SubmissionError
 from ..script import JobFiles, write_atomic
-from . import BatchSystem, JobInfo
+from .base import BatchSystem, JobInfo
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,21 @@ class Local(BatchSystem):
     """This machine, through the local JobQueue."""
 
     name = 'local'
+    remote = False
+    #: what each keyword does in local mode (there is no script header)
+    notes = {
+        'cores': 'cores reserved in the local job queue', 'nodes': 'ignored: one machine',
+        'mem': 'not enforced', 'time': 'killed at the limit (timeout)', 'features': 'ignored',
+        'threads': 'cores of the local job queue when this job starts it (a running queue '
+                   'keeps its size)',
+        'partition': 'ignored', 'account': 'ignored', 'qos': 'ignored', 'name': 'the job name',
+        'export': 'the whole environment is passed', 'begin': 'ignored',
+        'depends': 'waits for those jobs in the local queue',
+        'outfile': 'file for standard output', 'errfile': 'file for standard error',
+        'dir': 'directory the job runs in', 'filedir': 'directory for the job files',
+        'suffix': 'suffix of the job files', 'modules': 'loaded if the module command exists',
+        'imports': 'imported before the function is unpickled',
+    }
 
     def available(self) -> bool:
         return True
@@ -133,5 +148,3 @@ class Local(BatchSystem):
             return super().block(job_ids, timeout)
         return queue.wait_any([int(i) for i in job_ids], timeout)
 
-
-SYSTEM = Local

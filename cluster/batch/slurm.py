@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
 from ..errors import CommandError
 from ..script import MARKER, JobFiles
-from . import BatchSystem, JobInfo, Runner, State, local_runner
+from .base import BatchSystem, JobInfo, Runner, State, local_runner
 from ._commands import header_options, output_paths, parse_iso, run_retried
 from ._submit import Undecidable, given_name, submit_once, unique_name
 
@@ -91,12 +91,12 @@ SACCT_FIELDS = 'JobID,State,ExitCode,Reason,User,NodeList,Start,End'
 
 
 def warn_rounded_time(limit: Any, name: str) -> None:
-    """Slurm counts time limits in whole minutes: say so when ``HH:MM:SS`` has seconds."""
-    from ..options.values import BadValue, hms_time
+    """Slurm counts time limits in whole minutes: say so when a normalised ``HH:MM:SS``
+    limit has seconds."""
     try:
-        hours, minutes, seconds = (int(part) for part in hms_time(limit).split(':'))
-    except (BadValue, ValueError, TypeError):
-        return                               # no limit, or one the option table refuses
+        hours, minutes, seconds = (int(part) for part in str(limit).split(':'))
+    except (ValueError, TypeError):
+        return                               # no limit
     if seconds:
         total = hours * 60 + minutes + 1
         logger.warning('job %s: time %s is rounded up by Slurm to whole minutes: %02d:%02d:00',
@@ -239,6 +239,18 @@ class Slurm(BatchSystem):
 
     name = 'slurm'
     submit_command = 'sbatch'
+    submission_ext = '.sbatch'
+    exec_ext = '.script'
+    prefix = '#SBATCH'
+    directives = {
+        'cores': '--cpus-per-task={}', 'nodes': '--nodes={}', 'mem': '--mem={}',
+        'time': '--time={}', 'features': '--constraint={}', 'partition': '--partition={}',
+        'account': '--account={}', 'qos': '--qos={}', 'name': '--job-name={}',
+        'export': '--export={}', 'begin': '--begin={}', 'outfile': '--output={}',
+        'errfile': '--error={}',
+    }
+    list_separator = '&'
+    help_note = 'On slurm, mem is the memory per node.'
     #: tries of a failing status command before it is an error, and their timeout
     status_tries = 4
     status_timeout = 60.0
@@ -435,5 +447,3 @@ class Slurm(BatchSystem):
                         timeout=self.status_timeout, backoff=self.backoff,
                         accept=_unknown_id, retry=_connection_problem)
 
-
-SYSTEM = Slurm

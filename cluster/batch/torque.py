@@ -11,20 +11,27 @@ Three flavours answer ``qstat`` differently; the flavour is found once, lazily, 
   ``qstat -f`` text; states Q/R/C only, no exit status; an unknown id prints nothing and
   exits 153. The wrappers' ``qsub`` ignores ``#PBS -o/-e``, so they go on the command line.
 
+The header: nodes, cores and features form one ``-l nodes=N:ppn=C[:features]`` line;
+``qos`` is ``-l qos=NAME`` (a Moab extension; plain Torque without Moab may refuse it);
+``begin`` is qsub's ``-a`` form ``[[CC]YY]MMDDhhmm.SS``, a relative ``now+N`` made absolute
+when the header is rendered; ``export='NONE'`` writes nothing (Torque exports no variables
+by default) and ``export='ALL'`` is ``-V``.
+
 The final states C and F say nothing about success: the exit status decides. Where there
 is none (the wrappers), such a job is shown UNKNOWN and :func:`cluster.queue.outcome`
 decides from the job's own exit-code file and, on the wrappers, Slurm's accounting.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 import xml.etree.ElementTree as ElementTree
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
 from ..errors import CommandError, SubmissionError
 from ..script import JobFiles
-from . import BatchSystem, JobInfo, Runner, State, local_runner
+from .base import BatchSystem, JobInfo, Runner, State, local_runner
 from ._commands import header_options, output_paths, parse_ctime, run_retried
 from ._submit import given_name, submit_once, unique_name
 
@@ -222,6 +229,25 @@ def _connection_problem(result) -> bool:
         'socket timed out', 'temporarily unable', 'communication failure', 'timed out'))
 
 
+_NOW = re.compile(r'now(?:\+(\d+)([a-z]+))?')
+
+
+def begin_time(value: str) -> str:
+    """qsub's ``-a`` form ``CCYYMMDDhhmm.SS`` (``hhmm.SS`` for a time of day) of a
+    normalised begin time; ``now+N<units>`` becomes an absolute time, now."""
+    if re.fullmatch(r'\d{2}:\d{2}:\d{2}', value):
+        hour, minute, second = value.split(':')
+        return f'{hour}{minute}.{second}'
+    now = _NOW.fullmatch(value)
+    if now:
+        count, unit = now.groups()
+        delta = datetime.timedelta(**{unit or 'seconds': int(count or 0)})
+        moment = datetime.datetime.now().replace(microsecond=0) + delta
+    else:
+        moment = datetime.datetime.fromisoformat(value)
+    return moment.strftime('%Y%m%d%H%M.%S')
+
+
 def _parse_qsub(out: str) -> str:
     """The job id: the last line qsub printed."""
     lines = [line.strip() for line in out.splitlines() if line.strip()]
@@ -233,6 +259,20 @@ class Torque(BatchSystem):
 
     name = 'torque'
     submit_command = 'qsub'
+    submission_ext = '.qsub'
+    prefix = '#PBS'
+    directives = {
+        'cores': '-l nodes=1:ppn={}', 'nodes': '-l nodes={}', 'mem': '-l mem={}MB',
+        'time': '-l walltime={}', 'features': '-l nodes=1:{}', 'partition': '-q {}',
+        'account': '-A {}', 'qos': '-l qos={}', 'name': '-N {}', 'export': '-v {}',
+        'begin': '-a {}', 'outfile': '-o {}', 'errfile': '-e {}',
+    }
+    list_separator = ':'
+    help_note = ('On torque, nodes, cores and features form one line: '
+                 '#PBS -l nodes=N:ppn=C:F1:F2; mem is the memory of the whole job; qos is a '
+                 'Moab extension.')
+    #: the keywords of the one ``-l nodes=`` line
+    node_keys = ('nodes', 'cores', 'features')
     status_tries = 4
     status_timeout = 60.0
     backoff = 0.5
@@ -262,6 +302,29 @@ class Torque(BatchSystem):
                 self._flavour = 'wrapper'
             logger.debug('qstat flavour: %s', self._flavour)
         return self._flavour
+
+    # header --------------------------------------------------------------------------------
+    @classmethod
+    def arguments(cls, name: str, value: Any) -> List[str]:
+        """``begin`` in qsub's ``-a`` form; ``export`` ALL as ``-V``, NONE as nothing."""
+        if name == 'begin':
+            value = begin_time(value)
+        elif name == 'export':
+            items = value.split(',')
+            rest = ','.join(item for item in items if item not in ('ALL', 'NONE'))
+            return (['-V'] if 'ALL' in items else []) + (
+                super().arguments(name, rest) if rest else [])
+        return super().arguments(name, value)
+
+    @classmethod
+    def directive_lines(cls, options: Mapping[str, Any]) -> List[str]:
+        """Nodes, cores and features as one ``#PBS -l nodes=N:ppn=C:F1:F2`` line, first."""
+        nodes, cores, features = (options.get(key) for key in cls.node_keys)
+        spec = f'nodes={nodes or 1}' + (f':ppn={cores}' if cores else '')
+        spec += ''.join(f':{feature}' for feature in features or [])
+        first = [f'{cls.prefix} -l {spec}'] if nodes or cores or features else []
+        rest = {k: v for k, v in options.items() if k not in cls.node_keys}
+        return first + super().directive_lines(rest)
 
     # submission ----------------------------------------------------------------------------
     def render_header(self, options: Mapping, files: JobFiles) -> List[str]:
@@ -407,5 +470,3 @@ class Torque(BatchSystem):
                 raise CommandError(['qdel', *ids], code, out, err,
                                    message=f'jobs {", ".join(alive)} still queued or running')
 
-
-SYSTEM = Torque

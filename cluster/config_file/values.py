@@ -12,12 +12,14 @@ import re
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
+from ..batch import SYSTEMS
 from ..errors import OptionError
 
 logger = logging.getLogger(__name__)
 
-#: queue systems a remote profile may name as ``qtype``
-REMOTE_QTYPES: Tuple[str, ...] = ('slurm', 'torque')
+#: queue systems a remote profile may name as ``qtype``: those of the registry that can
+#: run on a remote cluster
+REMOTE_QTYPES: Tuple[str, ...] = tuple(name for name, cls in SYSTEMS.items() if cls.remote)
 
 _INT = re.compile(r'[+-]?\d+')
 _FLOAT = re.compile(r'[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?')

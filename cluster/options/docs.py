@@ -1,49 +1,40 @@
-"""Help texts of the keyword options, rendered from the table in :mod:`cluster.options`.
+"""Help texts of the keyword options, from the table and from each batch system.
 
 :func:`option_help` lists every option with its synonyms, default, accepted values and
-the line it becomes in each batch system's script header, as plain text (``cluster
-options``), a reStructuredText table (``docs/gen_keywords.py``) or a Markdown table.
+the line it becomes in each batch system's script header (taken from the systems in
+:data:`cluster.batch.SYSTEMS`), as plain text (``cluster options``), a reStructuredText
+table (``docs/gen_keywords.py``) or a Markdown table.
 """
 # Not named option_help.py: importing a submodule sets it as an attribute of the package,
-# which would replace the function cluster.option_help by the module.
+# which would replace the function cluster.options.option_help by the module.
 from __future__ import annotations
 
 import logging
 import re
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Type
 
-from ..errors import OptionError
-from .table import GROUPS, LIST_SEPARATOR, OPTIONS, PREFIX, QTYPES, Option
+from ..batch import SYSTEMS, BatchSystem, system_class
+from .table import GROUPS, OPTIONS, Option
 
 logger = logging.getLogger(__name__)
 
 HELP_MODES: Tuple[str, ...] = ('string', 'print', 'table', 'markdown')
 
 
-def _format_for(option: Option, qtype: str) -> str:
-    """How ``option`` appears in a ``qtype`` script, for help texts."""
-    if qtype == 'local':
-        return option.local
-    if not option.directive:
-        return '(used by the job code; not a header line)'
-    template = getattr(option, qtype)
-    if template is None:
-        return '(not available)'
-    metavar = option.metavar
-    if option.name == 'features':
-        metavar = LIST_SEPARATOR[qtype].join(metavar.split(','))
-    return f'{PREFIX[qtype]} {template.format(metavar)}'
+Systems = Tuple[Type[BatchSystem], ...]
 
 
-def _help_qtypes(qtype: Optional[str]) -> Tuple[str, ...]:
-    if qtype is None:
-        return QTYPES
-    if qtype not in QTYPES:
-        raise OptionError(f'unknown qtype {qtype!r}; known: {", ".join(QTYPES)}')
-    return (qtype,)
+def _format_for(option: Option, system: Type[BatchSystem]) -> str:
+    """How ``option`` appears in a script of ``system``, for help texts."""
+    return system.keyword_help(option.name, option.metavar, option.directive)
 
 
-def _help_text(qtypes: Tuple[str, ...]) -> str:
+def _help_systems(qtype: Optional[str]) -> Systems:
+    """Every system, or the one named (OptionError names the known ones)."""
+    return tuple(SYSTEMS.values()) if qtype is None else (system_class(qtype),)
+
+
+def _help_text(systems: Systems) -> str:
     lines = ['Keyword options (synonyms in brackets, default after "=").', '']
     for group in GROUPS:
         lines.append(group.capitalize())
@@ -58,21 +49,19 @@ def _help_text(qtypes: Tuple[str, ...]) -> str:
             lines.append(f'  {title}')
             lines.append(f'      {option.help}')
             lines.append(f'      accepts: {option.accepts}')
-            for qtype in qtypes:
-                lines.append(f'      {qtype + ":":8}{_format_for(option, qtype)}')
+            for system in systems:
+                lines.append(f'      {system.name + ":":8}{_format_for(option, system)}')
         lines.append('')
-    if 'torque' in qtypes:
-        lines.append('On torque, nodes, cores and features form one line: '
-                     '#PBS -l nodes=N:ppn=C:F1:F2.')
+    lines += [system.help_note for system in systems if system.help_note]
     return '\n'.join(lines)
 
 
-def _help_rows(qtypes: Tuple[str, ...]) -> Tuple[List[str], List[List[str]]]:
-    header = ['Keyword', 'Synonyms', 'Default', *[q.capitalize() for q in qtypes],
+def _help_rows(systems: Systems) -> Tuple[List[str], List[List[str]]]:
+    header = ['Keyword', 'Synonyms', 'Default', *[s.name.capitalize() for s in systems],
               'Accepts', 'Description']
     rows = []
     for option in OPTIONS.values():
-        formats = [_format_for(option, q) for q in qtypes]
+        formats = [_format_for(option, s) for s in systems]
         rows.append([option.name, ', '.join(option.synonyms),
                      '' if option.default is None else repr(option.default),
                      *formats, option.accepts, option.help])
@@ -80,7 +69,7 @@ def _help_rows(qtypes: Tuple[str, ...]) -> Tuple[List[str], List[List[str]]]:
 
 
 def _is_directive_text(text: str) -> bool:
-    return text.startswith(tuple(PREFIX.values()))
+    return text.startswith(tuple(s.prefix + ' ' for s in SYSTEMS.values() if s.prefix))
 
 
 def _rst_cell(text: str) -> str:
@@ -96,17 +85,21 @@ def _md_cell(text: str) -> str:
     return f'`{text}`' if _is_directive_text(text) else text
 
 
-def _help_table(qtypes: Tuple[str, ...], markdown: bool) -> str:
-    header, rows = _help_rows(qtypes)
+def _help_table(systems: Systems, markdown: bool) -> str:
+    header, rows = _help_rows(systems)
     if markdown:
         lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
         lines += ['| ' + ' | '.join(_md_cell(c) for c in row) + ' |' for row in rows]
+        for note in (_md_cell(s.help_note) for s in systems if s.help_note):
+            lines += ['', note]
         return '\n'.join(lines) + '\n'
     lines = ['.. list-table:: Keyword options', '   :header-rows: 1', '']
     for row in [header] + rows:
         cells = [_rst_cell(c) for c in row]
         lines.append(f'   * - {cells[0]}')
         lines += [f'     - {cell}'.rstrip() for cell in cells[1:]]
+    for note in (_rst_cell(s.help_note) for s in systems if s.help_note):
+        lines += ['', note]
     return '\n'.join(lines) + '\n'
 
 
@@ -119,10 +112,10 @@ def option_help(qtype: Optional[str] = None, mode: str = 'string') -> Optional[s
     """
     if mode not in HELP_MODES:
         raise ValueError(f'unknown mode {mode!r}; accepted modes: {", ".join(HELP_MODES)}')
-    qtypes = _help_qtypes(qtype)
+    systems = _help_systems(qtype)
     if mode in ('table', 'markdown'):
-        return _help_table(qtypes, markdown=mode == 'markdown')
-    text = _help_text(qtypes)
+        return _help_table(systems, markdown=mode == 'markdown')
+    text = _help_text(systems)
     if mode == 'print':
         print(text)
         return None

@@ -1,9 +1,11 @@
-"""The keyword options of a job: one table, their checks, and their batch-system formats.
+"""The keyword options of a job: one table and its checks.
 
 Every keyword a user may give to a job (``Job(..., mem='4GB', time='1-00:00:00')``), to a
 profile in ``~/.cluster`` or on the command line is described once, in :data:`OPTIONS`:
-its synonyms, how its value is checked and normalised, its default, its help text, and
-how it is written into a slurm (``#SBATCH``) or torque (``#PBS``) script header.
+its synonyms, how its value is checked and normalised, its default and its help text.
+How a keyword is written into a script header is each batch system's own (its
+``directives`` in :mod:`cluster.batch`); :func:`option_to_string` and
+:func:`options_to_string` check the values here and hand them to that system.
 
 Two kinds of options exist:
 
@@ -13,38 +15,29 @@ Two kinds of options exist:
     used by the job code itself (``modules``, ``depends``, ``dir``, ``filedir``,
     ``suffix``, ``imports``) and never rendered.
 
-The value checks live in :mod:`cluster.option_values`, the help texts in
-:mod:`cluster.option_docs`.
+The value checks live in :mod:`cluster.options.values`, the help texts in
+:mod:`cluster.options.docs`.
 
 >>> check_arguments({'memory': '4GB', 'walltime': '1-00:00:00', 'cpus': 4})
 {'mem': 4096, 'time': '24:00:00', 'cores': 4}
 >>> options_to_string({'mem': '4GB', 'cores': 2}, 'torque')
 '#PBS -l nodes=1:ppn=2\\n#PBS -l mem=4096MB'
-
-Torque notes: ``qos`` is written as ``-l qos=NAME`` (a Moab extension; plain Torque
-without Moab may refuse it); ``begin`` is written in qsub's ``-a`` form
-``[[CC]YY]MMDDhhmm.SS``, a relative ``now+N`` is turned into an absolute time when the
-header is rendered; ``export='NONE'`` writes nothing, as torque exports no variables by
-default; ``export='ALL'`` becomes ``-V``.
 """
 from __future__ import annotations
 
-import datetime
 import difflib
 import logging
-import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type
 
-from . import values
+from .. import batch
+from ..batch import BatchSystem
 from ..errors import OptionError
 from ..script import DEFAULT_SUFFIX
+from . import values
 
 logger = logging.getLogger(__name__)
 
-#: the systems whose script headers this module knows; local mode has no header
-QTYPES: Tuple[str, ...] = ('slurm', 'torque', 'local')
-PREFIX: Dict[str, str] = {'slurm': '#SBATCH', 'torque': '#PBS'}
 #: the groups options are listed in by the help
 GROUPS: Tuple[str, ...] = ('resources', 'scheduling', 'files', 'environment')
 
@@ -55,11 +48,11 @@ GROUPS: Tuple[str, ...] = ('resources', 'scheduling', 'files', 'environment')
 
 @dataclass(frozen=True)
 class Option:
-    """One keyword option.
+    """One keyword option: its names, check, default and help; how each batch system
+    writes it is that system's (``directives`` in :mod:`cluster.batch`).
 
-    ``slurm``/``torque`` are templates of the header argument with ``{}`` for the value
-    (None: the system lacks the option); ``metavar`` names the value in help texts;
-    ``accepts`` lists the accepted forms (shown in errors and help).
+    ``metavar`` names the value in help texts; ``accepts`` lists the accepted forms
+    (shown in errors and help); ``kind`` 'job' marks an option the job code uses itself.
     """
 
     name: str
@@ -68,9 +61,6 @@ class Option:
     accepts: str
     default: Any
     help: str
-    slurm: Optional[str]
-    torque: Optional[str]
-    local: str
     kind: str = 'directive'
     group: str = 'scheduling'
     metavar: str = 'VALUE'
@@ -85,82 +75,71 @@ _WORD_ACCEPTS = 'a string without whitespace, quotes or backslashes'
 _TABLE = (
     # resources
     Option('cores', ('cpus',), values.positive_int, 'a positive int (or numeric string)',
-           1, 'CPU cores the job needs on each node',
-           '--cpus-per-task={}', '-l nodes=1:ppn={}',
-           'cores reserved in the local job queue', group='resources', metavar='N'),
+           1, 'CPU cores the job needs on each node', group='resources', metavar='N'),
     Option('nodes', (), values.positive_int, 'a positive int (or numeric string)',
-           1, 'number of nodes', '--nodes={}', '-l nodes={}',
-           'ignored: one machine', group='resources', metavar='N'),
+           1, 'number of nodes', group='resources', metavar='N'),
     Option('mem', ('memory',), values.megabytes,
            'an int in MB, or a string with a unit b, k/kb, m/mb, g/gb, t/tb '
            '(any case, 1024-based, decimals allowed): 4096, "4GB", "1.5g"',
-           None, 'memory in MB (slurm: per node; torque: for the whole job)',
-           '--mem={}', '-l mem={}MB', 'not enforced', group='resources', metavar='N'),
+           None, 'memory in MB (per node or for the whole job: see the system)',
+           group='resources', metavar='N'),
     Option('time', ('walltime',), values.hms_time,
            'D-HH:MM:SS, HH:MM:SS, MM:SS or SS (an int is seconds)',
-           None, 'wall-clock time limit, normalised to HH:MM:SS',
-           '--time={}', '-l walltime={}', 'killed at the limit (timeout)', group='resources',
+           None, 'wall-clock time limit, normalised to HH:MM:SS', group='resources',
            metavar='HH:MM:SS'),
     Option('features', ('constraint',), values.str_list(values.feature),
            'a comma-separated string or a list of strings (letters, digits, _ . + -)',
-           None, 'node features the job needs (all of them)',
-           '--constraint={}', '-l nodes=1:{}', 'ignored', group='resources',
+           None, 'node features the job needs (all of them)', group='resources',
            metavar='F1,F2'),
     Option('threads', (), values.positive_int, 'a positive int (or numeric string)', None,
            'local mode only: cores of the local job queue, if this job starts it',
-           None, None, 'cores of the local job queue when this job starts it (a running '
-           'queue keeps its size)', kind='job', group='resources', metavar='N'),
+           kind='job', group='resources', metavar='N'),
     # scheduling
-    Option('partition', ('queue',), values.word, _WORD_ACCEPTS, None, 'partition (queue) to use',
-           '--partition={}', '-q {}', 'ignored', metavar='NAME'),
+    Option('partition', ('queue',), values.word, _WORD_ACCEPTS, None,
+           'partition (queue) to use', metavar='NAME'),
     Option('account', (), values.word, _WORD_ACCEPTS, None, 'account to charge',
-           '--account={}', '-A {}', 'ignored', metavar='NAME'),
+           metavar='NAME'),
     Option('qos', (), values.word, _WORD_ACCEPTS, None,
-           'quality of service (torque: a Moab extension)',
-           '--qos={}', '-l qos={}', 'ignored', metavar='NAME'),
+           'quality of service', metavar='NAME'),
     Option('name', ('jobname',), values.plain_name, 'letters, digits and . _ + -', None,
            'job name shown by the batch system (defaults to the job file name)',
-           '--job-name={}', '-N {}', 'the job name', metavar='NAME'),
+           metavar='NAME'),
     Option('export', (), values.export,
            'ALL, NONE, or a comma-separated list of NAME or NAME=value (no spaces)',
-           None, 'environment variables passed to the job',
-           '--export={}', '-v {}', 'the whole environment is passed', metavar='VARS'),
+           None, 'environment variables passed to the job', metavar='VARS'),
     Option('begin', (), values.begin,
            'YYYY-MM-DD[THH:MM[:SS]], HH:MM[:SS], now, now+N[seconds|minutes|hours|days|weeks] '
            'or a datetime',
-           None, 'earliest start time', '--begin={}', '-a {}', 'ignored', metavar='TIME'),
+           None, 'earliest start time', metavar='TIME'),
     Option('depends', ('depend', 'dependency', 'dependencies'), values.depends,
            'a job id (str or int), a job object (with .id), or a list of them',
-           None, 'jobs that must complete successfully first',
-           None, None, 'waits for those jobs in the local queue', kind='job'),
+           None, 'jobs that must complete successfully first', kind='job'),
     # files
     Option('outfile', ('stdout',), values.path, 'a path (str or os.PathLike)', None,
-           'file for standard output (default <name>.<suffix>.out)',
-           '--output={}', '-o {}', 'file for standard output', group='files', metavar='PATH'),
+           'file for standard output (default <name>.<suffix>.out)', group='files',
+           metavar='PATH'),
     Option('errfile', ('stderr',), values.path, 'a path (str or os.PathLike)', None,
-           'file for standard error (default <name>.<suffix>.err)',
-           '--error={}', '-e {}', 'file for standard error', group='files', metavar='PATH'),
+           'file for standard error (default <name>.<suffix>.err)', group='files',
+           metavar='PATH'),
     Option('dir', ('path', 'runpath'), values.abspath,
            'a path (str or os.PathLike), made absolute', None,
-           'directory the job runs in (default: the current one)',
-           None, None, 'directory the job runs in', kind='job', group='files'),
+           'directory the job runs in (default: the current one)', kind='job',
+           group='files'),
     Option('filedir', ('scriptpath',), values.abspath,
            'a path (str or os.PathLike), made absolute', None,
-           'directory for the job scripts and outputs (default: dir)',
-           None, None, 'directory for the job files', kind='job', group='files'),
+           'directory for the job scripts and outputs (default: dir)', kind='job',
+           group='files'),
     Option('suffix', (), values.plain_name, 'letters, digits and . _ + -', DEFAULT_SUFFIX,
-           'suffix of the job files: <name>.<suffix>.out', None, None,
-           'suffix of the job files', kind='job', group='files'),
+           'suffix of the job files: <name>.<suffix>.out', kind='job', group='files'),
     # environment
     Option('modules', (), values.str_list(values.module_name),
            'a comma-separated string or a list of module names', None,
-           'environment modules loaded (module load) before the job runs',
-           None, None, 'loaded if the module command exists', kind='job', group='environment'),
+           'environment modules loaded (module load) before the job runs', kind='job',
+           group='environment'),
     Option('imports', (), values.str_list(values.import_statement),
            'a comma-separated string or a list of module names or import statements '
            '("numpy", "import numpy as np", "from os import path")', None,
-           'imports a function job needs before its function is unpickled',
-           None, None, 'imported before the function is unpickled', kind='job',
+           'imports a function job needs before its function is unpickled', kind='job',
            group='environment'),
 )
 
@@ -232,67 +211,12 @@ def check_arguments(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------
-# rendering
+# header lines: checked here, written by the batch system (cluster.batch)
 # ---------------------------------------------------------------------------------------
 
-def _qtype(qtype: Optional[str]) -> str:
-    if qtype is None:
-        from .. import batch
-        return batch.detect()
-    if qtype not in QTYPES:
-        raise OptionError(f'unknown qtype {qtype!r}; known: {", ".join(QTYPES)}')
-    return qtype
-
-
-def _torque_begin(value: str) -> str:
-    """qsub -a form ``CCYYMMDDhhmm.SS`` (or ``hhmm.SS`` for a time of day)."""
-    if re.fullmatch(r'\d{2}:\d{2}:\d{2}', value):
-        hour, minute, second = value.split(':')
-        return f'{hour}{minute}.{second}'
-    now = values.NOW_RE.fullmatch(value)
-    if now:
-        count, unit = now.groups()
-        delta = datetime.timedelta(**{unit or 'seconds': int(count or 0)})
-        moment = datetime.datetime.now().replace(microsecond=0) + delta
-    else:
-        moment = datetime.datetime.fromisoformat(value)
-    return moment.strftime('%Y%m%d%H%M.%S')
-
-
-def _torque_nodes(nodes: Optional[int], cores: Optional[int], features: Optional[list]) -> str:
-    """The one torque resource line for nodes, cores and features."""
-    spec = f'nodes={nodes or 1}'
-    if cores:
-        spec += f':ppn={cores}'
-    if features:
-        spec += ':' + ':'.join(features)
-    return f'{PREFIX["torque"]} -l {spec}'
-
-
-#: how a list value (features) is joined in a header line
-LIST_SEPARATOR: Dict[str, str] = {'slurm': '&', 'torque': ':'}
-
-
-def _argument(option: Option, value: Any, qtype: str) -> Optional[List[str]]:
-    """The header arguments (without prefix) for one normalised value; None if lacking."""
-    template = getattr(option, qtype, None) if option.directive else None
-    if template is None:
-        return None
-    if option.name == 'features':
-        if not value:
-            return []
-        value = LIST_SEPARATOR[qtype].join(value)
-    elif qtype == 'torque' and option.name == 'begin':
-        value = _torque_begin(value)
-    elif qtype == 'torque' and option.name == 'export':
-        items = value.split(',')
-        rest = [item for item in items if item not in ('ALL', 'NONE')]
-        return (['-V'] if 'ALL' in items else []) + ([template.format(','.join(rest))]
-                                                     if rest else [])
-    if values.UNSAFE.search(str(value)):
-        raise OptionError(f'value of keyword {option.name!r} cannot go into a {qtype} header '
-                          f'line: {value!r} contains whitespace, a quote or a backslash')
-    return [template.format(value)]
+def _system(qtype: Optional[str]) -> Type[BatchSystem]:
+    """The class of ``qtype`` (detected when None); OptionError for an unknown one."""
+    return batch.system_class(batch.detect() if qtype is None else qtype)
 
 
 def option_to_string(option: str, value: Any = None, qtype: Optional[str] = None) -> str:
@@ -300,60 +224,43 @@ def option_to_string(option: str, value: Any = None, qtype: Optional[str] = None
 
     ``value=None`` uses the option's default. An option the batch system lacks, a
     'job'-kind option, local mode, or no value at all give a debug log line and ''.
-    ``qtype=None`` detects the batch system.
+    ``qtype=None`` detects the batch system. The line is the system's
+    (:meth:`~cluster.batch.BatchSystem.directive`).
 
     >>> option_to_string('memory', '4GB', 'torque')
     '#PBS -l mem=4096MB'
     """
     name = canonical(option)
     spec = OPTIONS[name]
-    qtype = _qtype(qtype)
+    system = _system(qtype)
     value = spec.default if value is None else check_arguments({option: value})[name]
-    if qtype not in PREFIX:
-        logger.debug('%s mode has no script header; option %r not rendered', qtype, name)
+    if not system.prefix:
+        logger.debug('%s mode has no script header; option %r not rendered', system.name, name)
         return ''
     if value is None:
         logger.debug('option %r has no value and no default; not rendered', name)
         return ''
-    arguments = _argument(spec, value, qtype)
-    if arguments is None:
+    lines = system.directive(name, value) if spec.directive else None
+    if lines is None:
         logger.debug('%s has no directive for option %r (%s option); not rendered',
-                     qtype, name, spec.kind)
+                     system.name, name, spec.kind)
         return ''
-    if not arguments:
-        logger.debug('option %r with value %r writes nothing for %s', name, value, qtype)
-    return '\n'.join(f'{PREFIX[qtype]} {argument}' for argument in arguments)
+    if not lines:
+        logger.debug('option %r with value %r writes nothing for %s', name, value, system.name)
+    return '\n'.join(lines)
 
 
 def options_to_string(option_dict: Mapping[str, Any], qtype: Optional[str] = None) -> str:
-    """All header directives for ``option_dict``, one per line, in table order.
+    """All header directives for ``option_dict``, one per line, in the system's order.
 
     The dict is checked with :func:`check_arguments` first; None values and 'job'-kind
-    options are skipped. For torque, nodes, cores and features form one line
-    ``#PBS -l nodes=N:ppn=C:feature1:feature2``. Local mode gives ''.
+    options are skipped; a system may combine options (Torque writes nodes, cores and
+    features as one line ``#PBS -l nodes=N:ppn=C:feature1:feature2``). Local mode gives ''.
 
     >>> options_to_string({'walltime': 90, 'partition': 'short'}, 'slurm')
     '#SBATCH --time=00:01:30\\n#SBATCH --partition=short'
     """
     options = check_arguments(option_dict)
-    qtype = _qtype(qtype)
-    if qtype not in PREFIX:
-        return ''
-    lines: List[str] = []
-    node_line_done = False
-    for name, spec in OPTIONS.items():
-        value = options.get(name)
-        if value is None or not spec.directive:
-            continue
-        if qtype == 'torque' and name in ('nodes', 'cores', 'features'):
-            if not node_line_done:
-                node_line_done = True
-                nodes, cores, features = (options.get(n) for n in ('nodes', 'cores', 'features'))
-                if nodes or cores or features:
-                    lines.append(_torque_nodes(nodes, cores, features))
-            continue
-        text = option_to_string(name, value, qtype)
-        if text:
-            lines.append(text)
-    return '\n'.join(lines)
-
+    system = _system(qtype)
+    directives = {k: v for k, v in options.items() if OPTIONS[k].directive}
+    return '\n'.join(system.directive_lines(directives))
