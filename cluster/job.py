@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import posixpath
 import re
 import shlex
 import sys
@@ -23,7 +22,7 @@ from . import batch, queue
 from .batch import JobInfo, State
 from .errors import ClusterError, JobError, SubmissionUnknown
 from .payload import function
-from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script
+from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script, job_sets
 from .storage import LocalStore, remove_local
 
 logger = logging.getLogger(__name__)
@@ -233,7 +232,7 @@ class Job:
         options = dict(self.options, name=self.name, outfile=self.outfile, errfile=self.errfile)
         if self.is_function:
             function.write_payload(files, self.command, self.args or (), self.kwargs,
-                                   self.imports, portable=self.store.portable)
+                                   self.imports, by_value=self.store.ships_functions_by_value)
         header = self.system.render_header(options, target)
         texts = self.system.render_scripts(target, header, self._body())
         self.scripts = [Script(self.store.local(files, path), text)
@@ -248,7 +247,7 @@ class Job:
         """Remove what a failed first :meth:`write` left, here and on the target side
         (the job's remote directory too), and give up its claim."""
         try:
-            self.store.delete(files, target.scripts())
+            self.store.remove(files, target.scripts())
         except Exception as exc:  # the first error is the one to report
             logger.warning('could not remove the files of the failed job %s: %s',
                            self.name, exc)
@@ -451,7 +450,7 @@ class Job:
         if delete_outputs:
             targets += self.target.outputs() + [self.outfile, self.errfile]
         targets = sorted(set(targets))
-        self.store.delete(self.files, targets)
+        self.store.remove(self.files, targets)
         remove_local({self.store.local(self.files, t) for t in targets}
                      | {s.path for s in self.scripts})
 
@@ -534,18 +533,8 @@ def submit_file(script_file: str, dependencies: Optional[Sequence] = None,
     store, system = _store_and_system(qtype, profile, remote)
     path = os.path.abspath(script_file)
     options: Dict[str, Any] = {'threads': int(threads)} if threads else {}  # local mode only
-    if not store.portable:
-        files = target = JobFiles(os.path.dirname(path), os.path.basename(path),
-                                  DEFAULT_SUFFIX, system.name, script=path)
-    else:
-        stem = re.sub(r'[^A-Za-z0-9_.+-]+', '_', os.path.basename(path)).strip('._') or 'job'
-        files, target = store.claim(os.path.dirname(path), stem, DEFAULT_SUFFIX, system.name)
-        os.unlink(files.submission)  # only the remote directory is wanted
-        files = dataclasses.replace(files, script=path)
-        target = dataclasses.replace(target, script=posixpath.join(target.directory,
-                                                                     os.path.basename(path)))
-        store.push(files, [target.script])
-        options.update(outfile=target.outfile, errfile=target.errfile)
+    files, target, placed = store.place_script(path, system.name)
+    options.update(placed)
     job_id = system.submit(target, _dependency_ids(dependencies or [], system), options)
     queue.watcher(system).track(job_id, files, store)
     return job_id
@@ -555,18 +544,6 @@ def clean(jobs: Union[Job, Sequence[Job]], delete_outputs: bool = False) -> None
     """Clean one job or a list of jobs."""
     for job in jobs if isinstance(jobs, (list, tuple, set)) else [jobs]:
         job.clean(delete_outputs)
-
-
-def _job_sets(names: Sequence[str], directory: str, suffix: str,
-              qtypes: Sequence[str]) -> List[JobFiles]:
-    """The job file sets whose submission script is among ``names``."""
-    found = []
-    for entry in names:
-        for kind in qtypes:
-            ending = f'.{suffix}{SUBMISSION_EXT.get(kind, "")}'
-            if entry.endswith(ending) and len(entry) > len(ending):
-                found.append(JobFiles(directory, entry[:-len(ending)], suffix, kind))
-    return found
 
 
 def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optional[str] = None,
@@ -582,19 +559,19 @@ def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optiona
     from ``directory`` go too (their paths are in the answer).
     """
     directory = os.path.abspath(directory)
-    found = _store_and_system(qtype, profile, remote) if (remote or profile) else None
-    store = found[0] if found and found[0].portable else None
-    qtypes = [qtype] if qtype else ([found[1].name] if store else list(SUBMISSION_EXT))
+    store, system = _store_and_system(qtype, profile, remote) if (remote or profile) \
+        else (LocalStore(), None)
+    qtypes = [qtype] if qtype else (store.job_kinds(system.name) if system
+                                    else list(SUBMISSION_EXT))
     doomed: Set[str] = set()
     entries = os.listdir(directory)
-    for files in _job_sets(entries, directory, suffix, qtypes):
+    for files in job_sets(entries, directory, suffix, qtypes):
         if _has_marker(files.submission):
             paths = files.all() if delete_outputs else files.scripts()
             paths += [os.path.join(directory, e) for e in entries if files.is_temporary(e)
                       or (delete_outputs and files.is_copy(e))]
             doomed.update(p for p in paths if os.path.isfile(p))
-    remote_doomed = _remote_job_files(store, directory, suffix, qtypes,
-                                      delete_outputs) if store else {}
+    remote_doomed = store.jobs_elsewhere(directory, suffix, qtypes, delete_outputs)
     if (doomed or remote_doomed) and confirm:
         if sys.stdin is None or not sys.stdin.isatty():
             raise ClusterError(f'cannot ask whether to delete {len(doomed)} files in '
@@ -608,31 +585,9 @@ def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optiona
     for path in doomed:
         os.unlink(path)
     for files, paths in remote_doomed.items():
-        store.delete(files, paths)
+        store.remove(files, paths)
         doomed.update(paths)
     return doomed
-
-
-def _remote_job_files(store: Any, directory: str, suffix: str, qtypes: Sequence[str],
-                      delete_outputs: bool) -> Dict[JobFiles, List[str]]:
-    """Remote files of the jobs written from ``directory``, by (local) job file set."""
-    parent = posixpath.dirname(store.job_dir(JobFiles(directory, 'x', suffix)))
-    result: Dict[JobFiles, List[str]] = {}
-    for entry, is_dir in store.list_dir(parent):
-        if not is_dir:
-            continue
-        job_dir = posixpath.join(parent, entry)
-        names = [name for name, sub in store.list_dir(job_dir) if not sub]
-        for files in _job_sets(names, directory, suffix, qtypes):
-            target = store.target(files)
-            if target.directory != job_dir:
-                continue
-            head = store.read_remote(target.submission) or b''
-            if MARKER.encode() not in head:
-                continue
-            paths = target.all() if delete_outputs else target.scripts()
-            result[files] = [p for p in paths if posixpath.basename(p) in names]
-    return result
 
 
 def _has_marker(path: str) -> bool:

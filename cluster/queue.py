@@ -21,7 +21,7 @@ from . import batch
 from .batch import BatchSystem, JobInfo, State
 from .errors import ClusterError, CommandError
 from .script import JobFiles
-from .storage import LocalStore
+from .storage import LocalStore, Store
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _setting(key: str, fallback: float) -> float:
         return fallback
 
 
-def read_exitcode(files: Optional[JobFiles], store: Optional[LocalStore] = None) -> Optional[int]:
+def read_exitcode(files: Optional[JobFiles], store: Optional[Store] = None) -> Optional[int]:
     """The exit code a job script wrote, or None when there is none (yet)."""
     if files is None:
         return None
@@ -130,7 +130,7 @@ class Watcher:
             self._landed.notify_all()
 
     def track(self, job_id: str, files: Optional[JobFiles] = None,
-              store: Optional[LocalStore] = None) -> None:
+              store: Optional[Store] = None) -> None:
         """Start following ``job_id``; ``files`` lets it be settled from its exit-code file."""
         with self._lock:
             if job_id in self._info and job_id not in self._open:

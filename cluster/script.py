@@ -27,7 +27,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import BinaryIO, Dict, List, Optional, Union
+from typing import BinaryIO, Dict, List, Optional, Sequence, Union
 
 from .errors import StorageError
 from .payload import runner as _runner
@@ -133,6 +133,18 @@ def check_name(name: str) -> str:
         from .errors import OptionError
         raise OptionError(f'job name {name!r} may only hold letters, digits and . _ + -')
     return name
+
+
+def job_sets(names: Sequence[str], directory: str, suffix: str,
+              qtypes: Sequence[str]) -> List[JobFiles]:
+    """The job file sets whose submission script is among ``names``."""
+    found = []
+    for entry in names:
+        for kind in qtypes:
+            ending = f'.{suffix}{SUBMISSION_EXT.get(kind, "")}'
+            if entry.endswith(ending) and len(entry) > len(ending):
+                found.append(JobFiles(directory, entry[:-len(ending)], suffix, kind))
+    return found
 
 
 def reserve(directory: str, name: str, suffix: str = DEFAULT_SUFFIX,

@@ -63,6 +63,6 @@ def test_a_big_payload_is_pushed_in_a_stream_not_held_in_memory(env, in_tmp):
     with open(local, 'rb') as handle:
         assert code == 0 and out.split()[0] == hashlib.file_digest(handle, 'sha256').hexdigest()
         head = handle.read(4096) if handle.seek(0) == 0 else b''
-    assert job.store.read_remote(job.target.pickle_in, limit=4096) == head
+    assert job.store.read_head(job.target.pickle_in, limit=4096) == head
     assert job.submit().get() == 96 * MiB
     job.clean(delete_outputs=True)

@@ -99,9 +99,9 @@ def _by_value_hook() -> bool:
     return True
 
 
-def _dumps(obj: Any, portable: bool) -> bytes:
+def _dumps(obj: Any, by_value: bool) -> bytes:
     import dill
-    if not portable:
+    if not by_value:
         return dill.dumps(obj, recurse=True)
     if not _by_value_hook():
         logger.warning('this dill cannot ship functions by value; they go by name')
@@ -114,21 +114,21 @@ def _dumps(obj: Any, portable: bool) -> bytes:
 
 def write_payload(files: JobFiles, function: Callable, args: Sequence = (),
                   kwargs: Optional[dict] = None, imports: Sequence[str] = (),
-                  portable: bool = False) -> None:
+                  by_value: bool = False) -> None:
     """Pickle the call into ``files.pickle_in`` and the runner into ``files.function_py``.
 
-    ``portable=True`` is for another machine: functions and classes of modules that are
+    ``by_value=True`` is for another machine: functions and classes of modules that are
     not installed (see :func:`is_installed`) travel by value, and neither this
     machine's ``sys.path`` nor its working directory goes along.
     An object that cannot be pickled raises :class:`JobError` naming the function.
     """
     import dill
     context = {'imports': list(imports or ())}
-    if not portable:
+    if not by_value:
         context.update(cwd=os.getcwd(), sys_path=[os.path.abspath(p) for p in sys.path])
     try:
         data = dill.dumps(context) + _dumps(
-            (function, tuple(args or ()), dict(kwargs or {})), portable)
+            (function, tuple(args or ()), dict(kwargs or {})), by_value)
     except Exception as exc:
         name = getattr(function, '__qualname__', repr(function))
         raise JobError(f'cannot pickle the call of {name} (function, args or kwargs): '

@@ -11,17 +11,19 @@ directory) and pushed there with mode 0600; outputs are pulled back before readi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import os
 import posixpath
+import re
 import shlex
 import socket
 import tempfile
-from typing import Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ..script import JobFiles, reserve, write_atomic
-from ..storage import LocalStore
+from ..script import DEFAULT_SUFFIX, MARKER, JobFiles, job_sets, reserve, write_atomic
+from ..storage import Store
 from .connection import Connection
 from .endpoint import Endpoint, RemotePathError
 
@@ -47,11 +49,11 @@ def local_dir_tag(directory: str) -> str:
     return f'{base.strip("._") or "root"}-{digest}'
 
 
-class RemoteStore(LocalStore):
-    """Target paths on the endpoint of ``connection``; push/pull/delete through its sftp."""
+class RemoteStore(Store):
+    """Target paths on the endpoint of ``connection``; push/pull/remove through its sftp."""
 
     #: function payloads must carry what the remote Python cannot import
-    portable = True
+    ships_functions_by_value = True
 
     def __init__(self, connection: Connection, endpoint: Optional[Endpoint] = None) -> None:
         self.connection = connection
@@ -258,7 +260,7 @@ class RemoteStore(LocalStore):
             if data is not None:
                 write_atomic(local, data)
 
-    def delete(self, files: JobFiles, target_paths: Iterable[str]) -> None:
+    def remove(self, files: JobFiles, target_paths: Iterable[str]) -> None:
         """Delete the targets, and the job's directory once it is empty."""
         from xenon_backend import exceptions as xe
         paths: List[str] = list(dict.fromkeys(target_paths))
@@ -292,7 +294,7 @@ class RemoteStore(LocalStore):
                 return []
         return self._guard(path, 'list', listing)
 
-    def read_remote(self, path: str, limit: int = 16384) -> Optional[bytes]:
+    def read_head(self, path: str, limit: int = 16384) -> Optional[bytes]:
         """The first ``limit`` bytes of a remote file, None when it does not exist."""
         from xenon_backend import exceptions as xe
 
@@ -312,6 +314,44 @@ class RemoteStore(LocalStore):
                                       f'{err.strip() or f"exit code {code}"}')
             head = base64.b64decode(out)
         return head
+
+
+    # -- what job.py's submit_file and clean_dir ask of every store ----------------------------
+    def place_script(self, path: str, qtype: str) -> Tuple[JobFiles, JobFiles, Dict[str, str]]:
+        """Copy a user's script into a job directory of its own; its output lands there."""
+        stem = re.sub(r'[^A-Za-z0-9_.+-]+', '_', os.path.basename(path)).strip('._') or 'job'
+        files, target = self.claim(os.path.dirname(path), stem, DEFAULT_SUFFIX, qtype)
+        os.unlink(files.submission)  # only the remote directory is wanted
+        files = dataclasses.replace(files, script=path)
+        target = dataclasses.replace(target, script=posixpath.join(target.directory,
+                                                                     os.path.basename(path)))
+        self.push(files, [target.script])
+        return files, target, {'outfile': target.outfile, 'errfile': target.errfile}
+
+    def jobs_elsewhere(self, directory: str, suffix: str, qtypes: Sequence[str],
+                       delete_outputs: bool) -> Dict[JobFiles, List[str]]:
+        """Remote files of the jobs written from ``directory``, by (local) job file set:
+        only job directories whose submission script carries this package's marker."""
+        parent = posixpath.dirname(self.job_dir(JobFiles(directory, 'x', suffix)))
+        result: Dict[JobFiles, List[str]] = {}
+        for entry, is_dir in self.list_dir(parent):
+            if not is_dir:
+                continue
+            job_dir = posixpath.join(parent, entry)
+            names = [name for name, sub in self.list_dir(job_dir) if not sub]
+            for files in job_sets(names, directory, suffix, qtypes):
+                target = self.target(files)
+                if target.directory != job_dir:
+                    continue
+                if MARKER.encode() not in (self.read_head(target.submission) or b''):
+                    continue
+                paths = target.all() if delete_outputs else target.scripts()
+                result[files] = [p for p in paths if posixpath.basename(p) in names]
+        return result
+
+    def job_kinds(self, qtype: str) -> List[str]:
+        """Only the system's own: this store's jobs were written for it."""
+        return [qtype]
 
 
 _BIG = object()
