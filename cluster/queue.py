@@ -250,6 +250,10 @@ class Watcher:
                 self._missing.pop(job_id, None)
         decided = self._settle(settle + strangers, listing, set(strangers))
         updates.update((i, v) for i, v in decided.items() if i not in strangers)
+        # listed as over but not decided yet (e.g. Torque's C without an exit status):
+        # shown as the scheduler lists it, and still polled
+        updates.update((i, listing[i]) for i in settle if i not in decided and i in listing
+                       and not listing[i].state.final)
         with self._lock:
             for job_id, item in updates.items():
                 self._info[job_id] = item

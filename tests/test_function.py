@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 import cluster
-from cluster import JobError
+from cluster import JobError, SubmissionError
 from cluster.batch import State
 
 MAIN_SCRIPT = textwrap.dedent('''
@@ -78,6 +78,6 @@ def test_dependency_on_an_unknown_id_is_a_clear_error(in_tmp):
 
 def test_more_cores_than_the_machine_is_refused(in_tmp):
     job = cluster.submit('true', qtype='local', cores=100000)
-    with pytest.raises(JobError, match='cores'):
+    with pytest.raises(SubmissionError, match="100000 cores"):  # local mode refuses it
         job.wait()
     assert 'refused' in repr(job)
