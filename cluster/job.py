@@ -370,9 +370,8 @@ class Job:
                 info.reason and 'depend' not in info.reason.lower()):
             return info
         for dep in self.depends:
-            if not isinstance(dep, Job):
-                continue
-            dep.wait()
+            if not isinstance(dep, Job) or not dep.done:
+                continue  # only a dependency that has ended can explain it: never wait here
             if dep.info.state is not State.COMPLETED or dep.info.exitcode:
                 code = dep.info.exitcode
                 return dataclasses.replace(info, reason=(

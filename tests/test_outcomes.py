@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -97,6 +98,45 @@ def test_dependent_of_a_failed_job_is_cancelled_everywhere(backend, in_tmp):
         in child.info.reason
     with pytest.raises(JobError, match=rf'ended cancelled: dependency {parent.name} '):
         function.get(timeout=120)
+
+
+@pytest.mark.parametrize('backend', ['local', *LIVE])
+def test_cancelling_a_dependent_does_not_wait_for_its_running_parent(backend, in_tmp):
+    """The reason of a cancelled dependent is looked up without waiting for the parent."""
+    if backend != 'local':
+        _require_slurm(backend)
+    gate = in_tmp / 'gate'
+    parent = cluster.submit(_gate_command(gate, 0), qtype=backend, name='parent')
+    child = cluster.submit('echo never', qtype=backend, depends=[parent])
+    try:
+        _until(lambda: child.state is State.PENDING, what='the dependent pending')
+        child.cancel()
+        started = time.monotonic()
+        assert child.wait(timeout=60) is False
+        assert time.monotonic() - started < 30  # not held until the parent ends
+        assert child.info.state is State.CANCELLED
+    finally:
+        gate.touch()
+    assert parent.get(timeout=120)[0] == 0
+
+
+def test_a_reasonless_end_is_explained_without_waiting_for_a_running_dependency(in_tmp):
+    """A scheduler that gives no reason (a real Torque's qdel) must not make wait() wait
+    for a dependency that is still running."""
+    gate = in_tmp / 'gate'
+    parent = cluster.submit(_gate_command(gate, 0), qtype='local', name='parent')
+    child = cluster.Job('echo never', qtype='local', depends=[parent])
+    answer = []
+    explain = threading.Thread(target=lambda: answer.append(
+        child._explained(cluster.batch.JobInfo('7', State.CANCELLED))), daemon=True)
+    try:
+        explain.start()
+        explain.join(10)
+        assert not explain.is_alive(), 'waited for the running dependency'
+        assert answer[0].reason is None
+    finally:
+        gate.touch()
+    assert parent.get(timeout=60)[0] == 0
 
 
 @pytest.mark.slurm
