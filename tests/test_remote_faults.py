@@ -178,6 +178,9 @@ class TestKilledServer:
                     except Exception as exc:  # noqa: BLE001 - counted
                         failed.append((run, job.name, f'{type(exc).__name__}: {exc}'))
         deadline = time.monotonic() + 120
+        # counted by the names the jobs took: a job whose remote directory was made by a
+        # server that died before answering claims the next name (``_1``) on the new one
+        names = [job.name for job in jobs]
         while True:     # slurmdbd records a job a moment after sbatch returns
             counts = sacct_names(names, since)
             if all(counts.values()) or time.monotonic() > deadline:
