@@ -20,16 +20,22 @@ CHECK = textwrap.dedent('''
 ''')
 
 
-def test_import_writes_nothing_and_starts_nothing(tmp_path):
+def _run_in_a_fresh_home(tmp_path, script: str) -> str:
+    """Run ``script`` with an empty HOME and an unwritten config; assert it exits 0 and
+    writes nothing (HOME stays empty, nothing appears beside it); return its stdout."""
     home = tmp_path / 'home'
     home.mkdir()
     env = dict(os.environ, HOME=str(home), CLUSTER_CONFIG=str(tmp_path / 'cfg' / 'cluster.ini'))
-    result = subprocess.run([sys.executable, '-c', CHECK], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True,
                             text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == 'clean'
     assert list(home.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ['home']
+    return result.stdout.strip()
+
+
+def test_import_writes_nothing_and_starts_nothing(tmp_path):
+    assert _run_in_a_fresh_home(tmp_path, CHECK) == 'clean'
 
 
 SEED_API = textwrap.dedent('''
@@ -50,14 +56,7 @@ SEED_API = textwrap.dedent('''
 
 def test_the_seeds_module_attributes_exist_after_import_cluster_and_do_no_work(tmp_path):
     """Issue 9 item 9: ``import cluster`` then ``cluster.config_file...`` as the seed wrote."""
-    home = tmp_path / 'home'
-    home.mkdir()
-    env = dict(os.environ, HOME=str(home), CLUSTER_CONFIG=str(tmp_path / 'cfg' / 'cluster.ini'))
-    result = subprocess.run([sys.executable, '-c', SEED_API], env=env, capture_output=True,
-                            text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == 'seed api'
-    assert list(home.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ['home']
+    assert _run_in_a_fresh_home(tmp_path, SEED_API) == 'seed api'
 
 
 THREADS = textwrap.dedent('''
