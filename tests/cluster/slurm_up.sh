@@ -151,6 +151,14 @@ for field in "${layout[@]}"; do
 done
 MEMORY=$(( total - (total / 10 > 2048 ? total / 10 : 2048) ))
 (( MEMORY >= 512 )) || MEMORY=$(( total / 2 ))
+# Preemption (issue 14): a job in partition "high" (PriorityTier 10) preempts jobs of the
+# default partition "debug" (tier 1), which are requeued (PreemptMode=REQUEUE; JobRequeue=1
+# makes batch jobs requeueable unless submitted --no-requeue, and those are cancelled).
+# A preempted job gets its --signal at once (preempt_send_user_signal) and GraceTime
+# seconds before it is killed, time for a checkpoint. MaxArraySize stays Slurm's default;
+# tests/cluster/slurm_conf.sh lowers it for a test and puts it back (scontrol reconfigure).
+MAX_ARRAY_SIZE=1001
+GRACE_TIME=10
 slurm_text="# written by tests/cluster/slurm_up.sh: a single-node test cluster
 ClusterName=$CLUSTER_NAME
 SlurmctldHost=$NODE(127.0.0.1)
@@ -180,13 +188,20 @@ KillWait=2
 OverTimeLimit=0
 InactiveLimit=0
 MaxJobCount=100000
+MaxArraySize=$MAX_ARRAY_SIZE
+JobRequeue=1
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
+PreemptExemptTime=-1
+SlurmctldParameters=preempt_send_user_signal
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30
 JobCompType=jobcomp/none
 NodeName=$NODE NodeAddr=127.0.0.1 ${hw[*]} RealMemory=$MEMORY State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP GraceTime=$GRACE_TIME
+PartitionName=high Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=10"
 conf_changed=0
 install_conf "$CONF" 644 "$slurm_text" && conf_changed=1
 
