@@ -48,7 +48,7 @@ setup(
     install_requires=GRPC_FLOORS + ['dill>=0.3.8', 'psutil>=5.9', 'platformdirs>=2.5'],
     extras_require={
         'test': ['pytest>=7', 'sphinx'] + TOOLS_FLOORS,   # sphinx: tests/test_docs.py builds docs/
-        'bench': ['dask[distributed]', 'submitit'],
+        'bench': ['dask[distributed]', 'dask-jobqueue', 'submitit'],   # benchmarks/' peers
         'docs': ['sphinx'],
     },
     entry_points={'console_scripts': ['cluster = cluster.cli:main']},

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install cluster into ./.venv (created if missing). `--test` adds what the test suite needs.
+# Install cluster into ./.venv (created if missing). `--test` adds what the test suite needs,
+# with the peers the benchmarks measure against (tests/test_benchmark_executor.py runs one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The build also makes xenon_backend's gRPC stubs and fetches the xenon-grpc jar into the
@@ -12,7 +13,7 @@ as_root() {  # root runs it directly (a fresh Debian machine has no sudo); a use
     fi
 }
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+[ "${1:-}" = "--test" ] && extras="[test,bench]"
 missing=""
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="python3-venv"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"   # the Xenon TLS certificates
