@@ -15,6 +15,7 @@ fi
 bash scripts/install.sh --test
 bash scripts/setup_xenon.sh          # java, the xenon-grpc jar, its proto, the gRPC stubs
 bash tests/cluster/slurm_up.sh       # munge, mariadb, slurmdbd, slurmctld, slurmd, Torque wrappers
+bash tests/cluster/sge_up.sh         # Grid Engine in a private root (its qsub never in /usr/bin)
 bash tests/cluster/sshd_up.sh        # an sshd on 127.0.0.1 with the test user clustertest
 bash tests/cluster/remote_up.sh      # that user's Pythons (with and without dill) for remote jobs
 # Strict: a real component that is missing fails its tests (tests/support.py), never skips.
