@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from typing import Dict
 
 import pytest
@@ -36,3 +37,40 @@ def read_env_file(path: str) -> Dict[str, str]:
             if sep:
                 values[name] = value
     return values
+
+
+SGE_HOW = 'bash tests/cluster/sge_up.sh'
+
+
+def sge_env_file() -> str:
+    """Where tests/cluster/sge_up.sh writes its env file."""
+    return os.path.join(os.environ.get('CLUSTER_TEST_SGE', '/opt/cluster-test-sge'), 'env.sh')
+
+
+def sge_env() -> Dict[str, str]:
+    """The environment that reaches the test Grid Engine: os.environ with SGE_ROOT, SGE_CELL,
+    the ports and SGE's own bin directory first on PATH (its qsub, never /usr/bin's Torque one).
+
+    Fails when strict (skips otherwise) when sge_up.sh has not run or qmaster does not answer.
+    """
+    path = sge_env_file()
+    require('Grid Engine', os.path.isfile(path), f'{SGE_HOW} (no {path})')
+    values = {}
+    with open(path) as handle:
+        for line in handle:
+            name, sep, value = line.strip().removeprefix('export ').partition('=')
+            if sep and name != 'PATH':
+                values[name] = value
+    env = dict(os.environ, **values)
+    env['PATH'] = values['SGE_BIN'] + os.pathsep + os.environ.get('PATH', '')
+    qstat = os.path.join(values['SGE_BIN'], 'qstat')
+    try:
+        answered = subprocess.run([qstat, '-help'], env=env, capture_output=True, text=True,
+                                  timeout=20).stdout.startswith('SGE')
+        up = answered and subprocess.run([os.path.join(values['SGE_BIN'], 'qconf'), '-sh'],
+                                         env=env, capture_output=True,
+                                         timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        up = False
+    require('Grid Engine (sge_qmaster)', up, SGE_HOW)
+    return env
