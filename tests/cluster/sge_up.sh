@@ -277,7 +277,7 @@ for limit in rt cpu fsize data stack core rss vmem; do
     printf 's_%-19s INFINITY\nh_%-19s INFINITY\n' "$limit" "$limit" >> "$WORK/$QUEUE"
 done
 apply "queue $QUEUE" "$WORK/$QUEUE" "-sq $QUEUE" -Aq -Mq
-qconf -ss 2>/dev/null | grep -qx "$NODE" || qconf -as "$NODE" >/dev/null
+qconf -ss 2>/dev/null | grep -qx "$NODE" || qconf -as "$NODE" >/dev/null 2>&1 || die "qconf -as $NODE failed"
 
 # --- 6. sge_execd: registers this host as an execution host -------------------------------
 # execd names its spool directory by the host name as it resolves it (here: localhost)
