@@ -315,3 +315,49 @@ def test_an_unwritable_output_file_is_eqw_and_failed_26_with_exit_status_0(env, 
     finally:
         run(env, 'qdel', job, check=False)
     wait_gone(env, job)
+
+
+def test_a_job_killed_by_a_signal_is_failed_100_with_128_plus_the_signal(env, tmp_path):
+    job = qsub(env, '-o', '/dev/null', '-j', 'y', script(tmp_path / 'sig.sh', 'kill -TERM $$\n'))
+    wait_gone(env, job)
+    text = run(env, 'qacct', '-j', job).stdout
+    [record] = parse_qacct(text)
+    assert record['failed'].split()[0] == '100', record['failed']
+    assert record['exit_status'].split()[0] == '143', record['exit_status']
+    sample('qacct_sigterm.txt', text, qacct_keys)
+
+
+def test_qmod_rj_requeues_a_rerunnable_job_and_qacct_keeps_both_runs(env, tmp_path):
+    runs = tmp_path / 'runs.txt'
+    job = qsub(env, '-r', 'y', '-o', '/dev/null', '-j', 'y',
+               script(tmp_path / 'again.sh', f'echo run >> {runs}\nsleep 300\n'))
+    try:
+        wait_until(lambda: runs.exists() and states(env, job) == ['r'], f'job {job} running')
+        assert 'Pushed rescheduling' in run(env, 'qmod', '-rj', job).stdout
+        wait_until(lambda: runs.read_text() == 'run\nrun\n', f'job {job} ran again')
+        [first] = qacct(env, job)         # the first run's record, written at the requeue
+        assert first['failed'].startswith('25'), first['failed']          # "rescheduling"
+    finally:
+        run(env, 'qdel', job, check=False)
+    wait_gone(env, job)
+    text = run(env, 'qacct', '-j', job).stdout
+    records = parse_qacct(text)
+    assert [r['failed'].split()[0] for r in records] == ['25', '100'], records
+    sample('qacct_requeued_then_qdel.txt', text, qacct_keys)
+
+
+def test_hold_jid_of_an_unknown_job_does_not_hold(env, tmp_path):
+    out = tmp_path / 'out.txt'
+    job = qsub(env, '-hold_jid', '99999999', '-o', str(out), '-j', 'y', '-b', 'y', 'echo', 'ran')
+    wait_gone(env, job)
+    assert out.read_text() == 'ran\n'     # cluster must check its dependencies itself
+
+
+@pytest.mark.parametrize('args, reason', [
+    (['-pe', 'nosuch', '2'], 'job rejected: the requested parallel environment "nosuch" does not exist'),
+    (['-l', 'nosuch=1'], 'unknown resource "nosuch"'),
+    (['-q', 'nosuch.q'], 'Job was rejected because job requests unknown queue "nosuch.q"')])
+def test_a_rejected_submission_exits_1_and_says_why(env, args, reason):
+    result = run(env, 'qsub', '-terse', *args, '-b', 'y', 'true', check=False)
+    assert (result.returncode, result.stdout) == (1, '')
+    assert result.stderr == f'Unable to run job: {reason}\nExiting.\n'

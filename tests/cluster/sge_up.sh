@@ -23,7 +23,7 @@
 #     would kill every job that does not request it)
 #   login_shells none: a job's shell never reads root's profile (it runs with execd's clean env)
 #   global: min_uid 0 / min_gid 0 (root may submit), accounting_flush_time=00:00:00
-#     (qacct has a record as soon as a job ends), scheduler runs every second
+#     (qacct has a record as soon as a job ends), scheduler runs every second, load reports every 4 s
 #
 # Environment: SGE_UP_TIMEOUT (seconds per readiness wait, default 60),
 #   CLUSTER_TEST_SGE (the private root, default /opt/cluster-test-sge).
@@ -131,7 +131,8 @@ ln -sfn "$PKG/usr/share/gridengine/util" "$SGE_ROOT/util"
 NODE=$(hostname)
 # the host name resolves to 127.0.0.1, which resolves back to localhost: SGE refuses clients
 # whose names differ, unless host_aliases says they are one host (first name is the main one)
-install_conf "$COMMON/host_aliases" 644 "$NODE localhost" || true
+aliases=$(printf '%s\n' "$(hostname -s)" localhost | grep -vx "$NODE" | sort -u | tr '\n' ' ')
+install_conf "$COMMON/host_aliases" 644 "$NODE ${aliases% }" || true
 install_conf "$COMMON/act_qmaster" 644 "$NODE" || true
 install_conf "$COMMON/bootstrap" 644 "# written by tests/cluster/sge_up.sh
 admin_user              none
@@ -153,7 +154,7 @@ global_conf() {
         -e 's|^min_gid .*|min_gid                0|' \
         -e 's|^mailer .*|mailer                 /bin/true|' \
         -e 's|^reporting_params .*|reporting_params       accounting=true reporting=false flush_time=00:00:15 joblog=false sharelog=00:00:00 accounting_flush_time=00:00:00|' \
-        -e 's|^load_report_time .*|load_report_time       00:00:10|' \
+        -e 's|^load_report_time .*|load_report_time       00:00:04|' \
         -e 's|^login_shells .*|login_shells           none|' \
         -e '/^#/d' -e '/^conf_version/d' \
         "$PKG/usr/share/gridengine/default-configuration"
