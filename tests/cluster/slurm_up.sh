@@ -159,6 +159,9 @@ MEMORY=$(( total - (total / 10 > 2048 ? total / 10 : 2048) ))
 # tests/cluster/slurm_conf.sh lowers it for a test and puts it back (scontrol reconfigure).
 MAX_ARRAY_SIZE=1001
 GRACE_TIME=10
+# a requeued job may start again cred_expire + 1 s after its requeue (Slurm's default 120 s);
+# the credential only has to outlive a local launch here
+CRED_EXPIRE=10
 slurm_text="# written by tests/cluster/slurm_up.sh: a single-node test cluster
 ClusterName=$CLUSTER_NAME
 SlurmctldHost=$NODE(127.0.0.1)
@@ -194,6 +197,7 @@ PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 PreemptExemptTime=-1
 SlurmctldParameters=preempt_send_user_signal
+AuthInfo=cred_expire=$CRED_EXPIRE
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/linux
