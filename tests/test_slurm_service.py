@@ -1,0 +1,367 @@
+"""Facts of the real test Slurm that issues 13 and 14 build on: preemption and requeue,
+--signal before the time limit, job arrays in sbatch/squeue/sacct, MaxArraySize.
+
+These drive Slurm's own commands (no package code): they pin what the scheduler does, so
+a changed set-up (tests/cluster/slurm_up.sh) or Slurm version shows here first. With
+RECORD_SLURM_SAMPLES=1 they write the raw outputs to tests/data/slurm/ (see README.txt).
+Preempting tests hold both cores with their own job before a job in `high` starts, so
+they never preempt other people's jobs.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, TypeVar
+
+import pytest
+from conftest import require, slurm_ready
+
+pytestmark = pytest.mark.slurm
+HERE = Path(__file__).resolve().parent
+SAMPLES = HERE / 'data' / 'slurm'
+CONF_SCRIPT = HERE / 'cluster' / 'slurm_conf.sh'
+QUEUE_WAIT = 300  # our job may wait behind others' jobs on the 2 shared cores
+T = TypeVar('T')
+
+
+# --- helpers ------------------------------------------------------------------------------
+def sh(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode:
+        raise AssertionError(f'{argv} exited {done.returncode}: {done.stderr}')
+    return done
+
+
+def record(name: str, text: str) -> None:
+    """Keep a raw output as a sample for parser tests (only when asked to)."""
+    if os.environ.get('RECORD_SLURM_SAMPLES'):
+        SAMPLES.mkdir(parents=True, exist_ok=True)
+        (SAMPLES / name).write_text(text)
+
+
+def poll(what: str, probe: Callable[[], Optional[T]], timeout: float = 120,
+         every: float = 0.2) -> T:
+    """The first true value of ``probe()``, polled until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+        time.sleep(every)
+
+
+def lines(path: Path) -> List[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def show_job(job_id: str) -> Dict[str, str]:
+    """``scontrol show job -o`` of one job as a dict ({} once Slurm forgot it)."""
+    done = sh('scontrol', 'show', 'job', '-o', job_id, check=False)
+    return dict(re.findall(r'(\w+)=(\S*)', done.stdout.splitlines()[0])) if done.stdout else {}
+
+
+def queued(job_ids: str, fmt: str = '%i|%P|%T|%r', *flags: str) -> str:
+    return sh('squeue', '-h', *flags, '-j', job_ids, '-o', fmt, check=False).stdout
+
+
+def sacct(job_id: str, *flags: str, fields: str = 'JobID,State,ExitCode,Partition') -> List[str]:
+    return sh('sacct', '-n', '-X', '-P', *flags, '-j', job_id, '-o', fields).stdout.splitlines()
+
+
+def final_sacct(job_id: str, *flags: str, fields: str = 'JobID,State,ExitCode,Partition',
+                timeout: float = 60) -> List[str]:
+    """sacct rows once the job's last row is final (slurmdbd lags the end a little)."""
+    def settled():
+        rows = sacct(job_id, *flags, fields=fields)
+        state = fields.split(',').index('State')
+        return rows if rows and rows[-1].split('|')[state] not in (
+            'PENDING', 'RUNNING') else None
+    return poll(f'final accounting of {job_id}', settled, timeout)
+
+
+def sbatch(jobs: List[str], *args: str) -> str:
+    out = sh('sbatch', '--parsable', *args).stdout.strip()
+    assert re.fullmatch(r'\d+', out), f'--parsable printed {out!r}'
+    jobs.append(out)
+    return out
+
+
+def script(path: Path, body: str) -> str:
+    path.write_text('#!/bin/bash\n' + body)
+    return str(path)
+
+
+def timeline(job_ids: str, stop: Callable[[], bool], timeout: float) -> List[str]:
+    """Distinct squeue outputs for ``job_ids``, each stamped with seconds from now."""
+    t0, seen = time.monotonic(), []
+    def probe():
+        out = queued(job_ids)
+        if not seen or seen[-1].split(' ', 1)[1] != out:
+            seen.append(f'{time.monotonic() - t0:.1f} {out}')
+        return stop()
+    poll(f'{job_ids} to settle', probe, timeout, every=0.1)
+    return seen
+
+
+@pytest.fixture
+def jobs():
+    """Ids this test submitted; whatever is left of them is cancelled at the end."""
+    submitted: List[str] = []
+    yield submitted
+    if submitted:
+        sh('scancel', *submitted, check=False)
+
+
+@pytest.fixture(autouse=True)
+def _service(tmp_path, monkeypatch):
+    require('Slurm', slurm_ready(), 'bash tests/cluster/slurm_up.sh')
+    parts = sh('sinfo', '-h', '-o', '%R').stdout.split()
+    require('partition high on the test Slurm', 'high' in parts, 'bash tests/cluster/slurm_up.sh')
+    monkeypatch.chdir(tmp_path)
+
+
+def hold_both_cores(jobs: List[str], body: str, tmp_path: Path, *args: str) -> str:
+    """A debug-partition job on both cores, running: only it can be preempted."""
+    low = sbatch(jobs, '-J', 'facts-low', '-n', '2', '-t', '10', '-o', str(tmp_path / 'low.out'),
+                 *args, script(tmp_path / 'low.sh', body))
+    poll(f'{low} to run', lambda: show_job(low).get('JobState') == 'RUNNING', QUEUE_WAIT)
+    return low
+
+
+# --- preemption ---------------------------------------------------------------------------
+PREEMPTED_BODY = '''
+run=${{SLURM_RESTART_COUNT-unset}}
+echo "$run $(date +%s.%N)" >> {d}/starts
+trap 'echo "$run $(date +%s.%N)" >> {d}/usr2; {action}' USR2
+[ "$run" = unset ] || exit 0
+for i in $(seq 1200); do sleep 0.1; done
+exit 5
+'''
+
+
+def preempt(jobs: List[str], tmp_path: Path, action: str, *low_args: str) -> dict:
+    """Hold both cores, preempt the job by one in `high`, follow it to its end."""
+    low = hold_both_cores(jobs, PREEMPTED_BODY.format(d=tmp_path, action=action), tmp_path,
+                          '--signal=B:USR2@600', *low_args)
+    submitted = time.time()
+    high = sbatch(jobs, '-p', 'high', '-n', '1', '-t', '2', '--wrap', 'sleep 4')
+    pending: Dict[str, str] = {}
+    def over():
+        info = show_job(low)
+        if info.get('JobState') == 'PENDING' and not pending:
+            pending.update(info)
+            pending['text'] = sh('scontrol', 'show', 'job', low, check=False).stdout
+        return low not in queued(low)
+    seen = timeline(f'{low},{high}', over, 240)
+    starts = [line.split() for line in (tmp_path / 'starts').read_text().splitlines()]
+    usr2 = [line.split() for line in (tmp_path / 'usr2').read_text().splitlines()]
+    def high_started():
+        start = (sacct(high, fields='Start') or ['Unknown'])[0]
+        return None if start == 'Unknown' else start
+    high_start = time.mktime(time.strptime(poll(f'{high} to start', high_started, 60),
+                                           '%Y-%m-%dT%H:%M:%S'))
+    rows = final_sacct(low, '-D')
+    timing = {'usr2_after': float(usr2[0][1]) - submitted, 'high_ran_after':
+              high_start - submitted,
+              'again_after': float(starts[1][1]) - submitted if len(starts) > 1 else None}
+    return {'low': low, 'seen': seen, 'pending': pending, 'runs': [s[0] for s in starts],
+            'usr2': [u[0] for u in usr2], 'sacct_D': rows, 'sacct': sacct(low),
+            'timing': timing}
+
+
+def keep(name: str, facts: dict) -> None:
+    record(f'{name}_squeue.txt', '\n'.join(facts['seen']) + '\n')
+    record(f'{name}_sacct_D.txt', '\n'.join(facts['sacct_D']) + '\n')
+    record(f'{name}_timing.txt', ''.join(f'{k}={v if v is None else round(v, 1)} s\n'
+                                         for k, v in facts['timing'].items()))
+    if facts['pending']:
+        record(f'{name}_scontrol_pending.txt', facts['pending']['text'])
+
+
+def states(rows: List[str]) -> List[str]:
+    return [row.split('|')[1] for row in rows]
+
+
+def test_preempted_requeueable_job_is_killed_after_grace_requeued_and_runs_again(
+        jobs, tmp_path):
+    facts = preempt(jobs, tmp_path, ':', '--requeue')  # the trap only notes the signal
+    keep('preempt_requeue', facts)
+    assert facts['usr2'] == ['unset']  # --signal at preemption (preempt_send_user_signal)
+    assert facts['runs'] == ['unset', '1']  # SLURM_RESTART_COUNT: unset, then 1
+    assert facts['pending']['Restarts'] == '1', facts['pending']
+    assert facts['pending']['Reason'] == 'BeginTime', facts['pending']
+    assert states(facts['sacct_D']) == ['PREEMPTED', 'COMPLETED'], facts['sacct_D']
+    assert states(facts['sacct']) == ['COMPLETED']  # without -D: the last run only
+    timing = facts['timing']
+    assert timing['usr2_after'] < 5 and 10 <= timing['high_ran_after'] < 60, timing
+    assert timing['again_after'] - timing['high_ran_after'] >= 4, timing  # after high ended
+
+
+def test_preempted_job_that_requeues_itself_in_the_grace_time(jobs, tmp_path):
+    facts = preempt(jobs, tmp_path, 'scontrol requeue $SLURM_JOB_ID', '--requeue')
+    keep('preempt_selfrequeue', facts)
+    assert facts['usr2'] == ['unset'] and facts['runs'] == ['unset', '1']
+    assert states(facts['sacct_D']) == ['REQUEUED', 'COMPLETED'], facts['sacct_D']
+    assert facts['timing']['high_ran_after'] < 10, facts['timing']  # no wait for the grace
+
+
+def test_preempted_job_that_exits_in_the_grace_time_is_done(jobs, tmp_path):
+    """Exit 0 after a checkpoint loses the rest of the work: Slurm calls it COMPLETED."""
+    facts = preempt(jobs, tmp_path, 'exit 0', '--requeue')
+    keep('preempt_exit0', facts)
+    assert facts['usr2'] == ['unset'] and facts['runs'] == ['unset']
+    assert states(facts['sacct_D']) == ['COMPLETED'], facts['sacct_D']
+
+
+def test_preempted_job_without_requeue_ends_preempted(jobs, tmp_path):
+    facts = preempt(jobs, tmp_path, ':', '--no-requeue')
+    keep('preempt_norequeue', facts)
+    assert facts['usr2'] == ['unset'] and facts['runs'] == ['unset']
+    # final, and its ExitCode 0:0: only the state tells it was killed
+    assert [row.split('|')[1:3] for row in facts['sacct_D']] == [['PREEMPTED', '0:0']]
+    assert 10 <= facts['timing']['high_ran_after'] < 60, facts['timing']  # after GraceTime
+
+
+# --- signals before the limit, requeue by the job itself ----------------------------------
+def test_signal_before_time_limit_reaches_the_batch_shell(jobs, tmp_path):
+    body = ('trap \'date +%s.%N > {d}/usr2; exit 0\' USR2\n'
+            'for i in $(seq 900); do sleep 0.1; done\nexit 5\n').format(d=tmp_path)
+    job = sbatch(jobs, '-t', '1', '--signal=B:USR2@40', '-o', str(tmp_path / 'out'),
+                 script(tmp_path / 'sig.sh', body))
+    text = poll('the USR2 marker', lambda: (tmp_path / 'usr2').exists()
+                and (tmp_path / 'usr2').read_text(), QUEUE_WAIT + 90)
+    start = sacct(job, fields='Start')[0]  # the job may be gone from scontrol already
+    started = time.mktime(time.strptime(start, '%Y-%m-%dT%H:%M:%S'))
+    lead = started + 60 - float(text)
+    record('signal_lead.txt', f'StartTime={start} usr2_at={text.strip()} lead={lead:.1f}s\n')
+    assert 0 < lead <= 41, lead  # Slurm checks the limits periodically: up to @40
+    assert final_sacct(job)[0].split('|')[1:3] == ['COMPLETED', '0:0']
+
+
+def test_job_requeues_itself_and_runs_again(jobs, tmp_path):
+    body = '''run=${{SLURM_RESTART_COUNT-unset}}
+echo "$run $(date +%s.%N)" >> {d}/starts
+[ "$run" = unset ] || exit 0
+scontrol requeue "$SLURM_JOB_ID"
+for i in $(seq 600); do sleep 0.1; done
+exit 7
+'''.format(d=tmp_path)
+    job = sbatch(jobs, '--requeue', '-o', str(tmp_path / 'out'), script(tmp_path / 'rq.sh', body))
+    seen = timeline(job, lambda: len(lines(tmp_path / 'starts')) == 4
+                    and job not in queued(job), QUEUE_WAIT + 60)
+    record('self_requeue_squeue.txt', '\n'.join(seen) + '\n')
+    runs = lines(tmp_path / 'starts')
+    assert runs[0::2] == ['unset', '1']
+    record('self_requeue_restart.txt', f'requeued run started {float(runs[3]) - float(runs[1]):.1f}'
+           ' s after the first\n')
+    assert float(runs[3]) - float(runs[1]) >= 10  # cred_expire=10: eligible 11 s later
+    rows = final_sacct(job, '-D')
+    record('self_requeue_sacct_D.txt', '\n'.join(rows) + '\n')
+    assert [r.split('|')[1] for r in rows] == ['REQUEUED', 'COMPLETED'], rows
+
+
+# --- arrays -------------------------------------------------------------------------------
+ARRAY_FORMAT = '%i|%F|%K|%T|%r'
+
+
+def test_array_forms_throttle_and_cancelled_indices(jobs, tmp_path):
+    body = (f'touch {tmp_path}/ran.$SLURM_ARRAY_TASK_ID\n'
+            '[ "$SLURM_ARRAY_TASK_ID" = 0 ] && n=600 || n=15\n'
+            'for i in $(seq $n); do sleep 0.1; done\n')
+    array = sbatch(jobs, '--array=0-9%2', '-o', str(tmp_path / '%A_%a.out'),
+                   script(tmp_path / 'task.sh', body))
+    plain_job = sbatch(jobs, '--hold', '--wrap', 'true')  # a job of no array, same listing
+    sh('scancel', f'{array}_4')  # pending: it leaves no trace at all
+    assert f'{array}_4|' not in queued(array, ARRAY_FORMAT, '-r')
+    gone = sh('scontrol', 'show', 'job', f'{array}_4', check=False)
+    record('array_scontrol_cancelled_pending.txt', gone.stdout + gone.stderr)
+    assert gone.returncode == 1 and f'Job {array}_4 not found' in gone.stdout + gone.stderr
+    samples: Dict[str, str] = {}
+    most = 0
+    def probe():
+        nonlocal most
+        plain = sh('squeue', '-h', '-o', ARRAY_FORMAT).stdout
+        expanded = sh('squeue', '-h', '-r', '-o', ARRAY_FORMAT).stdout
+        mine = [line.split('|') for line in expanded.splitlines() if line.split('|')[1] == array]
+        running = [f[2] for f in mine if f[3] == 'RUNNING']
+        most = max(most, len(running))
+        assert len(running) <= 2, expanded  # the %2 throttle
+        if '0' in running and 'plain' not in samples:
+            def listed():
+                rows = sacct(array, fields='JobID,JobIDRaw,State,ExitCode')
+                return rows if f'{array}_0|' in '\n'.join(rows) else None
+            rows = poll(f'{array}_0 in sacct', listed, 30)  # slurmdbd lags the start
+            samples.update(plain=plain, expanded=expanded, sacct='\n'.join(rows) + '\n')
+            sh('scancel', plain_job)
+            sh('scancel', f'{array}_0')  # running: cancelled, the others go on
+        return not mine
+    poll(f'array {array} to finish', probe, QUEUE_WAIT, every=0.1)
+    record('array_squeue.txt', samples['plain'])
+    record('array_squeue_r.txt', samples['expanded'])
+    record('array_sacct_running.txt', samples['sacct'])
+    assert re.search(rf'^{plain_job}\|{plain_job}\|N/A\|PENDING\|JobHeldUser$', samples['plain'],
+                     re.M), samples['plain']  # %F is the job's own id, %K N/A
+    assert re.search(rf'^{array}_0\|\d+\|RUNNING\|', samples['sacct'], re.M), samples['sacct']
+    assert re.search(rf'^{array}_\[[-,\d]+%2\]\|{array}\|PENDING\|', samples['sacct'], re.M)
+    # pending: one line, the cancelled index a hole in the list, e.g. 123_[2-3,5-9%2]
+    pend = re.search(rf'^{array}_\[([-,\d]+)%2\]\|{array}\|\1%2\|PENDING\|\w+$',
+                     samples['plain'], re.M)
+    assert pend and pend.group(1).endswith(',5-9'), samples['plain']
+    assert re.search(rf'^{array}_0\|{array}\|0\|RUNNING\|None$', samples['plain'], re.M)
+    assert '[' not in samples['expanded']  # -r: one line per task, pending ones too
+    assert 1 <= most <= 2
+    def settled():
+        rows = sacct(array, fields='JobID,JobIDRaw,State,ExitCode')
+        done = len(rows) == 9 and not any(r.split('|')[2] in ('PENDING', 'RUNNING')
+                                          for r in rows)
+        return rows if done else None
+    rows = poll(f'every task of {array} in sacct', settled, 60)
+    record('array_sacct.txt', '\n'.join(rows) + '\n')
+    states = {r.split('|')[0]: r.split('|')[2:] for r in rows}
+    # cancelled while running: the job row's ExitCode stays 0:0 (the state says it all)
+    assert states.pop(f'{array}_0') == ['CANCELLED by 0', '0:0'], rows
+    assert states == {f'{array}_{i}': ['COMPLETED', '0:0'] for i in (1, 2, 3, 5, 6, 7, 8, 9)}
+    assert sorted(p.name for p in tmp_path.glob('ran.*')) == [
+        f'ran.{i}' for i in (0, 1, 2, 3, 5, 6, 7, 8, 9)]
+
+
+def test_cancelled_pending_array_is_one_sacct_row_without_index(jobs):
+    array = sbatch(jobs, '--hold', '--array=0-5', '--wrap', 'true')
+    sh('scancel', array)
+    rows = final_sacct(array, fields='JobID,JobIDRaw,State,ExitCode')
+    record('array_sacct_cancelled_pending.txt', '\n'.join(rows) + '\n')
+    assert rows == [f'{array}|{array}|CANCELLED by 0|0:0'], rows
+
+
+# --- MaxArraySize -------------------------------------------------------------------------
+def max_array_size() -> str:
+    return sh('bash', str(CONF_SCRIPT), 'get', 'MaxArraySize').stdout.strip()
+
+
+def test_low_max_array_size_refuses_index_over_limit_and_is_put_back(jobs, tmp_path):
+    assert max_array_size() == '1001'
+    inner = '''exec > {d}/inner.txt 2>&1
+scontrol show config | grep MaxArraySize
+echo "--- 0-60"; sbatch --hold --array=0-60 --wrap true; echo "rc=$?"
+echo "--- 0-49"; sbatch --hold --parsable --array=0-49 --wrap true; echo "rc=$?"
+'''.format(d=tmp_path)
+    t0 = time.monotonic()
+    sh('bash', str(CONF_SCRIPT), 'with', 'MaxArraySize=50', '--', 'bash', '-c', inner, timeout=150)
+    took = time.monotonic() - t0
+    text = (tmp_path / 'inner.txt').read_text()
+    jobs.extend(re.findall(r'^(\d+)$', text, re.M))
+    record('max_array_size_50.txt', text)
+    assert re.match(r'MaxArraySize +?= 50\n', text), text
+    assert ('--- 0-60\nsbatch: error: Batch job submission failed: Invalid job array '
+            'specification\nrc=1\n') in text
+    assert re.search(r'--- 0-49\n\d+\nrc=0\n', text), text
+    assert max_array_size() == '1001'
+    over = sbatch(jobs, '--hold', '--array=0-60', '--wrap', 'true')  # back to the default
+    assert show_job(over)['ArrayTaskId'] == '0-60'
+    record('max_array_size_switch.txt', f'set 50, two sbatch, set 1001: {took:.1f} s\n')
+    assert took < 60
