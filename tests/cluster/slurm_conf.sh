@@ -9,11 +9,12 @@
 # The line in /etc/slurm/slurm.conf (written by slurm_up.sh) is replaced atomically and
 # slurmctld is restarted: `scontrol reconfigure` alone makes `scontrol show config` report
 # the new MaxArraySize, but Slurm 22.05's sbatch check keeps the value slurmctld started
-# with (seen on 22.05.8: --array=0-60 was still accepted). Jobs survive; commands of others
-# fail for the ~1-3 s slurmctld is down. `set` returns once slurmctld answers with the new
-# value (each wait bounded by SLURM_CONF_TIMEOUT, default 30 s); setting the value it
-# already has does nothing. Only MaxArraySize is accepted. The change is seen
-# by everyone's jobs on this Slurm: keep the window short. A lock serialises users of
+# with (seen on 22.05.8: --array=0-60 was still accepted). Jobs survive; others' squeue and
+# sbatch block (their clients retry) for the ~3.5 s a restart takes, and then succeed.
+# `set` returns once slurmctld answers with the new value (each wait bounded by
+# SLURM_CONF_TIMEOUT, default 30 s); setting the value it already has does nothing.
+# Only MaxArraySize is accepted. The change is seen by everyone's jobs on this Slurm:
+# keep the window short. A lock serialises users of
 # this script; `with` holds it while CMD runs, so two tests never overlap their limits.
 # If a test dies with the limit low, `bash tests/cluster/slurm_up.sh` restores slurm.conf.
 set -euo pipefail
