@@ -28,8 +28,10 @@ T = TypeVar('T')
 
 
 # --- helpers ------------------------------------------------------------------------------
-def sh(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+def sh(*argv: str, check: bool = True, timeout: float = 60,
+       env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
     if check and done.returncode:
         raise AssertionError(f'{argv} exited {done.returncode}: {done.stderr}')
     return done
@@ -343,17 +345,23 @@ def max_array_size() -> str:
     return sh('bash', str(CONF_SCRIPT), 'get', 'MaxArraySize').stdout.strip()
 
 
-def test_low_max_array_size_refuses_index_over_limit_and_is_put_back(jobs, tmp_path):
-    assert max_array_size() == '1001'
+def under_limit_50(tmp_path: Path, **env: str) -> str:
+    """What sbatch says of --array=0-60 and 0-49 while slurm_conf.sh holds MaxArraySize=50."""
     inner = '''exec > {d}/inner.txt 2>&1
 scontrol show config | grep MaxArraySize
-echo "--- 0-60"; sbatch --hold --array=0-60 --wrap true; echo "rc=$?"
+echo "--- 0-60"; sbatch --hold --parsable --array=0-60 --wrap true; echo "rc=$?"
 echo "--- 0-49"; sbatch --hold --parsable --array=0-49 --wrap true; echo "rc=$?"
 '''.format(d=tmp_path)
+    sh('bash', str(CONF_SCRIPT), 'with', 'MaxArraySize=50', '--', 'bash', '-c', inner,
+       timeout=150, env=env)
+    return (tmp_path / 'inner.txt').read_text()
+
+
+def test_low_max_array_size_refuses_index_over_limit_and_is_put_back(jobs, tmp_path):
+    assert max_array_size() == '1001'
     t0 = time.monotonic()
-    sh('bash', str(CONF_SCRIPT), 'with', 'MaxArraySize=50', '--', 'bash', '-c', inner, timeout=150)
+    text = under_limit_50(tmp_path)
     took = time.monotonic() - t0
-    text = (tmp_path / 'inner.txt').read_text()
     jobs.extend(re.findall(r'^(\d+)$', text, re.M))
     record('max_array_size_50.txt', text)
     assert re.match(r'MaxArraySize +?= 50\n', text), text
@@ -365,3 +373,13 @@ echo "--- 0-49"; sbatch --hold --parsable --array=0-49 --wrap true; echo "rc=$?"
     assert show_job(over)['ArrayTaskId'] == '0-60'
     record('max_array_size_switch.txt', f'set 50, two sbatch, set 1001: {took:.1f} s\n')
     assert took < 60
+
+
+def test_reconfigure_alone_leaves_the_max_array_size_slurmctld_started_with(jobs, tmp_path):
+    """Why slurm_conf.sh restarts slurmctld: reconfigured, it reports 50 but checks 1001."""
+    text = under_limit_50(tmp_path, SLURM_CONF_RESTART='0')
+    jobs.extend(re.findall(r'^(\d+)$', text, re.M))
+    record('max_array_size_50_reconfigure_only.txt', text)
+    assert re.match(r'MaxArraySize +?= 50\n', text), text
+    assert re.search(r'--- 0-60\n\d+\nrc=0\n--- 0-49\n\d+\nrc=0\n', text), text
+    assert max_array_size() == '1001'
