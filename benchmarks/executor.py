@@ -169,7 +169,8 @@ def parse(argv: List[str]) -> argparse.Namespace:
                         help='chunksize of the local rows (default: N / 20, at least 1)')
     parser.add_argument('--small', action='store_true',
                         help='a few calls per row (40 and 4), to check the benchmark works')
-    parser.add_argument('--only', choices=('slurm', 'local'), help='only these rows')
+    parser.add_argument('--only', choices=('slurm', 'local'),
+                        help='only the Slurm rows (N calls and array) or only the local row')
     parser.add_argument('--json', metavar='PATH', help="write the figures as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     args.n = args.n or (40 if args.small else 10_000)
