@@ -290,6 +290,10 @@ def test_qstat_help_tells_grid_engine_from_the_torque_wrapper(env):
     sge = run(env, 'qstat', '-help', check=False)
     assert first_line(sge.stdout) == 'SGE 8.1.9'
     sample('qstat_help_sge.txt', sge.stdout, first_line)
+    unset = {name: value for name, value in env.items() if name != 'SGE_ROOT'}
+    lost = run(unset, 'qstat', '-help', check=False)      # SGE's qstat without its SGE_ROOT
+    assert (lost.returncode, lost.stdout) == (1, '')
+    assert lost.stderr == 'critical error: Please set the environment variable SGE_ROOT.\n'
     owner = subprocess.run(['dpkg', '-S', '/usr/bin/qsub'], capture_output=True, text=True)
     assert owner.stdout.startswith('slurm-wlm-torque:'), 'sge_up.sh must leave Torque alone'
     for command in ('qstat', 'qsub'):

@@ -159,8 +159,12 @@ global_conf() {
         -e '/^#/d' -e '/^conf_version/d' \
         "$PKG/usr/share/gridengine/default-configuration"
 }
-if [[ ! -e $SPOOL/spooldb/sge ]]; then
-    mkdir -p "$SPOOL/spooldb"
+# the marker is written last: a run interrupted half-way initialises again from scratch
+if [[ ! -e $SPOOL/spooldb/.initialised ]] && running "$SPOOL/qmaster/qmaster.pid"; then
+    touch "$SPOOL/spooldb/.initialised"      # a running qmaster: initialised by an earlier run
+fi
+if [[ ! -e $SPOOL/spooldb/.initialised ]]; then
+    rm -rf "$SPOOL/spooldb"; mkdir -p "$SPOOL/spooldb"
     resources=$PKG/usr/share/gridengine/util/resources
     conf=$(mktemp -d)
     global_conf > "$conf/global"
@@ -172,8 +176,8 @@ if [[ ! -e $SPOOL/spooldb/sge ]]; then
     spool usersets "$resources/usersets"
     spool managers root
     spool adminhosts "$conf/hosts"
-    spool submithosts "$conf/hosts"
     rm -rf "$conf"
+    touch "$SPOOL/spooldb/.initialised"
     log "initialised the cell in $SPOOL"
 fi
 
