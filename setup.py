@@ -1,11 +1,29 @@
 """Install the ``cluster`` and ``xenon_backend`` packages and the ``cluster`` command."""
-import importlib.util
+import importlib
 import os
+import sys
+import types
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _build_module():
+    """``xenon_backend.build`` of this tree, without running ``xenon_backend/__init__.py``
+    (which imports the stubs that are not made yet): the package is an empty shell here."""
+    shell = types.ModuleType('xenon_backend')
+    shell.__path__ = [os.path.join(HERE, 'xenon_backend')]
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules)
+             if name == 'xenon_backend' or name.startswith('xenon_backend.')}
+    sys.modules['xenon_backend'] = shell
+    try:
+        return importlib.import_module('xenon_backend.build')
+    finally:
+        for name in [n for n in sys.modules if n == 'xenon_backend' or n.startswith('xenon_backend.')]:
+            del sys.modules[name]
+        sys.modules.update(saved)
 
 
 class BuildPyWithXenonStubs(build_py):
@@ -17,10 +35,7 @@ class BuildPyWithXenonStubs(build_py):
     """
 
     def run(self):
-        path = os.path.join(HERE, 'xenon_backend', 'build.py')
-        spec = importlib.util.spec_from_file_location('xenon_backend_build', path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = _build_module()
         try:
             module.build_package_stubs()
         except module.BuildError as exc:
@@ -51,7 +66,7 @@ setup(
         'bench': ['dask[distributed]', 'dask-jobqueue', 'submitit'],   # benchmarks/' peers
         'docs': ['sphinx'],
     },
-    entry_points={'console_scripts': ['cluster = cluster.cli:main']},
+    entry_points={'console_scripts': ['cluster = cluster.job.cli:main']},
     cmdclass={'build_py': BuildPyWithXenonStubs},
     classifiers=[
         'Programming Language :: Python :: 3',

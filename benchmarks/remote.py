@@ -80,7 +80,7 @@ def main() -> None:
     os.environ['CLUSTER_CONFIG'] = _config(workdir)
     os.chdir(workdir)
     import cluster
-    from cluster import remote
+    from cluster.run import remote
 
     warm = cluster.submit('true', profile='bench')          # JVM, ssh login, first sbatch
     warm.get()

@@ -72,7 +72,8 @@ def kill_sessions(listener: psutil.Process, and_listener: bool) -> int:
 
 def one_outage(outage: float, folder: str) -> str:
     import cluster
-    from cluster import config_file, remote
+    from cluster import config_file
+    from cluster.run import remote
     env = read_env('sshd.env', 'remote.env')
     port = free_port()
     listener = start_sshd(port, folder)

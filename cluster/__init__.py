@@ -6,12 +6,12 @@
 
 The modules the seed's users reach through the package (``cluster.config_file``,
 ``cluster.jobqueue``, ``cluster.logme``, ``cluster.options``, ``cluster.run``,
-``cluster.queue``, ``cluster.job``) are attributes after ``import cluster``; importing
+``cluster.queue``, ``cluster.job``, ``cluster.script``) are attributes after ``import cluster``; importing
 them does no work (no file written, no process or thread started, nothing detected).
 """
-from . import config_file, job, jobqueue, logme, options, queue, run  # noqa: F401
-from .errors import (ClusterError, CommandError, ConfigError, JobError, OptionError,
-                     ProfileError, SubmissionError, SubmissionUnknown)
+from . import config_file, job, jobqueue, logme, options, queue, run, script  # noqa: F401
+from .run.errors import (ClusterError, CommandError, ConfigError, JobError, OptionError,
+                         ProfileError, SubmissionError, SubmissionUnknown)
 from .job import Job, clean, clean_dir, make_job, make_job_file, submit, submit_file
 from .options import check_arguments, option_help
 from .queue import Queue, check_queue, get_cluster_environment, wait

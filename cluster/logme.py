@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from typing import IO, Optional, Union
+import time
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,6 @@ def _is_tty(stream: IO) -> bool:
 
 
 def _format(message: str, number: int, colour: bool) -> str:
-    import time
     name = logging.getLevelName(number)
     if colour:
         name = f'{_COLOURS.get(number, "")}{name}\033[0m'

@@ -32,7 +32,7 @@ def check_golden(name: str, text: str) -> None:
     assert text == expected, f'{name} differs from the golden file; got:\n{text}'
 
 
-class FakeRunner:
+class FakeShell:
     """A runner that answers from a script of results and records every argv.
 
     ``answers`` maps a program name to a list of (code, stdout, stderr) used in turn

@@ -93,7 +93,7 @@ def remote_env() -> Iterator[Dict[str, str]]:
     env['url'] = (f'ssh://{env["CLUSTER_TEST_SSH_USER"]}@{env["CLUSTER_TEST_SSH_HOST"]}:'
                   f'{env["CLUSTER_TEST_SSH_PORT"]}{workdir}')
     yield env
-    from cluster import remote
+    from cluster.run import remote
     remote.close_all()
     if started_here:
         xenon_backend.shutdown()

@@ -8,7 +8,7 @@ import pytest
 
 def cli(*args, config, cwd=None):
     env = dict(os.environ, CLUSTER_CONFIG=str(config))
-    return subprocess.run([sys.executable, '-m', 'cluster.cli', *args], env=env, cwd=cwd,
+    return subprocess.run([sys.executable, '-m', 'cluster.job.cli', *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 

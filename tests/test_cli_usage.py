@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def cli(*args, config, cwd=None, env=None, stdin=subprocess.DEVNULL, timeout=180):
     full = dict(os.environ, CLUSTER_CONFIG=str(config), **(env or {}))
-    return subprocess.run([sys.executable, '-m', 'cluster.cli', *args], env=full, cwd=cwd,
+    return subprocess.run([sys.executable, '-m', 'cluster.job.cli', *args], env=full, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, stdin=stdin)
 
 

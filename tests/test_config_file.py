@@ -13,7 +13,7 @@ import pytest
 
 from cluster import config_file
 from cluster.config_file import Profile
-from cluster.errors import ConfigError, OptionError, ProfileError
+from cluster.run.errors import ConfigError, OptionError, ProfileError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(REPO, '~cluster.example')
@@ -82,9 +82,9 @@ def test_write_by_another_process_is_seen(conf):
 
 def test_builtin_settings_apply_without_a_file(conf):
     assert config_file.get('queue', 'queue_update') == 2
-    assert config_file.get('queue', 'sleep_len') == 1
+    assert config_file.get('queue', 'max_queue_len') == 1000
     assert config_file.get('jobqueue', 'cores') is None
-    assert config_file.get('queue') == {'max_queue_len': 1000, 'queue_update': 2, 'sleep_len': 1}
+    assert config_file.get('queue') == {'max_queue_len': 1000, 'queue_update': 2}
     everything = config_file.get()
     assert everything['jobqueue'] == {'cores': None}
     assert everything['profile.large']['cores'] == 16
@@ -123,9 +123,9 @@ def test_settings_values_are_checked_on_write(conf):
     assert not conf.exists()
     config_file.set('jobqueue', 'cores', '')
     assert config_file.get('jobqueue', 'cores') is None
-    config_file.set('queue', 'sleep_len', None)                    # empty: built-in default
-    assert 'sleep_len =\n' in conf.read_text()
-    assert config_file.get('queue', 'sleep_len') == 1
+    config_file.set('queue', 'max_queue_len', None)                # empty: built-in default
+    assert 'max_queue_len =\n' in conf.read_text()
+    assert config_file.get('queue', 'max_queue_len') == 1000
 
 
 def test_settings_values_are_checked_on_read(conf):
@@ -155,13 +155,24 @@ def test_delete_key_and_section(conf):
     assert '[a]' not in conf.read_text()
 
 
+def test_the_retired_sleep_len_is_refused_and_warned_of_not_read(conf, caplog):
+    """sleep_len (of older versions) is read by nothing: setting it is refused with the
+    reason, and a file that has it still works, with a warning naming the line."""
+    with pytest.raises(ConfigError, match=r'sleep_len in \[queue\] is no longer used'):
+        config_file.set('queue', 'sleep_len', 1)
+    conf.write_text('[queue]\nsleep_len = 1\nqueue_update = 5\n')
+    with caplog.at_level('WARNING', logger='cluster.config_file.file'):
+        assert config_file.get('queue', 'queue_update') == 5
+    assert any('sleep_len in [queue] is no longer used' in r.getMessage() for r in caplog.records)
+
+
 def test_get_config_is_a_copy(conf):
-    config_file.set('queue', 'sleep_len', 3)
+    config_file.set('queue', 'queue_update', 3)
     parser = config_file.get_config()
     assert isinstance(parser, configparser.ConfigParser)
-    assert parser['queue']['sleep_len'] == '3'
-    parser['queue']['sleep_len'] = '99'
-    assert config_file.get('queue', 'sleep_len') == 3
+    assert parser['queue']['queue_update'] == '3'
+    parser['queue']['queue_update'] = '99'
+    assert config_file.get('queue', 'queue_update') == 3
 
 
 def test_bad_names_and_passwords_refused(conf):
@@ -217,7 +228,7 @@ def test_write_is_atomic_0600_and_leaves_no_temporary(conf):
     conf.write_text('[custom]\nkeep = me\n')
     os.chmod(conf, 0o644)
     inode = os.stat(conf).st_ino
-    config_file.set('queue', 'sleep_len', 2)
+    config_file.set('queue', 'queue_update', 2)
     assert os.stat(conf).st_ino != inode                  # replaced, not rewritten in place
     assert os.stat(conf).st_mode & 0o777 == 0o600
     assert sorted(os.listdir(conf.parent)) == ['cluster.ini', 'cluster.ini.lock']
@@ -225,15 +236,15 @@ def test_write_is_atomic_0600_and_leaves_no_temporary(conf):
 
 
 def test_file_without_final_newline(conf):
-    conf.write_text('[queue]\nsleep_len = 4')
+    conf.write_text('[queue]\nqueue_update = 4')
     config_file.set('queue', 'max_queue_len', 3)
-    assert config_file.get('queue') == {'max_queue_len': 3, 'queue_update': 2, 'sleep_len': 4}
+    assert config_file.get('queue') == {'max_queue_len': 3, 'queue_update': 4}
 
 
 def test_symlinked_file_stays_a_symlink(tmp_path, monkeypatch):
     target = tmp_path / 'dotfiles' / 'cluster'
     target.parent.mkdir()
-    target.write_text('[queue]\nsleep_len = 4\n')
+    target.write_text('[queue]\nqueue_update = 4\n')
     link = tmp_path / '.cluster'
     link.symlink_to(target)
     monkeypatch.setenv('CLUSTER_CONFIG', str(link))
@@ -245,7 +256,7 @@ def test_symlinked_file_stays_a_symlink(tmp_path, monkeypatch):
 def test_not_a_regular_file(tmp_path, monkeypatch):
     monkeypatch.setenv('CLUSTER_CONFIG', str(tmp_path))
     with pytest.raises(ConfigError, match=str(tmp_path)):
-        config_file.get('queue', 'sleep_len')
+        config_file.get('queue', 'queue_update')
 
 
 # ---------------------------------------------------------------------------------------
@@ -254,11 +265,11 @@ def test_not_a_regular_file(tmp_path, monkeypatch):
 
 CORRUPT = {
     'no section': ('queue_update = 2\n', 1, 'before any'),
-    'duplicate section': ('[queue]\nsleep_len = 1\n\n[queue]\nsleep_len = 2\n', 4, 'twice'),
-    'duplicate key': ('[queue]\nsleep_len = 1\nsleep_len = 2\n', 3, 'twice'),
-    'garbage line': ('[queue]\nsleep_len = 1\nthis is not ini\n', 3, 'cannot parse'),
-    'not utf-8': (b'[queue]\nsleep_len = 1\nname = \xff\xfe\n', 3, 'UTF-8'),
-    'multi-line value': ('[queue]\nsleep_len = 1\n  2\n', 2, 'several lines'),
+    'duplicate section': ('[queue]\nqueue_update = 1\n\n[queue]\nqueue_update = 2\n', 4, 'twice'),
+    'duplicate key': ('[queue]\nqueue_update = 1\nqueue_update = 2\n', 3, 'twice'),
+    'garbage line': ('[queue]\nqueue_update = 1\nthis is not ini\n', 3, 'cannot parse'),
+    'not utf-8': (b'[queue]\nqueue_update = 1\nname = \xff\xfe\n', 3, 'UTF-8'),
+    'multi-line value': ('[queue]\nqueue_update = 1\n  2\n', 2, 'several lines'),
     'password': ('[profile.hpc]\nremote = ssh://a@b\npassword = x\n', 3, 'password'),
 }
 
@@ -268,9 +279,9 @@ def test_corrupt_file_error_names_file_and_line_and_file_is_untouched(conf, case
     content, line, words = CORRUPT[case]
     data = content if isinstance(content, bytes) else content.encode()
     conf.write_bytes(data)
-    for action in (lambda: config_file.get('queue', 'sleep_len'),
+    for action in (lambda: config_file.get('queue', 'queue_update'),
                    lambda: config_file.get('queue', 'max_queue_len', 5),
-                   lambda: config_file.set('queue', 'sleep_len', 9),
+                   lambda: config_file.set('queue', 'queue_update', 9),
                    lambda: config_file.delete('queue'),
                    lambda: config_file.set_profile('new', {'cores': 2}),
                    lambda: config_file.get_profile('default')):
@@ -508,7 +519,7 @@ def _writer(index, barrier):
 
 
 def test_eight_processes_set_profile_at_once(conf):
-    conf.write_text('# keep me\n[queue]\nsleep_len = 3\n')
+    conf.write_text('# keep me\n[queue]\nqueue_update = 3\n')
     # spawn: fresh interpreters, safe whatever threads this test process runs
     context = multiprocessing.get_context('spawn')
     barrier = context.Barrier(WRITERS)
@@ -530,7 +541,7 @@ def test_eight_processes_set_profile_at_once(conf):
         for number in range(PROFILES_EACH):
             assert profiles[f'w{index}_{number}'].args == {'cores': index + 1, 'mem': number + 1}
     text = conf.read_text()
-    assert text.startswith('# keep me\n[queue]\nsleep_len = 3\n')
+    assert text.startswith('# keep me\n[queue]\nqueue_update = 3\n')
     assert config_file.check_file()
 
 
@@ -597,10 +608,10 @@ def test_example_works_as_a_config_file(tmp_path, monkeypatch):
 
 
 def test_inline_comments_are_comments_and_stay_on_edit(conf):
-    conf.write_text('[queue]\nqueue_update = 5   # seconds\nsleep_len = 2 ; short\n'
+    conf.write_text('[queue]\nqueue_update = 5   # seconds\nmax_queue_len = 2 ; short\n'
                     '[profile.hpc]\nqtype = slurm # or torque\ncores = 2\n')
     assert config_file.get('queue', 'queue_update') == 5
-    assert config_file.get('queue', 'sleep_len') == 2
+    assert config_file.get('queue', 'max_queue_len') == 2
     assert config_file.get_profile('hpc').connection['qtype'] == 'slurm'
     config_file.set('queue', 'queue_update', 7)
     assert 'queue_update = 7 # seconds\n' in conf.read_text()

@@ -11,8 +11,8 @@ CHECK = textwrap.dedent('''
     subprocess.Popen.__init__ = refuse
     os.fork = refuse
     os.posix_spawn = refuse
-    import cluster, cluster.cli, cluster.jobqueue, cluster.queue, cluster.config_file
-    import cluster.batch.local, cluster.demo, cluster.logme, xenon_backend
+    import cluster, cluster.job.cli, cluster.jobqueue, cluster.queue, cluster.config_file
+    import cluster.batch.local, cluster.job.demo, cluster.logme, xenon_backend
     assert cluster.queue.MODE is None, 'queue detected at import'
     assert cluster.jobqueue.JQUEUE is None, 'job queue created at import'
     assert threading.active_count() == 1, threading.enumerate()

@@ -10,7 +10,7 @@ import pytest
 import cluster
 from cluster import JobError, OptionError
 from cluster.batch import State
-from cluster.payload.function import RemoteTraceback
+from cluster.script.function import RemoteTraceback
 
 
 def add(a, b=0):

@@ -18,8 +18,8 @@ import textwrap
 import pytest
 
 import cluster
-from cluster.payload import runner as _runner
-from cluster.errors import ClusterError, JobError
+from cluster.script import runner as _runner
+from cluster.run.errors import ClusterError, JobError
 from conftest import require
 
 DEADLINE = 60  # seconds; reached only when something is broken
@@ -63,7 +63,7 @@ def test_make_job_writes_nothing(in_tmp):
 @pytest.mark.sshd
 @pytest.mark.xenon
 def test_make_job_for_a_remote_profile_opens_no_connection(remote_profiles, in_tmp):
-    from cluster import remote
+    from cluster.run import remote
     remote.close_all()
     job = cluster.make_job(add, (2, 3), profile='remote-slurm')
     connection = job.store.connection
@@ -209,7 +209,7 @@ def test_a_payload_behind_a_symlink_is_refused(in_tmp):
 def test_a_payload_that_is_a_fifo_is_refused_without_blocking(in_tmp):
     fifo = in_tmp / 'payload.pickle.in'
     os.mkfifo(fifo, 0o600)
-    code = (f'import cluster.payload.runner as r\ntry:\n    r.load_call({str(fifo)!r})\n'
+    code = (f'import cluster.script.runner as r\ntry:\n    r.load_call({str(fifo)!r})\n'
             f'except r.UnsafeFileError as exc:\n    print(exc)\n')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=DEADLINE)

@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from cluster.batch import State
-from cluster.errors import JobError
+from cluster.run.errors import JobError
 from cluster.jobqueue import JobQueue
 
 DEADLINE = 10  # seconds; only reached when something is broken
@@ -209,7 +209,7 @@ def test_rounds_of_jobs_in_directories_that_are_removed(monkeypatch):
                 q.add(os.chdir, ('/tmp',))  # leaves the worker elsewhere; no harm
                 assert q.get(q.add(os.getcwd)) == directory
             monkeypatch.chdir('/')
-        worker = q._runner.workers[0]
+        worker = q._dispatcher.workers[0]
         assert psutil.Process(worker.proc.pid).cwd() == '/'
         assert q._thread.is_alive() and not q._broken
     finally:

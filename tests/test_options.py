@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from cluster import batch, options
-from cluster.errors import OptionError
+from cluster.run.errors import OptionError
 from cluster.options import (OPTIONS, SYNONYMS, canonical, check_arguments, option_help,
                              option_to_string, options_to_string)
 from support import require

@@ -13,7 +13,7 @@ import pytest
 
 import cluster
 from cluster.batch import State
-from cluster.errors import JobError, SubmissionError
+from cluster.run.errors import JobError, SubmissionError
 from conftest import _require_slurm
 
 LIVE = [pytest.param('slurm', marks=pytest.mark.slurm),
@@ -159,7 +159,7 @@ def test_local_refuses_more_cores_than_it_has_at_submission(in_tmp):
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-m', 'cluster.cli', *args], capture_output=True,
+    return subprocess.run([sys.executable, '-m', 'cluster.job.cli', *args], capture_output=True,
                           text=True, timeout=timeout, env=dict(os.environ))
 
 

@@ -10,8 +10,9 @@ import pytest
 
 import cluster
 from cluster import queue as queue_module
+import cluster.queue.watch  # noqa: F401 (queue_module.watch)
 from cluster.batch import BatchSystem, JobInfo, State
-from cluster.errors import ClusterError, CommandError
+from cluster.run.errors import ClusterError, CommandError
 from cluster.queue import Queue, Watcher
 from cluster.script import JobFiles, write_atomic
 
@@ -113,7 +114,7 @@ def test_job_lost_without_any_trace_fails_with_a_reason(tmp_path):
 
 
 def test_failing_status_command_is_retried_then_reported(monkeypatch):
-    monkeypatch.setattr(queue_module, 'MAX_POLL_FAILURES', 3)
+    monkeypatch.setattr(queue_module.watch, 'MAX_POLL_FAILURES', 3)
     error = CommandError(['squeue'], 1, '', 'slurm_load_jobs error: Unable to contact')
     system = ScriptedSystem([error, error, {'1': info('1', State.COMPLETED, 0)}])
     watcher = Watcher(system, 'me', interval=0)

@@ -21,12 +21,13 @@ import time
 import pytest
 
 import cluster
-from cluster import config_file, remote
-from cluster.payload import function
+from cluster import config_file
+from cluster.run import remote
+from cluster.script import function
 from cluster.batch import State
-from cluster.remote import (AuthenticationError, HostKeyError, HostUnreachableError,
+from cluster.run.remote import (AuthenticationError, HostKeyError, HostUnreachableError,
                             RemotePathError, RemotePythonError)
-from cluster.remote.store import local_dir_tag
+from cluster.run.remote.store import local_dir_tag
 from conftest import REMOTE_MARKS, remote_profile
 
 LIVE = [*REMOTE_MARKS, pytest.mark.slurm]
@@ -190,7 +191,7 @@ class TestJobs:
         env = dict(os.environ, CLUSTER_CONFIG=private_config)
 
         def cli(*args):
-            return subprocess.run([sys.executable, '-m', 'cluster.cli', *args], env=env,
+            return subprocess.run([sys.executable, '-m', 'cluster.job.cli', *args], env=env,
                                   cwd=str(in_tmp), capture_output=True, text=True, timeout=180)
         submitted = cli('submit', '--profile', 'remote-slurm', '--', 'echo', 'hi there')
         assert submitted.returncode == 0, submitted.stderr
@@ -208,7 +209,7 @@ class TestJobs:
         workdir = env['CLUSTER_TEST_REMOTE_WORKDIR']
         env = dict(os.environ, CLUSTER_CONFIG=private_config)
         submitted = subprocess.run(
-            [sys.executable, '-m', 'cluster.cli', 'submit', '--profile', 'remote-slurm', '--',
+            [sys.executable, '-m', 'cluster.job.cli', 'submit', '--profile', 'remote-slurm', '--',
              'echo', 'where'], env=env, cwd=str(in_tmp), capture_output=True, text=True,
             timeout=180)
         assert submitted.returncode == 0, submitted.stderr
@@ -236,7 +237,7 @@ class TestBadInput:
             cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
 
     def test_silent_host_fails_within_the_connect_timeout(self, env, in_tmp, monkeypatch):
-        monkeypatch.setattr('cluster.remote.endpoint.CONNECT_TIMEOUT', 2.0)
+        monkeypatch.setattr('cluster.run.remote.endpoint.CONNECT_TIMEOUT', 2.0)
         with socket.socket() as silent:
             silent.bind(('127.0.0.1', 0))
             silent.listen(4)                 # accepts, and never says a word
@@ -441,7 +442,7 @@ def test_a_job_in_an_unknown_state_is_settled_from_its_exit_code_file(tmp_path):
     from cluster.batch import BatchSystem, JobInfo
     from cluster.queue import Watcher
     from cluster.script import JobFiles
-    from cluster.storage import LocalStore
+    from cluster.run.storage import LocalStore
 
     class Finished(BatchSystem):
         name = 'fake'

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import cluster
-from cluster import remote
+from cluster.run import remote
 from conftest import REMOTE_MARKS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'benchmarks'))

@@ -20,9 +20,10 @@ import psutil
 import pytest
 
 import cluster
-from cluster import config_file, remote
+from cluster import config_file
+from cluster.run import remote
 from cluster.batch._submit import given_name
-from cluster.errors import SubmissionError
+from cluster.run.errors import SubmissionError
 from conftest import REMOTE_MARKS, remote_profile
 from test_remote import private_servers  # noqa: F401 - a fixture
 

@@ -15,9 +15,9 @@ import pytest
 
 import cluster
 from cluster import config_file
-from cluster.errors import JobError
-from cluster.remote import RemotePathError, RemotePythonError
-from cluster.remote.store import JOBS_FOLDER, local_dir_tag
+from cluster.run.errors import JobError
+from cluster.run.remote import RemotePathError, RemotePythonError
+from cluster.run.remote.store import JOBS_FOLDER, local_dir_tag
 from conftest import REMOTE_MARKS, remote_profile, remote_rundir
 
 pytestmark = [*REMOTE_MARKS, pytest.mark.slurm]

@@ -6,7 +6,7 @@ import lzma
 
 import pytest
 
-from cluster.errors import CommandError
+from cluster.run.errors import CommandError
 from cluster.run import cmd, open_zipped, split_file, which
 
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cluster.errors import OptionError
+from cluster.run.errors import OptionError
 from cluster.script import JobFiles, Script, reserve
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from batch_helpers import (FakeRunner, check_golden, data, short_hostname, submit_options,
+from batch_helpers import (FakeShell, check_golden, data, short_hostname, submit_options,
                            wait_accounting, wait_file, wait_final, wait_for, write_job)
 from conftest import require, slurm_ready
 
@@ -20,7 +20,7 @@ from cluster.batch import State
 from cluster.batch import slurm as slurm_mod
 from cluster.batch.slurm import Slurm, map_state, parse_exitcode, parse_sacct, parse_squeue
 from cluster.batch import _submit as submit_mod
-from cluster.errors import CommandError, OptionError, SubmissionError, SubmissionUnknown
+from cluster.run.errors import CommandError, OptionError, SubmissionError, SubmissionUnknown
 from cluster.options import check_arguments
 from cluster.script import JobFiles
 
@@ -122,7 +122,7 @@ def fast(runner) -> Slurm:
 
 
 def test_statuses_is_one_squeue_call_for_all_ids():
-    runner = FakeRunner({'squeue': (0, data('slurm_squeue_1.txt'), '')})
+    runner = FakeShell({'squeue': (0, data('slurm_squeue_1.txt'), '')})
     jobs = fast(runner).statuses(['48', '49', '50', '999'])
     assert runner.programs() == ['squeue']
     argv = runner.calls[0]
@@ -132,28 +132,28 @@ def test_statuses_is_one_squeue_call_for_all_ids():
 
 
 def test_statuses_of_a_user():
-    runner = FakeRunner({'squeue': (0, data('slurm_squeue_1.txt'), '')})
+    runner = FakeShell({'squeue': (0, data('slurm_squeue_1.txt'), '')})
     jobs = fast(runner).statuses(None, user='root')
     assert runner.calls[0][-2:] == ['-u', 'root'] and '-j' not in runner.calls[0]
     assert len(jobs) == 10
 
 
 def test_single_unknown_id_is_not_an_error():
-    runner = FakeRunner({'squeue': (1, '', 'slurm_load_jobs error: Invalid job id specified\n')})
+    runner = FakeShell({'squeue': (1, '', 'slurm_load_jobs error: Invalid job id specified\n')})
     assert fast(runner).statuses(['12345']) == {}
     assert len(runner.calls) == 1
 
 
 def test_failing_squeue_is_retried_then_answers():
     down = (1, '', 'slurm_load_jobs error: Unable to contact slurm controller (connect failure)')
-    runner = FakeRunner({'squeue': [down, down, (0, data('slurm_squeue_3.txt'), '')]})
+    runner = FakeShell({'squeue': [down, down, (0, data('slurm_squeue_3.txt'), '')]})
     jobs = fast(runner).statuses(['56'])
     assert jobs['56'].state is State.TIMEOUT
     assert runner.programs() == ['squeue'] * 3
 
 
 def test_squeue_failing_every_time_raises_with_its_message():
-    runner = FakeRunner({'squeue': (1, '', 'Unable to contact slurm controller')})
+    runner = FakeShell({'squeue': (1, '', 'Unable to contact slurm controller')})
     system = fast(runner)
     with pytest.raises(CommandError, match='Unable to contact slurm controller'):
         system.statuses(['1'])
@@ -161,7 +161,7 @@ def test_squeue_failing_every_time_raises_with_its_message():
 
 
 def test_final_info_is_one_sacct_call():
-    runner = FakeRunner({'sacct': (0, data('slurm_sacct.txt'), '')})
+    runner = FakeShell({'sacct': (0, data('slurm_sacct.txt'), '')})
     jobs = fast(runner).final_info(['48', '49'])
     assert set(jobs) == {'48', '49'} and jobs['49'].exitcode == 3
     argv = runner.calls[0]
@@ -169,7 +169,7 @@ def test_final_info_is_one_sacct_call():
 
 
 def test_final_info_without_accounting_is_empty_and_not_asked_again():
-    runner = FakeRunner({'sacct': (1, '', 'sacct: error: Slurm accounting storage is disabled')})
+    runner = FakeShell({'sacct': (1, '', 'sacct: error: Slurm accounting storage is disabled')})
     system = fast(runner)
     assert system.final_info(['1']) == {}
     assert system.final_info(['2']) == {}
@@ -186,7 +186,7 @@ def files_in(tmp_path, name='job') -> JobFiles:
 
 def test_submit_argv_and_cluster_suffix(tmp_path):
     files = files_in(tmp_path)
-    runner = FakeRunner({'sbatch': (0, '4242;cluster\n', ''),
+    runner = FakeShell({'sbatch': (0, '4242;cluster\n', ''),
                          'squeue': (0, '1|RUNNING|None|u|n|N/A|N/A|a\n2|PENDING|Priority|u||'
                                        'N/A|N/A|b\n', '')})
     job_id = fast(runner).submit(files, ['1', '2'], submit_options(files))
@@ -205,7 +205,7 @@ def test_rejected_submission_carries_sbatchs_message(tmp_path):
     files = files_in(tmp_path)
     message = ('sbatch: error: invalid partition specified: nosuch\n'
                'sbatch: error: Batch job submission failed: Invalid partition name specified\n')
-    runner = FakeRunner({'sbatch': (1, '', message)})
+    runner = FakeShell({'sbatch': (1, '', message)})
     with pytest.raises(SubmissionError, match='Invalid partition name specified') as caught:
         fast(runner).submit(files)
     assert caught.value.code == 1 and 'nosuch' in caught.value.stderr
@@ -218,7 +218,7 @@ def test_dependency_on_a_forgotten_failed_job_cancels_the_dependent(tmp_path):
     then submit nothing (no held job that a killed driver would leave behind)."""
     files = files_in(tmp_path)
     sacct = '7|FAILED|2:0|None|u|n|2026-01-01T00:00:00|2026-01-01T00:00:01\n'
-    runner = FakeRunner({'squeue': (0, '', ''), 'sacct': (0, sacct, ''),
+    runner = FakeShell({'squeue': (0, '', ''), 'sacct': (0, sacct, ''),
                          'sbatch': (0, '8\n', ''), 'scancel': (0, '', '')})
     system = fast(runner)
     job_id = system.submit(files, ['7'])
@@ -243,7 +243,7 @@ GOLDEN_OPTIONS = {'name': 'align', 'cores': 4, 'mem': '4GB', 'time': '1-02:00:00
 
 def test_golden_slurm_scripts():
     files = JobFiles('/data/run', 'align', qtype='slurm')
-    system = Slurm(FakeRunner({}))
+    system = Slurm(FakeShell({}))
     header = system.render_header(check_arguments(GOLDEN_OPTIONS), files)  # as a Job does
     texts = system.render_scripts(files, header, 'echo "aligning"\nexit 0')
     assert list(texts) == ['/data/run/align.cluster.sbatch', '/data/run/align.cluster.script']
@@ -257,7 +257,7 @@ EVIL = 'a b \'q\' "dq" $(touch PWNED) `touch PWNED2` ; touch PWNED3\nline 2 \\ e
 def test_exec_script_path_is_quoted(tmp_path):
     directory = str(tmp_path / "d i r 'q' $(touch PWNED)\nx")
     files = JobFiles(directory, 'job', qtype='slurm')
-    texts = Slurm(FakeRunner({})).render_scripts(files, [], 'true')
+    texts = Slurm(FakeShell({})).render_scripts(files, [], 'true')
     last = texts[files.submission].rstrip('\n')
     run_line = last[last.index('bash '):]
     assert shlex.split(run_line) == ['bash', files.exec_script]
@@ -265,19 +265,19 @@ def test_exec_script_path_is_quoted(tmp_path):
 
 def test_output_paths_with_spaces_leave_the_header_for_the_command_line(tmp_path):
     files = files_in(tmp_path)
-    system = fast(FakeRunner({'sbatch': (0, '5\n', '')}))
+    system = fast(FakeShell({'sbatch': (0, '5\n', '')}))
     options = {'name': 'ok', 'outfile': '/tmp/my dir/o.out', 'errfile': "/tmp/it's/e.err"}
     header = system.render_header(options, files)
     assert header == ['#SBATCH --job-name=ok']
     system.submit(files, [], options)
-    argv = system.runner.calls[-1]
+    argv = system.shell.calls[-1]
     assert '--output=/tmp/my dir/o.out' in argv and "--error=/tmp/it's/e.err" in argv
 
 
 def test_unsafe_job_name_is_refused_with_a_clear_error(tmp_path):
     files = files_in(tmp_path)
     with pytest.raises(OptionError, match='name'):
-        Slurm(FakeRunner({})).render_header({'name': 'my job $(rm -rf x)'}, files)
+        Slurm(FakeShell({})).render_header({'name': 'my job $(rm -rf x)'}, files)
 
 
 # --- live, against the real Slurm ---------------------------------------------------------
@@ -422,7 +422,7 @@ def test_live_slurmctld_restart_while_polling(slurm, tmp_path):
 
     def counting(argv, stdin=None, timeout=None):
         calls.append(argv[0])
-        return slurm_mod.local_runner(argv, stdin=stdin, timeout=timeout)
+        return slurm_mod.local_shell(argv, stdin=stdin, timeout=timeout)
 
     polling = Slurm(counting)
     polling.status_tries = 8
@@ -479,7 +479,7 @@ def test_submit_of_unknown_outcome_is_looked_up_by_its_name(tmp_path, failure):
     def squeue(argv):
         name = argv[4].split('=', 1)[1]
         return (0, '31\n', '') if name == sbatch_name(runner) else (0, '', '')
-    runner = FakeRunner({'sbatch': failure, 'squeue': squeue})
+    runner = FakeShell({'sbatch': failure, 'squeue': squeue})
     assert fast(runner).submit(files) == '31'
     assert runner.programs() == ['sbatch', 'squeue']  # never sbatch twice
     assert runner.calls[1][:4] == ['squeue', '-h', '-t', 'all']
@@ -487,7 +487,7 @@ def test_submit_of_unknown_outcome_is_looked_up_by_its_name(tmp_path, failure):
 
 def test_submit_found_only_in_accounting(tmp_path):
     files = files_in(tmp_path)
-    runner = FakeRunner({'sbatch': TIMED_OUT, 'squeue': (0, '', ''), 'sacct': (0, '32\n', '')})
+    runner = FakeShell({'sbatch': TIMED_OUT, 'squeue': (0, '', ''), 'sacct': (0, '32\n', '')})
     assert fast(runner).submit(files) == '32'
     assert runner.programs() == ['sbatch', 'squeue', 'sacct']
     assert f'--name={sbatch_name(runner)}' in runner.calls[2]
@@ -495,7 +495,7 @@ def test_submit_found_only_in_accounting(tmp_path):
 
 def test_submit_not_taken_is_submitted_again_with_the_same_name(tmp_path, quick_lookup):
     files = files_in(tmp_path)
-    runner = FakeRunner({'sbatch': [TIMED_OUT, (0, '33\n', '')], 'squeue': (0, '', ''),
+    runner = FakeShell({'sbatch': [TIMED_OUT, (0, '33\n', '')], 'squeue': (0, '', ''),
                          'sacct': (0, '', '')})
     assert fast(runner).submit(files) == '33'
     assert runner.programs() == ['sbatch', 'squeue', 'sacct', 'squeue', 'sacct', 'sbatch']
@@ -505,7 +505,7 @@ def test_submit_not_taken_is_submitted_again_with_the_same_name(tmp_path, quick_
 def test_submit_lookup_without_an_answer_names_the_job(tmp_path):
     files = files_in(tmp_path)
     down = (1, '', 'slurm_load_jobs error: Unable to contact slurm controller\n')
-    runner = FakeRunner({'sbatch': TIMED_OUT, 'squeue': down})
+    runner = FakeShell({'sbatch': TIMED_OUT, 'squeue': down})
     system = fast(runner)
     system.lookup_deadline = 0.3
     with pytest.raises(SubmissionUnknown) as caught:
@@ -519,7 +519,7 @@ def test_submit_lookup_without_an_answer_names_the_job(tmp_path):
 def test_submit_lookup_without_accounting_cannot_decide(tmp_path):
     files = files_in(tmp_path)
     off = (1, '', 'sacct: error: Slurm accounting storage is disabled\n')
-    runner = FakeRunner({'sbatch': TIMED_OUT, 'squeue': (0, '', ''), 'sacct': off})
+    runner = FakeShell({'sbatch': TIMED_OUT, 'squeue': (0, '', ''), 'sacct': off})
     with pytest.raises(SubmissionUnknown, match='accounting is disabled'):
         fast(runner).submit(files)
     assert runner.programs() == ['sbatch', 'squeue', 'sacct']

@@ -9,7 +9,7 @@ import pytest
 
 import cluster
 from cluster.batch.local import Local
-from cluster.errors import SubmissionError
+from cluster.run.errors import SubmissionError
 from conftest import require, slurm_ready
 
 

@@ -10,7 +10,7 @@ import shlex
 import shutil
 
 import pytest
-from batch_helpers import (FakeRunner, check_golden, data, submit_options, wait_file,
+from batch_helpers import (FakeShell, check_golden, data, submit_options, wait_file,
                            wait_for, write_job)
 from conftest import require, slurm_ready
 
@@ -18,7 +18,7 @@ from cluster.batch import State
 from cluster.batch import torque as torque_mod
 from cluster.options import check_arguments
 from cluster.batch.torque import Torque, job_info, map_state, parse_qstat_f, parse_qstat_xml
-from cluster.errors import CommandError, SubmissionError
+from cluster.run.errors import CommandError, SubmissionError
 from cluster.queue import Watcher
 from cluster.script import JobFiles
 
@@ -131,7 +131,7 @@ def fast(runner, flavour=None) -> Torque:
     ((2, '', 'Unknown option: version\n'), 'wrapper', ['qstat', '-f']),
 ])
 def test_flavour_is_asked_once_and_picks_the_status_command(version, flavour, argv):
-    runner = FakeRunner({'qstat': lambda a: version if '--version' in a else (0, '', '')})
+    runner = FakeShell({'qstat': lambda a: version if '--version' in a else (0, '', '')})
     system = fast(runner)
     system.statuses(['1'])
     system.statuses(['2'])
@@ -140,16 +140,16 @@ def test_flavour_is_asked_once_and_picks_the_status_command(version, flavour, ar
 
 
 def test_statuses_is_one_call_keyed_by_the_ids_asked():
-    runner = FakeRunner({'qstat': (0, data('torque_qstat_x.xml'), '')})
+    runner = FakeShell({'qstat': (0, data('torque_qstat_x.xml'), '')})
     jobs = fast(runner, 'torque').statuses(['1201.head', '1202', '9999.head'])
     assert len(runner.calls) == 1
     assert set(jobs) == {'1201.head', '1202'} and jobs['1201.head'].id == '1201.head'
 
 
 def test_unknown_id_exit_153_is_not_an_error():
-    runner = FakeRunner({'qstat': (153, '', '')})
+    runner = FakeShell({'qstat': (153, '', '')})
     assert fast(runner, 'wrapper').statuses(['99999']) == {}
-    runner = FakeRunner({'qstat': (153, data('torque_qstat_x.xml'),
+    runner = FakeShell({'qstat': (153, data('torque_qstat_x.xml'),
                                    'qstat: Unknown Job Id Error 9999.head.example.org\n')})
     assert set(fast(runner, 'torque').statuses(['1202', '9999'])) == {'1202'}
     assert len(runner.calls) == 1
@@ -157,9 +157,9 @@ def test_unknown_id_exit_153_is_not_an_error():
 
 def test_failing_qstat_is_retried_and_finally_raised():
     down = (1, '', 'Communication failure.\nqstat: cannot connect to server head (errno=111)')
-    runner = FakeRunner({'qstat': [down, (0, data('torque_wrapper_qstat_f.txt'), '')]})
+    runner = FakeShell({'qstat': [down, (0, data('torque_wrapper_qstat_f.txt'), '')]})
     assert set(fast(runner, 'wrapper').statuses(['67'])) == {'67'}
-    runner = FakeRunner({'qstat': down})
+    runner = FakeShell({'qstat': down})
     system = fast(runner, 'wrapper')
     with pytest.raises(CommandError, match='cannot connect to server'):
         system.statuses(['67'])
@@ -167,7 +167,7 @@ def test_failing_qstat_is_retried_and_finally_raised():
 
 
 def test_user_listing_filters_on_the_owner():
-    runner = FakeRunner({'qstat': (0, data('torque_qstat_x.xml'), '')})
+    runner = FakeShell({'qstat': (0, data('torque_qstat_x.xml'), '')})
     jobs = fast(runner, 'torque').statuses(None, user='bob')
     assert list(jobs) == ['1206.head.example.org'] and runner.calls == [['qstat', '-x']]
 
@@ -181,7 +181,7 @@ def files_in(tmp_path, name='job') -> JobFiles:
 
 def test_submit_argv_has_depend_and_output_paths(tmp_path):
     files = files_in(tmp_path)
-    runner = FakeRunner({'qsub': (0, '1301.head.example.org\n', '')})
+    runner = FakeShell({'qsub': (0, '1301.head.example.org\n', '')})
     job_id = fast(runner, 'torque').submit(files, ['1201.head', '1202.head'], {})
     assert job_id == '1301.head.example.org'
     name = runner.calls[0][2]
@@ -205,14 +205,14 @@ def test_qsub_of_unknown_outcome_is_looked_up_by_its_name(tmp_path, flavour):
             return (0, f'<Data><Job><Job_Id>41.head</Job_Id><Job_Name>{name}</Job_Name>'
                        f'<job_state>R</job_state></Job></Data>', '')
         return (0, f'Job Id: 41.head\n    Job_Name = {name}\n    job_state = R\n', '')
-    runner = FakeRunner({'qsub': WRAPPER_TIMEOUT, 'qstat': qstat})
+    runner = FakeShell({'qsub': WRAPPER_TIMEOUT, 'qstat': qstat})
     assert fast(runner, flavour).submit(files, [], {}) == '41.head'
     assert runner.programs() == ['qsub', 'qstat']  # never qsub twice
 
 
 def test_wrapper_qsub_found_only_in_accounting(tmp_path):
     files = files_in(tmp_path)
-    runner = FakeRunner({'qsub': (255, '', 'connection lost'), 'qstat': (0, '', ''),
+    runner = FakeShell({'qsub': (255, '', 'connection lost'), 'qstat': (0, '', ''),
                          'sacct': (0, '42\n', '')})
     assert fast(runner, 'wrapper').submit(files, [], {}) == '42'
     assert runner.programs() == ['qsub', 'qstat', 'sacct']
@@ -221,7 +221,7 @@ def test_wrapper_qsub_found_only_in_accounting(tmp_path):
 def test_rejected_qsub_carries_its_message(tmp_path):
     files = files_in(tmp_path)
     message = 'qsub: submit error (Unknown queue MSG=cannot locate queue)\n'
-    runner = FakeRunner({'qsub': (1, '', message)})
+    runner = FakeShell({'qsub': (1, '', message)})
     with pytest.raises(SubmissionError, match='Unknown queue'):
         fast(runner, 'torque').submit(files, [], {'partition': 'nosuch'})
     assert os.path.exists(files.submission)
@@ -230,7 +230,7 @@ def test_rejected_qsub_carries_its_message(tmp_path):
 def test_finished_job_without_exit_status_is_decided_by_its_code_file(tmp_path):
     files = files_in(tmp_path)
     done = 'Job Id:\t5\n\tJob_Name = job\n\tjob_state = C\n'
-    runner = FakeRunner({'qstat': (0, done, ''), 'sacct': (0, '', '')})
+    runner = FakeShell({'qstat': (0, done, ''), 'sacct': (0, '', '')})
     system = fast(runner, 'wrapper')
     info = system.statuses(['5'])['5']
     assert info.state is State.UNKNOWN and not info.state.final  # qstat cannot tell
@@ -246,7 +246,7 @@ def test_finished_job_without_exit_status_is_decided_by_its_code_file(tmp_path):
 
 def test_cancelled_job_reports_cancelled(tmp_path):
     done = 'Job Id:\t5\n\tjob_state = C\n'
-    runner = FakeRunner({'qdel': (0, '', ''), 'qstat': (0, done, '')})
+    runner = FakeShell({'qdel': (0, '', ''), 'qstat': (0, done, '')})
     system = fast(runner, 'wrapper')
     system.cancel(['5'])
     assert runner.calls[0] == ['qdel', '5']
@@ -255,10 +255,10 @@ def test_cancelled_job_reports_cancelled(tmp_path):
 
 def test_qdel_of_a_finished_job_is_fine_but_of_a_live_one_is_an_error():
     finished = 'Job Id:\t5\n\tjob_state = C\n'
-    runner = FakeRunner({'qdel': (1, '', ''), 'qstat': (0, finished, '')})
+    runner = FakeShell({'qdel': (1, '', ''), 'qstat': (0, finished, '')})
     fast(runner, 'wrapper').cancel(['5'])
     running = 'Job Id:\t6\n\tjob_state = R\n'
-    runner = FakeRunner({'qdel': (1, '', 'qdel: Unauthorized Request'),
+    runner = FakeShell({'qdel': (1, '', 'qdel: Unauthorized Request'),
                          'qstat': (0, running, '')})
     with pytest.raises(CommandError, match='still queued or running'):
         fast(runner, 'wrapper').cancel(['6'])
@@ -273,7 +273,7 @@ GOLDEN_OPTIONS = {'name': 'align', 'nodes': 2, 'cores': 4, 'mem': '4GB', 'time':
 
 def test_golden_torque_script():
     files = JobFiles('/data/run', 'align', qtype='torque')
-    system = Torque(FakeRunner({}))
+    system = Torque(FakeShell({}))
     header = system.render_header(check_arguments(GOLDEN_OPTIONS), files)  # as a Job does
     texts = system.render_scripts(files, header,
                                   'echo "aligning"\nexit 0')
@@ -283,11 +283,11 @@ def test_golden_torque_script():
 
 def test_output_paths_with_spaces_go_on_the_command_line(tmp_path):
     files = files_in(tmp_path)
-    system = fast(FakeRunner({'qsub': (0, '5\n', '')}), 'torque')
+    system = fast(FakeShell({'qsub': (0, '5\n', '')}), 'torque')
     options = {'name': 'ok', 'outfile': '/tmp/my dir/o.out', 'errfile': "/tmp/it's/e.err"}
     assert system.render_header(options, files) == ['#PBS -N ok']
     system.submit(files, [], options)
-    argv = system.runner.calls[-1]
+    argv = system.shell.calls[-1]
     assert argv[argv.index('-o') + 1] == '/tmp/my dir/o.out'
     assert argv[argv.index('-e') + 1] == "/tmp/it's/e.err"
 
@@ -381,7 +381,7 @@ def test_live_wrapper_refuses_paths_its_shell_would_run(torque, tmp_path):
 
 
 def test_truncated_xml_is_a_command_error_not_a_crash():
-    runner = FakeRunner({'qstat': (0, '<Data><Job><Job_Id>1.head</Job_Id><job_st', '')})
+    runner = FakeShell({'qstat': (0, '<Data><Job><Job_Id>1.head</Job_Id><job_st', '')})
     with pytest.raises(CommandError, match='unreadable qstat XML'):
         fast(runner, 'torque').statuses(['1'])
 
@@ -390,7 +390,7 @@ def test_wrapper_outcomes_come_from_slurm_accounting_in_one_call():
     done = ''.join(f'Job Id:\t{i}\n\tjob_state = C\n' for i in (1, 2, 3))
     sacct = ('1|COMPLETED|0:0||me|n1|||\n2|FAILED|5:0||me|n1|||\n'
              '3|CANCELLED by 0|0:15||me|n1|||\n')
-    runner = FakeRunner({'qstat': (0, done, ''), 'sacct': (0, sacct, '')})
+    runner = FakeShell({'qstat': (0, done, ''), 'sacct': (0, sacct, '')})
     watcher = Watcher(fast(runner, 'wrapper'), 'me', interval=0)
     jobs = watcher.wait(['1', '2', '3'], timeout=10)
     assert (jobs['1'].state, jobs['1'].exitcode) == (State.COMPLETED, 0)

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from xenon_backend import build
+from xenon_backend import build, jar
 from xenon_helpers import require, xenon_missing
 
 
@@ -30,7 +30,7 @@ def test_the_environment_variable_overrides_the_jar(monkeypatch, tmp_path):
 
 def test_a_missing_jar_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.delenv(build.JAR_ENV, raising=False)
-    monkeypatch.setattr(build, 'PROJECT_DIR', tmp_path / 'project')
+    monkeypatch.setattr(jar, 'PROJECT_DIR', tmp_path / 'project')
     monkeypatch.setenv('XDG_DATA_HOME', str(tmp_path / 'data'))
     with pytest.raises(build.JarMissing, match=r'run `python -m xenon_backend.build`.*pyxenon==3.0.3'):
         build.find_jar()
@@ -107,7 +107,7 @@ def test_the_build_command_is_idempotent():
 @pytest.mark.xenon
 def test_a_jar_with_the_wrong_checksum_is_refused(monkeypatch, tmp_path):
     real_jar()
-    monkeypatch.setattr(build, 'JAR_SHA256', '0' * 64)
+    monkeypatch.setattr(jar, 'JAR_SHA256', '0' * 64)
     target = tmp_path / 'jar' / build.JAR_NAME
     with pytest.raises(build.BuildError, match='refusing to use it'):
         build.fetch_jar(target)
@@ -122,7 +122,7 @@ def test_a_damaged_jar_in_the_data_dir_is_refused_and_not_used(monkeypatch, tmp_
     from xenon_backend.server import Server
     good = real_jar().read_bytes()
     monkeypatch.delenv(build.JAR_ENV, raising=False)
-    monkeypatch.setattr(build, 'PROJECT_DIR', tmp_path / 'project')
+    monkeypatch.setattr(jar, 'PROJECT_DIR', tmp_path / 'project')
     monkeypatch.setenv('XDG_DATA_HOME', str(tmp_path / 'data'))
     damaged = build.default_jar_target()
     damaged.parent.mkdir(parents=True)

@@ -30,6 +30,7 @@ from ._stubs import BUILD_HINT
 from .exceptions import (DeadlineExceededException, XenonException, XenonServerError,
                          make_exception)
 from ._jvm import JAVA_HINT, find_java, free_port, line_level, port_open, verbosity, watchdog
+from .jar import BuildError, ensure_jar
 from .tls import TlsFiles, ensure_certificates
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,6 @@ class Server:
         return self
 
     def _spawn(self, watch: bool) -> None:
-        from .build import BuildError, ensure_jar  # not at import: `python -m xenon_backend.build`
         try:
             jar = self.jar or ensure_jar()  # fetched into the user data dir on first use
         except BuildError as exc:

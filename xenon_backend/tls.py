@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from .exceptions import XenonServerError
+from .jar import user_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,6 @@ def default_tls_dir() -> Path:
     """Directory of the user's certificate set."""
     if os.environ.get(TLS_DIR_ENV):
         return Path(os.environ[TLS_DIR_ENV]).expanduser()
-    from .build import user_data_dir  # not at import: `python -m xenon_backend.build`
     return user_data_dir() / 'xenon-tls'
 
 

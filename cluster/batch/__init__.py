@@ -1,36 +1,40 @@
 """The batch-system seam: one small interface, one module per system, and the registry.
 
-Every module here (``slurm``, ``torque``, ``local``) subclasses :class:`BatchSystem`
-(:mod:`cluster.batch.base`) and holds everything that differs between systems: header
-directives and quirks, file extensions, states, submit, status and cancel. Commands go
-through the system's :attr:`BatchSystem.runner`, so one implementation serves a local
-login node and (through a remote runner) a cluster reached over SSH.
+Every system module here (``slurm``, ``torque``, ``local``) holds one subclass of
+:class:`BatchSystem` (:mod:`cluster.batch.base`) with everything that differs between
+systems: header directives and quirks, file extensions, states, detection, submit, status
+and cancel. Commands go through the system's :attr:`BatchSystem.shell`, so one
+implementation serves a local login node and (through the remote shell) a cluster
+reached over SSH.
 
 :data:`SYSTEMS` is the registry: generic code (the CLI's ``--qtype`` choices, config
-validation, the keyword help, detection) reads the systems from it and never names one.
-Adding a system is one module and one line here.
+validation, the keyword help, detection, file names) reads the systems from it and never
+names one. A system's module is imported when the system is first asked for, so nothing
+here loads a system (or local mode's job queue) that is not used. Adding a system is one
+module and one line here.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
-from typing import Dict, Optional, Type
+from typing import Dict, List, Optional, Tuple, Type
 
-from .. import run
-from ..errors import OptionError
-from .base import BatchSystem, JobInfo, Runner, State, local_runner
-from .local import Local
-from .slurm import Slurm
-from .torque import Torque
+from ..run.errors import OptionError
+from .base import BatchSystem, JobInfo, Shell, State, local_shell
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['BatchSystem', 'JobInfo', 'Runner', 'State', 'local_runner', 'SYSTEMS',
-           'system_class', 'get', 'detect']
+__all__ = ['BatchSystem', 'JobInfo', 'Shell', 'State', 'local_shell', 'SYSTEMS',
+           'system_class', 'systems', 'remote_qtypes', 'get', 'detect']
 
-#: name -> class of every batch system, in the order :func:`detect` tries them; the
-#: last (local mode) needs no program and is always there
-SYSTEMS: Dict[str, Type[BatchSystem]] = {cls.name: cls for cls in (Slurm, Torque, Local)}
+#: name -> ``module:Class`` of every batch system, in the order :func:`detect` tries them;
+#: the last (local mode) needs no program and is always there
+SYSTEMS: Dict[str, str] = {
+    'slurm': 'slurm:Slurm',
+    'torque': 'torque:Torque',
+    'local': 'local:Local',
+}
 
 _INSTANCES: Dict[str, BatchSystem] = {}
 _LOCK = threading.Lock()
@@ -41,11 +45,22 @@ def system_class(qtype: str) -> Type[BatchSystem]:
     """The :class:`BatchSystem` subclass for ``qtype``; OptionError names the known ones."""
     if qtype not in SYSTEMS:
         raise OptionError(f'unknown qtype {qtype!r}; known: {", ".join(SYSTEMS)}')
-    return SYSTEMS[qtype]
+    module, _, name = SYSTEMS[qtype].partition(':')
+    return getattr(importlib.import_module(f'{__name__}.{module}'), name)
+
+
+def systems() -> List[Type[BatchSystem]]:
+    """Every registered system class, in registry order."""
+    return [system_class(name) for name in SYSTEMS]
+
+
+def remote_qtypes() -> Tuple[str, ...]:
+    """The systems a remote profile may name as ``qtype`` (all but local mode)."""
+    return tuple(cls.name for cls in systems() if cls.remote)
 
 
 def get(qtype: Optional[str] = None) -> BatchSystem:
-    """The shared instance of the batch system ``qtype`` (detected when None)."""
+    """The shared instance of the batch system ``qtype`` on this machine (detected when None)."""
     qtype = qtype or detect()
     with _LOCK:
         if qtype not in _INSTANCES:
@@ -54,11 +69,20 @@ def get(qtype: Optional[str] = None) -> BatchSystem:
 
 
 def detect(refresh: bool = False) -> str:
-    """The first system of :data:`SYSTEMS` whose submit command is on PATH (``sbatch``,
-    then ``qsub``), else local mode. Cached."""
+    """The first system of :data:`SYSTEMS` found on this machine, else local mode. Cached."""
     global _DETECTED
     if _DETECTED is None or refresh:
-        _DETECTED = next(name for name, cls in SYSTEMS.items()
-                         if not cls.submit_command or run.which(cls.submit_command))
+        _DETECTED = detect_with(local_shell, remote=False)
         logger.debug('detected batch system %s', _DETECTED)
     return _DETECTED
+
+
+def detect_with(shell: Shell, remote: bool) -> Optional[str]:
+    """The first system whose :meth:`BatchSystem.found` says it runs behind ``shell``;
+    with ``remote``, only systems that can run remotely are tried (None when none is)."""
+    for cls in systems():
+        if remote and not cls.remote:
+            continue
+        if cls.found(shell):
+            return cls.name
+    return None

@@ -1,30 +1,32 @@
-"""Helpers shared by the scheduler back ends: retried status commands and time parsing."""
+"""Helpers shared by the batch system modules: retried commands, and the parsing of what
+several schedulers print alike (times, durations, wait statuses, empty fields)."""
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 import threading
 import time
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from ..errors import CommandError
+from ..run.errors import CommandError
 
 logger = logging.getLogger(__name__)
 
-#: a runner result: (exit_code, stdout, stderr)
+#: a shell result: (exit_code, stdout, stderr)
 Result = Tuple[int, str, str]
 
 
-#: (runner, program) -> when its failures began, while they last; see :func:`run_retried`
+#: (shell, program) -> when its failures began, while they last; see :func:`run_retried`
 _FAILING: Dict[Tuple[int, str], float] = {}
 _FAILING_LOCK = threading.Lock()
 
 
-def _failed(runner: Callable[..., Result], argv: Sequence[str], result: Result,
+def _failed(shell: Callable[..., Result], argv: Sequence[str], result: Result,
             attempt: int, tries: int, pause: float) -> None:
     """Log a failure about to be retried: WARNING the first time the program fails (naming
     it and the error), INFO while it goes on failing."""
-    key = (id(runner), argv[0])
+    key = (id(shell), argv[0])
     with _FAILING_LOCK:
         first = key not in _FAILING
         _FAILING.setdefault(key, time.monotonic())
@@ -35,9 +37,9 @@ def _failed(runner: Callable[..., Result], argv: Sequence[str], result: Result,
                attempt + 1, tries, pause, ' (retrying while it fails)' if first else '')
 
 
-def _answered(runner: Callable[..., Result], argv: Sequence[str]) -> None:
+def _answered(shell: Callable[..., Result], argv: Sequence[str]) -> None:
     """Log one INFO line when a program that was failing answers again."""
-    key = (id(runner), argv[0])
+    key = (id(shell), argv[0])
     with _FAILING_LOCK:
         began = _FAILING.pop(key, None)
     if began is not None:
@@ -45,11 +47,11 @@ def _answered(runner: Callable[..., Result], argv: Sequence[str]) -> None:
                     time.monotonic() - began)
 
 
-def run_retried(runner: Callable[..., Result], argv: Sequence[str], *, tries: int = 4,
+def run_retried(shell: Callable[..., Result], argv: Sequence[str], *, tries: int = 4,
                 timeout: float = 60, backoff: float = 0.5,
                 accept: Optional[Callable[[Result], bool]] = None,
                 retry: Optional[Callable[[Result], bool]] = None) -> Result:
-    """Run ``argv`` through ``runner``; retry failures with exponential backoff.
+    """Run ``argv`` through ``shell``; retry failures with exponential backoff.
 
     ``accept(result)`` says a non-zero result is an answer after all (e.g. "unknown job
     id"); ``retry(result)`` says a failure is worth another try (default: every failure).
@@ -60,11 +62,11 @@ def run_retried(runner: Callable[..., Result], argv: Sequence[str], *, tries: in
     for attempt in range(max(1, tries)):
         if attempt:
             pause = min(backoff * 2 ** (attempt - 1), 10.0)
-            _failed(runner, argv, (code, out, err), attempt, tries, pause)
+            _failed(shell, argv, (code, out, err), attempt, tries, pause)
             time.sleep(pause)
-        code, out, err = runner(list(argv), stdin=None, timeout=timeout)
+        code, out, err = shell(list(argv), stdin=None, timeout=timeout)
         if code == 0 or (accept is not None and accept((code, out, err))):
-            _answered(runner, argv)
+            _answered(shell, argv)
             return code, out, err
         if retry is not None and not retry((code, out, err)):
             break
@@ -118,3 +120,68 @@ def parse_ctime(text: str) -> Optional[float]:
         return time.mktime(time.strptime(text, '%a %b %d %H:%M:%S %Y'))
     except ValueError:
         return None
+
+
+def parse_duration(hms: Optional[str]) -> Optional[int]:
+    """``[[HH:]MM:]SS`` -> seconds (None if not a duration)."""
+    try:
+        total = 0
+        for part in (hms or '').split(':'):
+            total = total * 60 + int(part)
+        return total
+    except ValueError:
+        return None
+
+
+def wait_status(text: str) -> Optional[int]:
+    """A POSIX wait status (768 is exit 3, 9 is SIGKILL) -> exit code, or 128 + signal."""
+    try:
+        status = int(text.strip())
+    except ValueError:
+        return None
+    return 128 + (status & 0x7f) if status & 0x7f else status >> 8
+
+
+_EMPTY = frozenset({'', 'None', 'none', '(null)', 'N/A', 'n/a', 'NONE', 'Unknown', 'undefined',
+                    'None assigned'})
+
+
+def field(text: Optional[str]) -> Optional[str]:
+    """A listing's field, stripped; None for the ways schedulers print nothing."""
+    text = (text or '').strip()
+    return None if text in _EMPTY else text
+
+
+_TROUBLE = ('unable to contact', 'connection refused', 'cannot connect', 'connect failure',
+            'socket timed out', 'temporarily unable', 'communication', 'timed out')
+
+
+def connection_problem(result: Result) -> bool:
+    """Whether a failed command says it could not reach its server (worth a retry)."""
+    text = (result[1] + result[2]).lower()
+    return any(words in text for words in _TROUBLE)
+
+
+def last_line(out: str) -> str:
+    """The last non-empty line a command printed (a submit command's job id)."""
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    return lines[-1] if lines else ''
+
+
+_NOW = re.compile(r'now(?:\+(\d+)([a-z]+))?')
+
+
+def begin_stamp(value: str) -> str:
+    """The ``[[CC]YY]MMDDhhmm.SS`` form (``qsub -a``) of a normalised begin time
+    (``hhmm.SS`` for a time of day); ``now+N<units>`` becomes an absolute time, now."""
+    if re.fullmatch(r'\d{2}:\d{2}:\d{2}', value):
+        hour, minute, second = value.split(':')
+        return f'{hour}{minute}.{second}'
+    now = _NOW.fullmatch(value)
+    if now:
+        count, unit = now.groups()
+        delta = datetime.timedelta(**{unit or 'seconds': int(count or 0)})
+        moment = datetime.datetime.now().replace(microsecond=0) + delta
+    else:
+        moment = datetime.datetime.fromisoformat(value)
+    return moment.strftime('%Y%m%d%H%M.%S')

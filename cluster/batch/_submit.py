@@ -20,7 +20,7 @@ import secrets
 import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from ..errors import SubmissionError, SubmissionUnknown
+from ..run.errors import SubmissionError, SubmissionUnknown
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ Result = Tuple[int, str, str]
 #: None when it cannot answer now. Raises :class:`Undecidable` when it never can.
 Finder = Callable[[str], Optional[List[str]]]
 
-#: exit codes of the runners for "the command may have run": timeout, lost connection
+#: exit codes of the shells for "the command may have run": timeout, lost connection
 UNKNOWN_EXIT_CODES = frozenset({124, 255})
 #: what a scheduler client prints when it could not hear the server's answer
 TRANSIENT_MESSAGES = (
@@ -115,7 +115,7 @@ def find_submitted(find: Finder, name: str, *, deadline: float, backoff: float =
             pause = min(pause * 2, 5.0)
 
 
-def submit_once(runner: Callable[..., Result], argv: Sequence[str], name: str,
+def submit_once(shell: Callable[..., Result], argv: Sequence[str], name: str,
                 parse_id: Callable[[str], str], find: Finder, *, timeout: float,
                 deadline: float, backoff: float = 0.5, tries: int = 3,
                 hint: str = '') -> str:
@@ -128,7 +128,7 @@ def submit_once(runner: Callable[..., Result], argv: Sequence[str], name: str,
     started = time.monotonic()
     code, out, err = 127, '', ''
     for attempt in range(1, max(1, tries) + 1):
-        code, out, err = runner(list(argv), stdin=None, timeout=timeout)
+        code, out, err = shell(list(argv), stdin=None, timeout=timeout)
         job_id = parse_id(out) if code == 0 else ''
         if job_id:
             if attempt > 1:

@@ -18,21 +18,21 @@ from typing import (TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Mapping,
                     Sequence, Tuple)
 
 from .. import run
-from ..errors import OptionError
+from ..run.errors import OptionError
 from ._commands import HEADER_UNSAFE
 
 if TYPE_CHECKING:
-    from ..script import JobFiles
+    from ..script.files import JobFiles
 
 logger = logging.getLogger(__name__)
 
 #: runs ``argv`` (optionally feeding ``stdin``) and returns (exit_code, stdout, stderr)
-Runner = Callable[..., Tuple[int, str, str]]
+Shell = Callable[..., Tuple[int, str, str]]
 
 
-def local_runner(argv: Sequence[str], stdin: Optional[str] = None,
+def local_shell(argv: Sequence[str], stdin: Optional[str] = None,
                  timeout: Optional[float] = 60) -> Tuple[int, str, str]:
-    """Run a command on this machine (the default :data:`Runner`)."""
+    """Run a command on this machine (the default :data:`Shell`)."""
     return run.cmd(list(argv), stdin=stdin, timeout=timeout)
 
 
@@ -99,13 +99,28 @@ class BatchSystem(abc.ABC):
     #: a line the help text adds about this system's header
     help_note: ClassVar[str] = ''
 
-    def __init__(self, runner: Runner = local_runner) -> None:
-        self.runner = runner
+    def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
+                 endpoint: Any = None) -> None:
+        """``shell`` runs this system's commands; ``user`` is whose jobs it shows (None: the
+        current user); ``endpoint`` is the remote cluster it runs on (None: this machine)."""
+        self.shell = shell
+        self.user = user
+        self.endpoint = endpoint
+
+    @classmethod
+    def found(cls, shell: Shell = local_shell) -> bool:
+        """True when this system runs behind ``shell``: by default, its submit command is
+        on the PATH (a system without one, local mode, is always there)."""
+        if not cls.submit_command:
+            return True
+        if shell is local_shell:
+            return run.which(cls.submit_command) is not None
+        code, _, _ = shell(['which', cls.submit_command], timeout=30)
+        return code == 0
 
     def available(self) -> bool:
-        """True when this system can be used (its submit command is found)."""
-        code, _, _ = self.runner(['which', self.submit_command])
-        return code == 0
+        """True when this system can be used where it runs."""
+        return self.found(self.shell)
 
     # header --------------------------------------------------------------------------------
     @classmethod
@@ -113,7 +128,7 @@ class BatchSystem(abc.ABC):
         """The directive arguments (no prefix) for one normalised value; [] writes nothing.
 
         A value that a header line cannot hold (whitespace, quotes, backslashes) is an
-        :class:`~cluster.errors.OptionError` naming the keyword."""
+        :class:`~cluster.run.errors.OptionError` naming the keyword."""
         if isinstance(value, (list, tuple)):
             if not value:
                 return []

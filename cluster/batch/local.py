@@ -1,7 +1,7 @@
 """Local mode: jobs run on this machine through the dependency-aware :mod:`cluster.jobqueue`.
 
 Command jobs run their submission script with bash in a worker; function jobs run the
-same payload and runner in the worker's own interpreter, writing the same files a node
+same payload and shell in the worker's own interpreter, writing the same files a node
 would (stdout, stderr, exit code, tagged result).
 """
 from __future__ import annotations
@@ -12,26 +12,26 @@ import subprocess
 import sys
 from typing import Dict, Mapping, Optional, Sequence
 
-from ..payload import function
-from ..errors import JobError, SubmissionError
-from ..script import JobFiles, write_atomic
+from ..script import function
+from ..run.errors import JobError, SubmissionError
+from ..script.files import JobFiles, write_atomic
 from .base import BatchSystem, JobInfo
+from .. import config_file, jobqueue
 
 logger = logging.getLogger(__name__)
 
 
-def _queue(create: bool = True, threads: Optional[int] = None):
+def _job_queue(create: bool = True, threads: Optional[int] = None):
     """The local JobQueue; ``threads`` (a job's option) sizes it when it starts here,
     else ``[jobqueue] cores`` of the config file, else every core of the machine."""
-    from .. import config_file, jobqueue
     if jobqueue.JQUEUE is None and not create:
         return None
     cores = threads or config_file.get('jobqueue', 'cores')
-    queue = jobqueue.get_jobqueue(int(cores) if cores not in (None, '', 'None') else None)
-    if threads and queue.cores != threads:
+    job_queue = jobqueue.get_jobqueue(int(cores) if cores not in (None, '', 'None') else None)
+    if threads and job_queue.cores != threads:
         logger.warning('threads=%d not applied: the local job queue is running already, with '
-                       '%d cores', threads, queue.cores)
-    return queue
+                       '%d cores', threads, job_queue.cores)
+    return job_queue
 
 
 def execute(files: JobFiles, is_function: bool, outfile: str, errfile: str) -> int:
@@ -110,13 +110,13 @@ class Local(BatchSystem):
             raise JobError(f'local job ids are numbers; cannot depend on {list(dependencies)}') \
                 from None
         is_function = os.path.exists(files.pickle_in)
-        queue = _queue(threads=options.get('threads'))
+        job_queue = _job_queue(threads=options.get('threads'))
         cores = options.get('cores', 1)
-        if isinstance(cores, int) and not isinstance(cores, bool) and cores > queue.cores:
+        if isinstance(cores, int) and not isinstance(cores, bool) and cores > job_queue.cores:
             raise SubmissionError(['local', files.submission], None, message=(
-                f'job {files.name} asks for {cores} cores; the local queue has '
-                f'{queue.cores} (set [jobqueue] cores in ~/.cluster for more)'))
-        job_id = queue.add(execute, args=(files, is_function,
+                f'job {files.name} asks for {cores} cores; the local job queue has '
+                f'{job_queue.cores} (set [jobqueue] cores in ~/.cluster for more)'))
+        job_id = job_queue.add(execute, args=(files, is_function,
                                           options.get('outfile', files.outfile),
                                           options.get('errfile', files.errfile)),
                            dependencies=deps, cores=cores, name=files.name,
@@ -125,10 +125,10 @@ class Local(BatchSystem):
 
     def statuses(self, job_ids: Optional[Sequence[str]] = None,
                  user: Optional[str] = None) -> Dict[str, JobInfo]:
-        queue = _queue(create=False)
-        if queue is None:
+        job_queue = _job_queue(create=False)
+        if job_queue is None:
             return {}
-        jobs = dict(queue.jobs)
+        jobs = dict(job_queue.jobs)
         wanted = jobs if job_ids is None else {int(i): jobs[int(i)] for i in job_ids
                                                 if int(i) in jobs}
         return {str(i): JobInfo(str(i), job.state, exitcode=job.exitcode, name=job.name,
@@ -137,14 +137,14 @@ class Local(BatchSystem):
                 for i, job in wanted.items()}
 
     def cancel(self, job_ids: Sequence[str]) -> None:
-        queue = _queue(create=False)
-        if queue is not None:
+        job_queue = _job_queue(create=False)
+        if job_queue is not None:
             for job_id in job_ids:
-                queue.cancel(int(job_id))
+                job_queue.cancel(int(job_id))
 
     def block(self, job_ids: Sequence[str], timeout: float) -> bool:
-        queue = _queue(create=False)
-        if queue is None:
+        job_queue = _job_queue(create=False)
+        if job_queue is None:
             return super().block(job_ids, timeout)
-        return queue.wait_any([int(i) for i in job_ids], timeout)
+        return job_queue.wait_any([int(i) for i in job_ids], timeout)
 

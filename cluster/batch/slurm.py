@@ -5,9 +5,8 @@ line) runs the exec script (``.script``: the job body) with ``bash``. The body r
 once, on the first node of the allocation; a multi-node command uses ``srun`` itself.
 
 Slurm forgets a finished job after ``MinJobAge``, and it treats a dependency on a job it
-has forgotten as satisfied. :meth:`Slurm.submit` therefore checks the dependencies
-first: a job whose dependency is known to have failed is not submitted at all, and
-reports CANCELLED with that reason (nothing is left held in the queue if the driver dies).
+has forgotten as satisfied: :meth:`Slurm.submit` therefore asks the
+:class:`~cluster.batch._dependencies.DependencyGate` first.
 
 Every submission carries a unique job name, by which a submit of unknown outcome is
 looked up (see :mod:`cluster.batch._submit`).
@@ -19,40 +18,29 @@ import re
 import shlex
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
-from ..errors import CommandError
-from ..script import MARKER, JobFiles
-from .base import BatchSystem, JobInfo, Runner, State, local_runner
-from ._commands import header_options, output_paths, parse_iso, run_retried
+from ..run.errors import CommandError
+from ..script.files import MARKER, JobFiles
+from .base import BatchSystem, JobInfo, Shell, State, local_shell
+from ._commands import (connection_problem, field, header_options, output_paths, parse_iso,
+                        run_retried, wait_status)
+from ._dependencies import DependencyGate
 from ._submit import Undecidable, given_name, submit_once, unique_name
 
 logger = logging.getLogger(__name__)
 
-#: every Slurm job state (long names of squeue %T and sacct State) -> State
+#: every Slurm job state (long names of squeue %T and sacct State) -> State. CONFIGURING:
+#: nodes booting; COMPLETING: the script ended, the epilog runs; REVOKED: a federation
+#: sibling ran it; DEADLINE: --deadline reached
 STATES: Dict[str, State] = {
-    'PENDING': State.PENDING,
-    'CONFIGURING': State.PENDING,      # nodes allocated, booting
-    'REQUEUED': State.PENDING,
-    'REQUEUE_FED': State.PENDING,
-    'RUNNING': State.RUNNING,
-    'COMPLETING': State.RUNNING,       # script ended, epilog and cleanup still running
-    'RESIZING': State.RUNNING,
-    'SIGNALING': State.RUNNING,
-    'STAGE_OUT': State.RUNNING,
+    **dict.fromkeys(('PENDING', 'CONFIGURING', 'REQUEUED', 'REQUEUE_FED'), State.PENDING),
+    **dict.fromkeys(('RUNNING', 'COMPLETING', 'RESIZING', 'SIGNALING', 'STAGE_OUT'),
+                    State.RUNNING),
     'COMPLETED': State.COMPLETED,
-    'FAILED': State.FAILED,
-    'NODE_FAIL': State.FAILED,
-    'BOOT_FAIL': State.FAILED,
-    'OUT_OF_MEMORY': State.FAILED,
-    'SPECIAL_EXIT': State.FAILED,
-    'CANCELLED': State.CANCELLED,
-    'PREEMPTED': State.CANCELLED,
-    'REVOKED': State.CANCELLED,        # a federation sibling ran it instead
-    'TIMEOUT': State.TIMEOUT,
-    'DEADLINE': State.TIMEOUT,         # --deadline reached
-    'SUSPENDED': State.HELD,
-    'STOPPED': State.HELD,
-    'REQUEUE_HOLD': State.HELD,
-    'RESV_DEL_HOLD': State.HELD,
+    **dict.fromkeys(('FAILED', 'NODE_FAIL', 'BOOT_FAIL', 'OUT_OF_MEMORY', 'SPECIAL_EXIT'),
+                    State.FAILED),
+    **dict.fromkeys(('CANCELLED', 'PREEMPTED', 'REVOKED'), State.CANCELLED),
+    **dict.fromkeys(('TIMEOUT', 'DEADLINE'), State.TIMEOUT),
+    **dict.fromkeys(('SUSPENDED', 'STOPPED', 'REQUEUE_HOLD', 'RESV_DEL_HOLD'), State.HELD),
 }
 #: squeue's compact codes (%t) -> the long names above
 SHORT_CODES: Dict[str, str] = {
@@ -79,9 +67,6 @@ NEVER_START: Dict[str, str] = {
 }
 #: what a Slurm job id looks like (array and het job ids included)
 _JOB_ID = re.compile(r'^\d+([_+]\d+)?$')
-
-#: the id prefix of a job never submitted because a dependency had failed
-NOT_SUBMITTED = 'unsubmitted.'
 
 #: squeue fields, '|'-separated; the job name goes last since it may hold anything
 SQUEUE_FORMAT = '%i|%T|%r|%u|%N|%S|%e|%j'
@@ -124,23 +109,6 @@ def parse_exitcode(text: str) -> Optional[int]:
     return 128 + signal_num if signal_num else code_num
 
 
-def wait_status(text: str) -> Optional[int]:
-    """squeue's ``exit_code`` (a wait status: 768 is exit 3) -> exit code, or 128 + signal."""
-    try:
-        status = int(text.strip())
-    except ValueError:
-        return None
-    return 128 + (status & 0x7f) if status & 0x7f else status >> 8
-
-
-_EMPTY = frozenset({'', 'None', 'none', '(null)', 'N/A', 'n/a', 'Unknown', 'None assigned'})
-
-
-def _none(text: str) -> Optional[str]:
-    text = (text or '').strip()
-    return None if text in _EMPTY else text
-
-
 def _job_state(state: State, reason: Optional[str]) -> State:
     if state is State.PENDING and reason in HELD_REASONS:
         return State.HELD
@@ -169,12 +137,12 @@ def parse_squeue(text: str) -> Dict[str, JobInfo]:
             continue
         job_id, native, reason, user, nodes, start, end, name = parts
         state = map_state(native)
-        reason = _none(reason)
+        reason = field(reason)
         state = _job_state(state, reason)
         started = state not in (State.PENDING, State.HELD, State.UNKNOWN)
         jobs[job_id.strip()] = JobInfo(
-            id=job_id.strip(), state=state, name=given_name(name), user=_none(user),
-            node=_none(nodes), start=parse_iso(start) if started else None,
+            id=job_id.strip(), state=state, name=given_name(name), user=field(user),
+            node=field(nodes), start=parse_iso(start) if started else None,
             end=parse_iso(end) if state.final else None, reason=reason,
             exitcode=0 if state is State.COMPLETED else None)  # Slurm: exit code 0 only
     return jobs
@@ -194,13 +162,13 @@ def parse_sacct(text: str) -> Dict[str, JobInfo]:
         if '.' in job_id:
             continue  # a step, not the allocation
         state = map_state(native)
-        reason = _none(reason)
+        reason = field(reason)
         if native.startswith('CANCELLED by'):
             reason = reason or native.lower()
         state = _job_state(state, reason)
         jobs[job_id] = JobInfo(
             id=job_id, state=state, exitcode=parse_exitcode(code) if state.final else None,
-            user=_none(user), node=_none(nodes), start=parse_iso(start),
+            user=field(user), node=field(nodes), start=parse_iso(start),
             end=parse_iso(end), reason=reason)
     return jobs
 
@@ -209,23 +177,16 @@ def _unknown_id(result) -> bool:
     return 'Invalid job id' in result[2]
 
 
-def _connection_problem(result) -> bool:
-    text = (result[1] + result[2]).lower()
-    return any(word in text for word in (
-        'unable to contact', 'connection refused', 'connect failure', 'socket timed out',
-        'temporarily unable', 'communication connection failure'))
-
-
 def _parse_sbatch(out: str) -> str:
     """The job id from ``sbatch --parsable`` output (``id`` or ``id;cluster``)."""
     lines = out.strip().splitlines()
     return lines[-1].split(';', 1)[0].strip() if lines else ''
 
 
-def sacct_ids(runner: Runner, name: str, timeout: float) -> Optional[List[str]]:
+def sacct_ids(shell: Shell, name: str, timeout: float) -> Optional[List[str]]:
     """Ids slurmdbd recorded for jobs named ``name`` in the last two days; None when
     sacct cannot answer now. Raises :class:`Undecidable` when accounting is off."""
-    code, out, err = runner(['sacct', '-X', '-n', '-P', '-o', 'JobID', f'--name={name}',
+    code, out, err = shell(['sacct', '-X', '-n', '-P', '-o', 'JobID', f'--name={name}',
                              '-S', 'now-2days'], stdin=None, timeout=timeout)
     if code != 0:
         if 'accounting storage is disabled' in (out + err).lower():
@@ -235,7 +196,7 @@ def sacct_ids(runner: Runner, name: str, timeout: float) -> Optional[List[str]]:
 
 
 class Slurm(BatchSystem):
-    """A Slurm cluster; commands go through :attr:`runner` (local or remote)."""
+    """A Slurm cluster; commands go through :attr:`shell` (local or remote)."""
 
     name = 'slurm'
     submit_command = 'sbatch'
@@ -258,11 +219,12 @@ class Slurm(BatchSystem):
     #: seconds a submit of unknown outcome is looked up while Slurm does not answer
     lookup_deadline = 300.0
 
-    def __init__(self, runner: Runner = local_runner) -> None:
-        super().__init__(runner)
+    def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
+                 endpoint: Any = None) -> None:
+        super().__init__(shell, user, endpoint)
         self._accounting: Optional[bool] = None
-        #: ids of jobs not submitted because a dependency failed -> that reason
-        self._doomed: Dict[str, str] = {}
+        #: jobs not submitted because a dependency failed (see _dependencies.py)
+        self._gate = DependencyGate()
         #: ids cancelled because they can never start -> reason (they end FAILED)
         self._unrunnable: Dict[str, str] = {}
         #: ids of the jobs this instance submitted
@@ -301,12 +263,9 @@ class Slurm(BatchSystem):
         """
         deps = [str(d) for d in dependencies]
         name = unique_name(files.name)
-        doomed = self._failed_dependency(deps) if deps else None
-        if doomed:
-            job_id = f'{NOT_SUBMITTED}{name}'
-            self._doomed[job_id] = doomed
-            logger.warning('job %s not submitted: %s', files.name, doomed)
-            return job_id
+        refused = self._gate.refuse(self, deps, name, files.name)
+        if refused:
+            return refused
         argv = ['sbatch', '--parsable', f'--job-name={name}']
         outfile, errfile = output_paths(options)
         argv += [f'--output={outfile}'] if outfile else []
@@ -314,7 +273,7 @@ class Slurm(BatchSystem):
         if deps:
             argv.append('--dependency=afterok:' + ':'.join(deps))
         argv.append(files.submission)
-        job_id = submit_once(self.runner, argv, name, _parse_sbatch, self._find,
+        job_id = submit_once(self.shell, argv, name, _parse_sbatch, self._find,
                              timeout=self.status_timeout, deadline=self.lookup_deadline,
                              backoff=self.backoff,
                              hint=f'squeue --name={name}; sacct -X --name={name} -S now-2days')
@@ -324,27 +283,12 @@ class Slurm(BatchSystem):
 
     def _find(self, name: str) -> Optional[List[str]]:
         """Ids of the jobs named ``name`` (squeue, then sacct); None: no answer now."""
-        code, out, _ = self.runner(['squeue', '-h', '-t', 'all', f'--name={name}', '-o', '%i'],
+        code, out, _ = self.shell(['squeue', '-h', '-t', 'all', f'--name={name}', '-o', '%i'],
                                    stdin=None, timeout=self.status_timeout)
         if code != 0:
             return None
         ids = out.split()
-        return ids if ids else sacct_ids(self.runner, name, self.status_timeout)
-
-    def _failed_dependency(self, deps: List[str]) -> Optional[str]:
-        """Why a dependency can never be satisfied, or None (unknown counts as fine)."""
-        known = self.statuses(deps)
-        missing = [d for d in deps if d not in known]
-        if missing:
-            known.update(self.final_info(missing))
-        for dep in deps:
-            info = known.get(dep)
-            if info is None:
-                logger.debug('dependency %s unknown to squeue and sacct', dep)
-            elif info.state.final and (info.state is not State.COMPLETED or info.exitcode):
-                detail = f' with exit code {info.exitcode}' if info.exitcode else ''
-                return f'dependency {dep} ended {info.state.value}{detail}'
-        return None
+        return ids if ids else sacct_ids(self.shell, name, self.status_timeout)
 
     # status --------------------------------------------------------------------------------
     def statuses(self, job_ids: Optional[Sequence[str]] = None,
@@ -353,13 +297,13 @@ class Slurm(BatchSystem):
         argv = ['squeue', '-h', '-t', 'all', '-o', SQUEUE_FORMAT]
         unsubmitted: Dict[str, JobInfo] = {}
         if job_ids is not None:
-            ids, unsubmitted = self._split([str(i) for i in job_ids])
+            ids, unsubmitted = self._gate.split([str(i) for i in job_ids])
             if not ids:
                 return unsubmitted
             argv += ['-j', ','.join(ids)]
         elif user:
             argv += ['-u', user]
-        code, out, _ = run_retried(self.runner, argv, tries=self.status_tries,
+        code, out, _ = run_retried(self.shell, argv, tries=self.status_tries,
                                    timeout=self.status_timeout, backoff=self.backoff,
                                    accept=lambda r: job_ids is not None and _unknown_id(r))
         jobs = parse_squeue(out if code == 0 else '')
@@ -389,14 +333,14 @@ class Slurm(BatchSystem):
     def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
         """One ``sacct`` call; empty when accounting is off or unreachable. Ids that are
         not Slurm job ids are left out of the answer (no batch system knows them)."""
-        ids, unsubmitted = self._split([str(i) for i in job_ids])
+        ids, unsubmitted = self._gate.split([str(i) for i in job_ids])
         ids = [i for i in ids if _JOB_ID.match(i)]
         if not ids or self._accounting is False:
             return unsubmitted
         argv = ['sacct', '-j', ','.join(ids), '--parsable2', '--noheader', '-X',
                 '-o', SACCT_FIELDS]
         try:
-            _, out, _ = run_retried(self.runner, argv, tries=2, timeout=self.status_timeout,
+            _, out, _ = run_retried(self.shell, argv, tries=2, timeout=self.status_timeout,
                                     backoff=self.backoff)
         except CommandError as exc:
             text = (exc.stderr + exc.stdout).lower()
@@ -412,12 +356,6 @@ class Slurm(BatchSystem):
         jobs.update(unsubmitted)
         return jobs
 
-    def _split(self, ids: List[str]):
-        """(ids Slurm knows, infos of the jobs :meth:`submit` did not submit)."""
-        unsubmitted = {i: JobInfo(id=i, state=State.CANCELLED, reason=self._doomed[i])
-                       for i in ids if i in self._doomed}
-        return [i for i in ids if i not in unsubmitted], unsubmitted
-
     def listing_details(self, job_ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
         """One ``squeue -O JobID,exit_code,STDOUT`` call: exit codes and output paths."""
         ids = [str(i) for i in job_ids]
@@ -425,12 +363,12 @@ class Slurm(BatchSystem):
             return {}
         argv = ['squeue', '-h', '-t', 'all', '-j', ','.join(ids), '-O',
                 'JobID:|,exit_code:|,STDOUT:|']
-        code, out, _ = self.runner(argv)
+        code, out, _ = self.shell(argv)
         details: Dict[str, Dict[str, Any]] = {}
         for line in out.splitlines() if code == 0 else []:
             job_id, status, output = (line.split('|') + ['', ''])[:3]
             details[job_id.strip()] = {'exitcode': wait_status(status),
-                                       'output': _none(output.strip())}
+                                       'output': field(output.strip())}
         return details
 
     def _mark_unrunnable(self, jobs: Dict[str, JobInfo]) -> None:
@@ -441,9 +379,9 @@ class Slurm(BatchSystem):
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """``scancel`` the jobs; ids already gone are not an error."""
-        ids = [str(i) for i in job_ids if str(i) not in self._doomed]
+        ids = [str(i) for i in job_ids if str(i) not in self._gate.refused]
         if ids:
-            run_retried(self.runner, ['scancel', *ids], tries=self.status_tries,
+            run_retried(self.shell, ['scancel', *ids], tries=self.status_tries,
                         timeout=self.status_timeout, backoff=self.backoff,
-                        accept=_unknown_id, retry=_connection_problem)
+                        accept=_unknown_id, retry=connection_problem)
 

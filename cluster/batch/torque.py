@@ -1,71 +1,56 @@
-"""Torque / PBS: ``qsub`` submits, one ``qstat -f`` call tracks every job, ``qdel`` cancels.
+"""Torque / PBS: ``qsub`` submits, one ``qstat`` call tracks every job, ``qdel`` cancels.
 
-Three flavours answer ``qstat`` differently; the flavour is found once, lazily, from
-``qstat --version``:
+``qstat`` differs by flavour, found once from ``qstat --version``: ``torque`` (Adaptive
+Computing) prints XML with ``-x``, and keeps a finished job in state C with its
+``exit_status`` for ``keep_completed`` seconds; ``pbspro`` (PBS Professional, OpenPBS)
+shows history with ``-f -x`` (state F, ``Exit_status``); ``wrapper`` (Slurm's
+``slurm-wlm-torque`` scripts, or anything else) prints plain ``qstat -f`` text with states
+Q/R/C and no exit status, and exits 153 for an unknown id. The wrappers' ``qsub`` ignores
+``#PBS -o/-e``, so output paths go on the command line.
 
-* ``torque`` (Adaptive Computing): ``qstat -f -x`` prints the full status as XML; a
-  finished job stays in state C for ``keep_completed`` seconds with ``exit_status``.
-* ``pbspro`` (PBS Professional / OpenPBS): ``-x`` there means *history*, so
-  ``qstat -f -x`` shows finished jobs (state F, ``Exit_status``) in the text format.
-* ``wrapper`` (Slurm's ``slurm-wlm-torque`` scripts, and anything unrecognised): plain
-  ``qstat -f`` text; states Q/R/C only, no exit status; an unknown id prints nothing and
-  exits 153. The wrappers' ``qsub`` ignores ``#PBS -o/-e``, so they go on the command line.
-
-The header: nodes, cores and features form one ``-l nodes=N:ppn=C[:features]`` line;
-``qos`` is ``-l qos=NAME`` (a Moab extension; plain Torque without Moab may refuse it);
-``begin`` is qsub's ``-a`` form ``[[CC]YY]MMDDhhmm.SS``, a relative ``now+N`` made absolute
-when the header is rendered; ``export='NONE'`` writes nothing (Torque exports no variables
-by default) and ``export='ALL'`` is ``-V``.
-
-The final states C and F say nothing about success: the exit status decides. Where there
-is none (the wrappers), such a job is shown UNKNOWN and :func:`cluster.queue.outcome`
-decides from the job's own exit-code file and, on the wrappers, Slurm's accounting.
+Header: nodes, cores and features form one ``-l nodes=N:ppn=C[:features]`` line; ``qos``
+is ``-l qos=NAME`` (Moab); ``begin`` is ``-a`` (``[[CC]YY]MMDDhhmm.SS``, a relative
+``now+N`` made absolute); ``export='ALL'`` is ``-V``. The final states C and F say nothing
+about success: without an exit status (the wrappers) a job is UNKNOWN until
+:func:`cluster.queue.outcome` decides from its exit-code file and Slurm's accounting.
 """
 from __future__ import annotations
 
-import datetime
 import logging
 import re
 import xml.etree.ElementTree as ElementTree
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
-from ..errors import CommandError, SubmissionError
-from ..script import JobFiles
-from .base import BatchSystem, JobInfo, Runner, State, local_runner
-from ._commands import header_options, output_paths, parse_ctime, run_retried
+from ..run.errors import CommandError, SubmissionError
+from ..script.files import JobFiles
+from .base import BatchSystem, JobInfo, Shell, State, local_shell
+from ._commands import (begin_stamp, connection_problem, header_options, last_line, output_paths,
+                        parse_ctime, parse_duration, run_retried)
 from ._submit import given_name, submit_once, unique_name
+from .slurm import Slurm, sacct_ids
 
 logger = logging.getLogger(__name__)
 
-#: every Torque and PBS Pro job_state letter -> State (C, F, X: decided by the exit status)
+#: every Torque and PBS Pro job_state letter -> State. W: waiting for its start time; T: in
+#: transit; M: PBS Pro, moved to another server; E: exiting (its exit status may not be
+#: final yet); B: PBS Pro, array begun; S, U: suspended; C (Torque), F and X (PBS Pro):
+#: finished, whether it completed, failed or was cancelled: the exit status decides
 STATES: Dict[str, State] = {
-    'Q': State.PENDING,     # queued
-    'W': State.PENDING,     # waiting for its execution time
-    'T': State.PENDING,     # in transit to a new location
-    'M': State.PENDING,     # PBS Pro: moved to another server
-    'R': State.RUNNING,
-    'E': State.RUNNING,     # exiting after having run: exit status may not be final yet
-    'B': State.RUNNING,     # PBS Pro: job array begun
-    'H': State.HELD,
-    'S': State.HELD,        # suspended
-    'U': State.HELD,        # PBS Pro: suspended, workstation busy
-    'C': State.COMPLETED,   # Torque: completed after having run (or cancelled, or failed)
-    'F': State.COMPLETED,   # PBS Pro: finished (or deleted, or failed)
-    'X': State.COMPLETED,   # PBS Pro: subjob expired (finished)
+    **dict.fromkeys('QWTM', State.PENDING), **dict.fromkeys('REB', State.RUNNING),
+    **dict.fromkeys('HSU', State.HELD), **dict.fromkeys('CFX', State.COMPLETED),
 }
 #: Torque's negative exit statuses (pbs_mom could not run, or killed, the job)
-TORQUE_EXEC_CODES: Dict[int, str] = {
+_EXEC_CODES = {
     -1: 'JOB_EXEC_FAIL1', -2: 'JOB_EXEC_FAIL2', -3: 'JOB_EXEC_RETRY', -4: 'JOB_EXEC_INITABT',
-    -5: 'JOB_EXEC_INITRST', -6: 'JOB_EXEC_INITRMG', -7: 'JOB_EXEC_BADRESRT',
-    -8: 'JOB_EXEC_CMDFAIL', -9: 'JOB_EXEC_STDOUTFAIL', -10: 'JOB_EXEC_OVERLIMIT_MEM',
+    -5: 'JOB_EXEC_INITRST', -6: 'JOB_EXEC_INITRMG', -7: 'JOB_EXEC_BADRESRT'}
+TORQUE_EXEC_CODES: Dict[int, str] = {
+    **_EXEC_CODES, -8: 'JOB_EXEC_CMDFAIL', -9: 'JOB_EXEC_STDOUTFAIL', -10: 'JOB_EXEC_OVERLIMIT_MEM',
     -11: 'JOB_EXEC_OVERLIMIT_WT', -12: 'JOB_EXEC_OVERLIMIT_CPUT',
     -13: 'JOB_EXEC_RETRY_CGROUP', -14: 'JOB_EXEC_RETRY_PROLOGUE',
 }
 #: PBS Pro's negative exit statuses
 PBSPRO_EXEC_CODES: Dict[int, str] = {
-    -1: 'JOB_EXEC_FAIL1', -2: 'JOB_EXEC_FAIL2', -3: 'JOB_EXEC_RETRY', -4: 'JOB_EXEC_INITABT',
-    -5: 'JOB_EXEC_INITRST', -6: 'JOB_EXEC_INITRMG', -7: 'JOB_EXEC_BADRESRT',
-    -10: 'JOB_EXEC_FAILUID', -11: 'JOB_EXEC_RERUN', -12: 'JOB_EXEC_CHKP',
+    **_EXEC_CODES, -10: 'JOB_EXEC_FAILUID', -11: 'JOB_EXEC_RERUN', -12: 'JOB_EXEC_CHKP',
     -13: 'JOB_EXEC_FAIL_PASSWORD', -14: 'JOB_EXEC_RERUN_ON_SIS_FAIL', -15: 'JOB_EXEC_QUERST',
     -16: 'JOB_EXEC_FAILHOOK_RERUN', -17: 'JOB_EXEC_FAILHOOK_DELETE', -18: 'JOB_EXEC_HOOK_RERUN',
     -19: 'JOB_EXEC_HOOK_DELETE', -20: 'JOB_EXEC_RERUN_MS_FAIL', -25: 'JOB_EXEC_KILL_NCPUS_SUM',
@@ -118,7 +103,7 @@ def parse_qstat_f(text: str) -> List[Dict[str, str]]:
 
 
 def parse_qstat_xml(text: str) -> List[Dict[str, str]]:
-    """Parse Torque's ``qstat -f -x`` XML into attribute dicts like :func:`parse_qstat_f`.
+    """Parse Torque's ``qstat -x`` XML into attribute dicts like :func:`parse_qstat_f`.
 
     Nested elements become dotted keys (``Resource_List.walltime``). Empty output is
     no jobs (Torque before 6.1 printed nothing when the queue was empty).
@@ -139,19 +124,6 @@ def parse_qstat_xml(text: str) -> List[Dict[str, str]]:
         attrs['Job Id'] = attrs.pop('Job_Id', '')
         jobs.append(attrs)
     return jobs
-
-
-def _seconds(hms: Optional[str]) -> Optional[int]:
-    """[[HH:]MM:]SS -> seconds (None if not a duration)."""
-    if not hms:
-        return None
-    try:
-        total = 0
-        for part in hms.split(':'):
-            total = total * 60 + int(part)
-        return total
-    except ValueError:
-        return None
 
 
 def _nodes(exec_host: Optional[str]) -> Optional[str]:
@@ -205,8 +177,8 @@ def _final(status: int, attrs: Mapping[str, str], flavour: str):
         signal = status % 128           # PBS Pro: 128 + signal
     if signal is None:
         return State.FAILED, status, None
-    used = _seconds(attrs.get('resources_used.walltime'))
-    limit = _seconds(attrs.get('Resource_List.walltime'))
+    used = parse_duration(attrs.get('resources_used.walltime'))
+    limit = parse_duration(attrs.get('Resource_List.walltime'))
     if used is not None and limit and used >= limit:
         return State.TIMEOUT, 128 + signal, f'killed by signal {signal} after its walltime'
     return State.FAILED, 128 + signal, f'killed by signal {signal}'
@@ -222,40 +194,8 @@ def _unknown_id(result) -> bool:
     return code == UNKNOWN_JOB_EXIT or 'unknown job id' in (out + err).lower()
 
 
-def _connection_problem(result) -> bool:
-    text = (result[1] + result[2]).lower()
-    return any(word in text for word in (
-        'unable to contact', 'connection refused', 'cannot connect', 'connect failure',
-        'socket timed out', 'temporarily unable', 'communication failure', 'timed out'))
-
-
-_NOW = re.compile(r'now(?:\+(\d+)([a-z]+))?')
-
-
-def begin_time(value: str) -> str:
-    """qsub's ``-a`` form ``CCYYMMDDhhmm.SS`` (``hhmm.SS`` for a time of day) of a
-    normalised begin time; ``now+N<units>`` becomes an absolute time, now."""
-    if re.fullmatch(r'\d{2}:\d{2}:\d{2}', value):
-        hour, minute, second = value.split(':')
-        return f'{hour}{minute}.{second}'
-    now = _NOW.fullmatch(value)
-    if now:
-        count, unit = now.groups()
-        delta = datetime.timedelta(**{unit or 'seconds': int(count or 0)})
-        moment = datetime.datetime.now().replace(microsecond=0) + delta
-    else:
-        moment = datetime.datetime.fromisoformat(value)
-    return moment.strftime('%Y%m%d%H%M.%S')
-
-
-def _parse_qsub(out: str) -> str:
-    """The job id: the last line qsub printed."""
-    lines = [line.strip() for line in out.splitlines() if line.strip()]
-    return lines[-1] if lines else ''
-
-
 class Torque(BatchSystem):
-    """Torque, PBS Pro, or Slurm's Torque wrappers; commands go through :attr:`runner`."""
+    """Torque, PBS Pro, or Slurm's Torque wrappers; commands go through :attr:`shell`."""
 
     name = 'torque'
     submit_command = 'qsub'
@@ -279,8 +219,9 @@ class Torque(BatchSystem):
     #: seconds a submit of unknown outcome is looked up while the server does not answer
     lookup_deadline = 300.0
 
-    def __init__(self, runner: Runner = local_runner) -> None:
-        super().__init__(runner)
+    def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
+                 endpoint: Any = None) -> None:
+        super().__init__(shell, user, endpoint)
         self._flavour: Optional[str] = None
         #: ids this instance cancelled: their C/F state means cancelled
         self._cancelled: Set[str] = set()
@@ -292,7 +233,7 @@ class Torque(BatchSystem):
     def flavour(self) -> str:
         """'torque', 'pbspro' or 'wrapper', from ``qstat --version`` (asked once)."""
         if self._flavour is None:
-            code, out, err = self.runner(['qstat', '--version'], stdin=None, timeout=30)
+            code, out, err = self.shell(['qstat', '--version'], stdin=None, timeout=30)
             text = (out + err).lower()
             if code == 0 and 'pbs_version' in text:
                 self._flavour = 'pbspro'
@@ -308,7 +249,7 @@ class Torque(BatchSystem):
     def arguments(cls, name: str, value: Any) -> List[str]:
         """``begin`` in qsub's ``-a`` form; ``export`` ALL as ``-V``, NONE as nothing."""
         if name == 'begin':
-            value = begin_time(value)
+            value = begin_stamp(value)
         elif name == 'export':
             items = value.split(',')
             rest = ','.join(item for item in items if item not in ('ALL', 'NONE'))
@@ -333,15 +274,11 @@ class Torque(BatchSystem):
 
     def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
                options: Optional[Mapping] = None) -> str:
-        """``qsub -N <unique> [-W depend=afterok:a:b] -o <out> -e <err> <script>``; returns
-        the job id.
+        """``qsub -N <unique> [-W depend=afterok:a:b] -o <out> -e <err> <script>``: the id.
 
-        The job name is the job's name plus a random suffix; a qsub whose outcome is
-        unknown is settled by looking that name up (:func:`submit_once`), never by running
-        qsub again blindly. Slurm's Torque wrapper hands these arguments to a shell
-        unquoted: with it, a path holding spaces, quotes or ``$()`` is refused before
-        anything runs.
-        """
+        A qsub of unknown outcome is settled by looking the unique name up
+        (:func:`submit_once`). Slurm's wrapper hands these arguments to a shell unquoted:
+        there, a path with spaces, quotes or ``$()`` is refused before anything runs."""
         outfile, errfile = output_paths(options)
         name = unique_name(files.name)
         argv = ['qsub', '-N', name]
@@ -355,7 +292,7 @@ class Torque(BatchSystem):
                     f'refused: Slurm\'s qsub wrapper runs sbatch through a shell without quoting, '
                     f'so {unsafe[0]!r} would be split or executed; use paths of letters, digits '
                     f'and _ . / + , : @ % = - only'))
-        job_id = submit_once(self.runner, argv, name, _parse_qsub, self._find,
+        job_id = submit_once(self.shell, argv, name, last_line, self._find,
                              timeout=self.status_timeout, deadline=self.lookup_deadline,
                              backoff=self.backoff, hint=f'qstat -f (Job_Name = {name})')
         logger.debug('qsub %s -> %s', files.submission, job_id)
@@ -364,48 +301,47 @@ class Torque(BatchSystem):
     def _find(self, name: str) -> Optional[List[str]]:
         """Ids of the jobs named ``name`` in qstat's listing (then in sacct, under Slurm's
         wrappers, for jobs Slurm already forgot); None when qstat cannot answer now."""
-        flavour = self.flavour
-        options = {'torque': ['-x'], 'pbspro': ['-f', '-x']}.get(flavour, ['-f'])
-        code, out, err = self.runner(['qstat', *options], stdin=None,
-                                     timeout=self.status_timeout)
+        argv = self._qstat()
+        code, out, err = self.shell(argv, stdin=None, timeout=self.status_timeout)
         if code != 0 and not _unknown_id((code, out, err)):
             return None
         try:
-            records = parse_qstat_xml(out) if flavour == 'torque' else parse_qstat_f(out)
-        except ElementTree.ParseError:
+            records = self._records(argv, code, out, err)
+        except CommandError:
             return None
         ids = [r['Job Id'] for r in records if r.get('Job_Name') == name]
-        if ids or flavour != 'wrapper':
+        if ids or self.flavour != 'wrapper':
             return ids
-        from .slurm import sacct_ids
-        return sacct_ids(self.runner, name, self.status_timeout)
+        return sacct_ids(self.shell, name, self.status_timeout)
 
     # status --------------------------------------------------------------------------------
     def statuses(self, job_ids: Optional[Sequence[str]] = None,
                  user: Optional[str] = None) -> Dict[str, JobInfo]:
-        """One ``qstat`` call for the ids, or for every job of ``user``.
-
-        ``qstat -x`` (full status as XML) on Torque, ``qstat -f -x`` (history included)
-        on PBS Pro, ``qstat -f`` on the wrappers.
-        """
+        """One ``qstat`` call (:meth:`_qstat`) for the ids, or for every job of ``user``."""
         ids = None if job_ids is None else [str(i) for i in job_ids]
         if ids is not None and not ids:
             return {}
-        flavour = self.flavour
-        options = {'torque': ['-x'], 'pbspro': ['-f', '-x']}.get(flavour, ['-f'])
-        argv = ['qstat', *options, *(ids or [])]
-        code, out, err = run_retried(self.runner, argv, tries=self.status_tries,
+        argv = self._qstat(ids or [])
+        code, out, err = run_retried(self.shell, argv, tries=self.status_tries,
                                      timeout=self.status_timeout, backoff=self.backoff,
                                      accept=_unknown_id)
-        try:
-            records = parse_qstat_xml(out) if flavour == 'torque' else parse_qstat_f(out)
-        except ElementTree.ParseError as exc:
-            raise CommandError(argv, code, out, err, message=f'unreadable qstat XML: {exc}')
-        infos = [job_info(attrs, flavour) for attrs in records]
+        infos = [job_info(attrs, self.flavour) for attrs in self._records(argv, code, out, err)]
         if ids is None:
             infos = [i for i in infos if not user or i.user == user]
             return self._marked({info.id: info for info in infos})
         return self._marked(self._match(ids, infos))
+
+    def _qstat(self, ids: Sequence[str] = ()) -> List[str]:
+        """The full-status listing: ``qstat -x`` (XML) on Torque, ``-f -x`` (history
+        included) on PBS Pro, ``-f`` on the wrappers."""
+        return ['qstat', *{'torque': ['-x'], 'pbspro': ['-f', '-x']}.get(self.flavour, ['-f']),
+                *ids]
+
+    def _records(self, argv: List[str], code: int, out: str, err: str) -> List[Dict[str, str]]:
+        try:
+            return parse_qstat_xml(out) if self.flavour == 'torque' else parse_qstat_f(out)
+        except ElementTree.ParseError as exc:
+            raise CommandError(argv, code, out, err, message=f'unreadable qstat XML: {exc}')
 
     @staticmethod
     def _match(ids: Iterable[str], infos: Iterable[JobInfo]) -> Dict[str, JobInfo]:
@@ -420,10 +356,8 @@ class Torque(BatchSystem):
         return found
 
     def _marked(self, jobs: Dict[str, JobInfo]) -> Dict[str, JobInfo]:
-        """Apply what this instance knows (its cancellations), and show a finished job
-        whose exit status qstat does not give (the wrappers never do) as UNKNOWN: its
-        outcome is decided by :func:`cluster.queue.outcome`, from the job's exit-code
-        file and :meth:`final_info`."""
+        """Apply this instance's cancellations; a finished job without an exit status
+        (the wrappers) is UNKNOWN, for :func:`cluster.queue.outcome` to decide."""
         for job_id, info in jobs.items():
             if _short(job_id) in self._cancelled and info.state.final \
                     and info.state is not State.TIMEOUT:
@@ -441,18 +375,12 @@ class Torque(BatchSystem):
         if self.flavour != 'wrapper' or not job_ids:
             return {}
         if self._slurm is None:
-            from .slurm import Slurm
-            self._slurm = Slurm(self.runner)
+            self._slurm = Slurm(self.shell, self.user, self.endpoint)
         by_short = {_short(str(i)): str(i) for i in job_ids}
         found = self._slurm.final_info(list(by_short))
-        answer = {}
         for short, info in found.items():
             info.id = by_short[short]
-            if short in self._cancelled and info.state.final \
-                    and info.state is not State.TIMEOUT:
-                info.state = State.CANCELLED
-            answer[info.id] = info
-        return answer
+        return self._marked({info.id: info for info in found.values()})
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """``qdel`` the jobs; an id that is already finished or gone is not an error."""
@@ -460,10 +388,10 @@ class Torque(BatchSystem):
         if not ids:
             return
         self._cancelled.update(_short(i) for i in ids)
-        code, out, err = run_retried(self.runner, ['qdel', *ids], tries=self.status_tries,
+        code, out, err = run_retried(self.shell, ['qdel', *ids], tries=self.status_tries,
                                      timeout=self.status_timeout, backoff=self.backoff,
-                                     retry=_connection_problem,
-                                     accept=lambda result: not _connection_problem(result))
+                                     retry=connection_problem,
+                                     accept=lambda result: not connection_problem(result))
         if code != 0:
             alive = [i for i, info in self.statuses(ids).items() if not info.state.final]
             if alive:

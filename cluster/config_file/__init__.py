@@ -7,7 +7,7 @@ disk; importing this package reads and writes nothing.
 Sections (see ``~cluster.example`` at the top of the repository):
 
 * ``[queue]``: ``max_queue_len`` (1000), ``queue_update`` (2: seconds between status
-  polls), ``sleep_len`` (1: seconds between retries);
+  polls); the older ``sleep_len`` is no longer read (a warning says so);
 * ``[jobqueue]``: ``cores`` (empty: every core of the machine);
 * ``[profile.NAME]``, one per profile: job options (``cluster.options``) and, for a remote
   cluster, the connection keys ``remote``, ``qtype``, ``key``, ``python`` and
@@ -20,7 +20,7 @@ profile of that name, which then wins whole. Other sections are kept and returne
 Writing takes an exclusive lock on ``<file>.lock``, reads the file again under it, edits
 only the lines that change (comments and every other key stay), checks that nothing else
 changed, and replaces the file atomically with mode 0600. A file that does not parse is
-never written: :class:`~cluster.errors.ConfigError` names the file and the line. One key
+never written: :class:`~cluster.run.errors.ConfigError` names the file and the line. One key
 per line; comments start with ``#`` or ``;``, on their own lines or after a value (after
 whitespace: ``qtype = slurm  # or torque``).
 
@@ -37,12 +37,12 @@ from .ini import FORBIDDEN_KEYS
 from .profiles import (BUILTIN_PROFILES, CONNECTION_DEFAULTS, CONNECTION_KEYS, Profile,
                        delete_profile, get_profile, set_profile)
 from .settings import check_file, check_setting_name, delete, get, get_config, set
-from .values import (REMOTE_QTYPES, SETTING_CHECKS, Remote, check_connection, format_value,
+from .values import (SETTING_CHECKS, Remote, check_connection, format_value,
                      parse_remote, parse_value)
 
 __all__ = ['DEFAULT_PATH', 'DEFAULTS', 'ENV_VAR', 'PROFILE_PREFIX', 'config_path',
            'FORBIDDEN_KEYS', 'BUILTIN_PROFILES', 'CONNECTION_DEFAULTS', 'CONNECTION_KEYS',
            'Profile', 'delete_profile', 'get_profile', 'set_profile', 'check_file',
-           'check_setting_name', 'delete', 'get', 'get_config', 'set', 'REMOTE_QTYPES',
+           'check_setting_name', 'delete', 'get', 'get_config', 'set',
            'SETTING_CHECKS', 'Remote', 'check_connection', 'format_value', 'parse_remote',
            'parse_value']

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 from . import ini
 
@@ -20,8 +20,12 @@ PROFILE_PREFIX = 'profile.'
 
 #: built-in settings, used when the file lacks them (never written on their own)
 DEFAULTS: Dict[str, Dict[str, Any]] = {
-    'queue': {'max_queue_len': 1000, 'queue_update': 2, 'sleep_len': 1},
+    'queue': {'max_queue_len': 1000, 'queue_update': 2},
     'jobqueue': {'cores': None},
+}
+#: settings of older versions that nothing reads any more: (section, key) -> why
+RETIRED: Dict[Tuple[str, str], str] = {
+    ('queue', 'sleep_len'): 'waiting polls the batch system every queue_update seconds',
 }
 _SECTIONS_TEXT = '[queue], [jobqueue], [profile.NAME]'
 
@@ -44,6 +48,10 @@ def _state() -> ini.State:
                 logger.warning('%s: section [%s] is not used by cluster (sections: %s); '
                                'a profile is named [%s%s]', state.where(section),
                                section, _SECTIONS_TEXT, PROFILE_PREFIX, section)
+        for (section, key), why in RETIRED.items():
+            if key in state.raw.get(section, {}):
+                logger.warning('%s: %s in [%s] is no longer used (%s); it can go',
+                               state.where(section), key, section, why)
     return state
 
 

@@ -5,7 +5,7 @@ and key sits, and caches the result until the file changes on disk (inode, size,
 :func:`modify` takes an exclusive lock on ``<file>.lock``, reads the file again under it,
 edits only the lines that change (comments and every other key stay), checks that nothing
 else changed, and replaces the file atomically with mode 0600. A file that does not parse
-is never written: :class:`~cluster.errors.ConfigError` names the file and the line.
+is never written: :class:`~cluster.run.errors.ConfigError` names the file and the line.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import re
 import threading
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
-from ..errors import ConfigError
-from ..payload.runner import write_atomic
+from ..run.errors import ConfigError
+from ..script.runner import write_atomic
 
 logger = logging.getLogger(__name__)
 

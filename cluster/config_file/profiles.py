@@ -7,7 +7,7 @@ import logging
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..errors import ConfigError, OptionError, ProfileError
+from ..run.errors import ConfigError, OptionError, ProfileError
 from ..options import canonical, check_arguments
 from . import ini
 from .file import PROFILE_PREFIX, _close, _modify, _state

@@ -8,10 +8,10 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
-from ..errors import ConfigError
+from ..run.errors import ConfigError
 from ..options import canonical
 from . import ini
-from .file import _SECTIONS_TEXT, DEFAULTS, PROFILE_PREFIX, _close, _modify, _state
+from .file import _SECTIONS_TEXT, DEFAULTS, PROFILE_PREFIX, RETIRED, _close, _modify, _state
 from .ini import FORBIDDEN_KEYS
 from .profiles import (BUILTIN_PROFILES, CONNECTION_KEYS, _profile_from, _profile_names,
                        get_profile, set_profile)
@@ -152,6 +152,9 @@ def check_setting_name(section: str, key: Optional[str] = None) -> None:
         names = list(DEFAULTS) + [PROFILE_PREFIX + n for n in _profile_names(_state())]
         raise ConfigError(f'unknown section {section!r}; sections: {_SECTIONS_TEXT}'
                           + _close(section, names))
+    if key is not None and (section, key.lower()) in RETIRED:
+        raise ConfigError(f'{key.lower()} in [{section}] is no longer used '
+                          f'({RETIRED[section, key.lower()]})')
     if key is not None and key.lower() not in DEFAULTS[section]:
         keys = list(DEFAULTS[section])
         raise ConfigError(f'unknown key {key!r} in [{section}]; its keys: {", ".join(keys)}'

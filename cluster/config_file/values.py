@@ -12,14 +12,10 @@ import re
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
-from ..batch import SYSTEMS
-from ..errors import OptionError
+from ..batch import remote_qtypes
+from ..run.errors import OptionError
 
 logger = logging.getLogger(__name__)
-
-#: queue systems a remote profile may name as ``qtype``: those of the registry that can
-#: run on a remote cluster
-REMOTE_QTYPES: Tuple[str, ...] = tuple(name for name, cls in SYSTEMS.items() if cls.remote)
 
 _INT = re.compile(r'[+-]?\d+')
 _FLOAT = re.compile(r'[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?')
@@ -85,7 +81,6 @@ def _cores(value: Any) -> Any:
 SETTING_CHECKS: Dict[Tuple[str, str], Callable[[Any], Any]] = {
     ('queue', 'max_queue_len'): _number(1, True, 'a whole number >= 1'),
     ('queue', 'queue_update'): _number(0.001, False, 'a number of seconds > 0'),
-    ('queue', 'sleep_len'): _number(0, False, 'a number of seconds >= 0'),
     ('jobqueue', 'cores'): _cores,
 }
 
@@ -132,8 +127,9 @@ def check_connection(key: str, value: Any) -> Any:
         parse_remote(value)
         return value.strip()
     if key == 'qtype':
-        if not isinstance(value, str) or value.strip().lower() not in REMOTE_QTYPES:
-            raise ValueError(f'{value!r} is not one of {", ".join(REMOTE_QTYPES)}')
+        known = remote_qtypes()
+        if not isinstance(value, str) or value.strip().lower() not in known:
+            raise ValueError(f'{value!r} is not one of {", ".join(known)}')
         return value.strip().lower()
     if key == 'strict_host_key':
         typed = parse_value(value) if isinstance(value, str) else value

@@ -8,7 +8,7 @@
 This package is the public face (:mod:`cluster.jobqueue.core` holds :class:`JobQueue` and
 :class:`Job`); the work is done by three modules:
 
-* :mod:`cluster.jobqueue.dispatch`: one scheduler thread (:func:`job_runner`) owns every
+* :mod:`cluster.jobqueue.dispatch`: one scheduler thread (:func:`run_dispatcher`) owns every
   state change; it wakes on new jobs, worker answers and worker deaths, without polling.
 * :mod:`cluster.jobqueue.scheduling`: which job starts when. The waiting line is in id
   order; smaller jobs backfill while the head waits for cores, at most ``cores`` times per
@@ -22,7 +22,7 @@ Behaviour callers see:
 
 * A job that raises is FAILED (exit code 1); :meth:`JobQueue.get` re-raises the worker's
   exception with its traceback text in ``exc.remote_traceback``, chained from a
-  :class:`~cluster.errors.JobError` whose message holds the same text
+  :class:`~cluster.run.errors.JobError` whose message holds the same text
   (``raise exc from JobError(...)``), so the traceback is shown once.
 * Bad input is refused at :meth:`JobQueue.add` with a JobError: cores outside 1..cores,
   an unknown dependency id (the new job's own id included, so no cycle can form). A
@@ -42,9 +42,9 @@ import os
 import threading
 from typing import Optional
 
-from .core import Job, JobQueue, job_runner
+from .core import Job, JobQueue, job_runner, run_dispatcher
 
-__all__ = ['JobQueue', 'Job', 'job_runner', 'get_jobqueue', 'JQUEUE']
+__all__ = ['JobQueue', 'Job', 'run_dispatcher', 'job_runner', 'get_jobqueue', 'JQUEUE']
 
 #: the module-level queue, created by :func:`get_jobqueue` on first use (never at import)
 JQUEUE: Optional['JobQueue'] = None

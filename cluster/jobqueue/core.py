@@ -10,14 +10,15 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from ..batch import State
-from ..errors import JobError
+from ..run.errors import JobError
 from .dispatch import Dispatcher
 from .scheduling import Schedule
 from .worker import current_dir, encode_task, loads
+import psutil
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['JobQueue', 'Job', 'job_runner']
+__all__ = ['JobQueue', 'Job', 'run_dispatcher', 'job_runner']
 
 JobIds = Union[int, str, Iterable[Union[int, str]], None]
 
@@ -61,8 +62,8 @@ class Job:
 _NOTHING = object()
 
 
-def job_runner(jobqueue: 'JobQueue', outputs: Callable[[Job], None],
-               cores: Optional[int] = None, jobno: Optional[int] = None) -> None:
+def run_dispatcher(jobqueue: 'JobQueue', outputs: Callable[[Job], None],
+                   cores: Optional[int] = None, jobno: Optional[int] = None) -> None:
     """The scheduler loop, run in ``jobqueue``'s thread until the queue stops.
 
     Takes new jobs from ``jobqueue``'s inbox, starts them on workers when their
@@ -70,19 +71,23 @@ def job_runner(jobqueue: 'JobQueue', outputs: Callable[[Job], None],
     that reaches a final state (the queue passes its notifier). ``cores`` defaults to the
     queue's; ``jobno`` is the first job id expected (kept from the seed; used in the log).
     """
-    runner: Optional[Dispatcher] = None
+    dispatcher: Optional[Dispatcher] = None
     try:  # starting the workers may fail too (no fork, no fds): waiters must hear of it
-        runner = Dispatcher(jobqueue, outputs, cores or jobqueue.cores)
-        jobqueue._runner = runner
-        logger.debug('job_runner started with %d cores (first job %s)', runner.cores, jobno)
-        runner.run()
+        dispatcher = Dispatcher(jobqueue, outputs, cores or jobqueue.cores)
+        jobqueue._dispatcher = dispatcher
+        logger.debug('dispatcher started with %d cores (first job %s)', dispatcher.cores, jobno)
+        dispatcher.run()
     except BaseException as exc:  # noqa: B902 - never leave waiters hanging
-        logger.exception('job runner crashed')
+        logger.exception('job dispatcher crashed')
         jobqueue._fail_all(f'the scheduler crashed: {exc!r}')
         raise
     finally:
-        if runner is not None:
-            runner.stop_workers()
+        if dispatcher is not None:
+            dispatcher.stop_workers()
+
+
+#: the seed's name of :func:`run_dispatcher`
+job_runner = run_dispatcher
 
 
 class JobQueue:
@@ -93,7 +98,6 @@ class JobQueue:
 
     def __init__(self, cores: Optional[int] = None) -> None:
         if cores is None:
-            import psutil
             cores = psutil.cpu_count() or 1
         if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
             raise JobError(f'cores must be a positive integer, not {cores!r}')
@@ -111,7 +115,7 @@ class JobQueue:
         self.closed = False
         self._wake_r, self._wake_w = -1, -1  # the scheduler's wake pipe, open while it runs
         self._thread: Optional[threading.Thread] = None
-        self._runner: Optional[Dispatcher] = None
+        self._dispatcher: Optional[Dispatcher] = None
         self._start()
         atexit.register(self.shutdown)
 
@@ -325,7 +329,7 @@ class JobQueue:
             self._wake_r, self._wake_w = os.pipe()
             self._woken = False
         self._thread = threading.Thread(
-            target=job_runner, args=(self, self._outputs, self.cores, self._next_id),
+            target=run_dispatcher, args=(self, self._outputs, self.cores, self._next_id),
             name='cluster-jobqueue', daemon=True)
         self._thread.start()
 
@@ -343,9 +347,9 @@ class JobQueue:
             self._thread.join(timeout=10)
         stopped = self._thread is None or not self._thread.is_alive()
         self._thread = None
-        runner, self._runner = self._runner, None
-        if runner is not None:  # normally done by the thread itself
-            runner.stop_workers()
+        dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None:  # normally done by the thread itself
+            dispatcher.stop_workers()
         if stopped and self._wake_w >= 0:  # a live thread may still read it: leave it
             with self._lock:
                 for fd in (self._wake_r, self._wake_w):

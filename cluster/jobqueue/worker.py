@@ -35,7 +35,8 @@ import weakref
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..errors import JobError
+from ..run.errors import JobError
+import psutil
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +58,14 @@ def dumps(obj: Any) -> Tuple[bytes, bool]:
             return data, False
     except Exception:  # lambdas, closures, local classes: dill's job
         pass
-    import dill
+    import dill  # heavy: dill
     return dill.dumps(obj, _PROTOCOL, recurse=True), True
 
 
 def loads(data: Union[bytes, memoryview], by_dill: bool) -> Any:
     """Unpickle what :func:`dumps` (or a worker's answer) made."""
     if by_dill:
-        import dill
+        import dill  # heavy: dill
         return dill.loads(data)
     return pickle.loads(data)
 
@@ -247,7 +248,7 @@ def _dumps_back(obj: Any) -> Tuple[bytes, bool]:
         return buffer.getvalue(), False
     except Exception:
         pass
-    import dill
+    import dill  # heavy: dill
     return dill.dumps(obj, _PROTOCOL, recurse=True), True
 
 
@@ -293,7 +294,6 @@ class WorkerProcess:
 
     def kill_tree(self) -> None:
         """SIGKILL this worker and everything it started."""
-        import psutil
         procs = []
         if self.proc.poll() is None:
             try:

@@ -13,7 +13,7 @@ import logging
 import re
 from typing import List, Optional, Tuple, Type
 
-from ..batch import SYSTEMS, BatchSystem, system_class
+from ..batch import BatchSystem, system_class, systems
 from .table import GROUPS, OPTIONS, Option
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def _format_for(option: Option, system: Type[BatchSystem]) -> str:
 
 def _help_systems(qtype: Optional[str]) -> Systems:
     """Every system, or the one named (OptionError names the known ones)."""
-    return tuple(SYSTEMS.values()) if qtype is None else (system_class(qtype),)
+    return tuple(systems()) if qtype is None else (system_class(qtype),)
 
 
 def _help_text(systems: Systems) -> str:
@@ -69,7 +69,7 @@ def _help_rows(systems: Systems) -> Tuple[List[str], List[List[str]]]:
 
 
 def _is_directive_text(text: str) -> bool:
-    return text.startswith(tuple(s.prefix + ' ' for s in SYSTEMS.values() if s.prefix))
+    return text.startswith(tuple(s.prefix + ' ' for s in systems() if s.prefix))
 
 
 def _rst_cell(text: str) -> str:

@@ -32,8 +32,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type
 
 from .. import batch
 from ..batch import BatchSystem
-from ..errors import OptionError
-from ..script import DEFAULT_SUFFIX
+from ..run.errors import OptionError
+from ..script.files import DEFAULT_SUFFIX
 from . import values
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ _TABLE = (
            kind='job', group='resources', metavar='N'),
     # scheduling
     Option('partition', ('queue',), values.word, _WORD_ACCEPTS, None,
-           'partition (queue) to use', metavar='NAME'),
+           'partition to use (synonym: queue, the older word for it)', metavar='NAME'),
     Option('account', (), values.word, _WORD_ACCEPTS, None, 'account to charge',
            metavar='NAME'),
     Option('qos', (), values.word, _WORD_ACCEPTS, None,
@@ -190,7 +190,7 @@ def check_arguments(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
     """Check and normalise keyword options; return a new dict keyed by canonical names.
 
     Only the given keys are returned (no defaults added); a value of None is kept as
-    None (not set). Raises :class:`~cluster.errors.OptionError` for an unknown keyword,
+    None (not set). Raises :class:`~cluster.run.errors.OptionError` for an unknown keyword,
     a malformed value, or one option given twice through synonyms.
 
     >>> check_arguments({'memory': '4GB', 'walltime': '1-00:00:00', 'cpus': 4})

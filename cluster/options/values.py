@@ -17,8 +17,8 @@ import re
 from fractions import Fraction
 from typing import Any, Callable, List
 
-from ..errors import OptionError
-from ..script import check_name
+from ..run.errors import OptionError
+from ..script.files import check_name
 
 logger = logging.getLogger(__name__)
 

@@ -97,7 +97,7 @@ def how_to_accept(endpoint: Endpoint) -> str:
 
 def explain(endpoint: Endpoint, error: Exception) -> RemoteError:
     """The clear error for a failed connection to ``endpoint`` (``error`` is Xenon's)."""
-    from xenon_backend import exceptions as xe
+    from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
     message = getattr(error, 'message', str(error))
     if isinstance(error, RemoteError):
         return error

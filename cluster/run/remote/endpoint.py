@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ClusterError, ConfigError
+from ...config_file import get_profile, parse_remote
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class Endpoint:
 
     def credential(self) -> Any:
         """The Xenon credential: the key file, else a password, else the default keys."""
-        import xenon_backend as xb
+        import xenon_backend as xb  # heavy: xenon_backend (grpc)
         if self.key:
             passphrase = self.secret if self.secret is not None else os.environ.get(
                 _env_name('CLUSTER_PASSPHRASE_', self.profile), '')
@@ -127,7 +128,6 @@ def from_url(url: str, *, qtype: Optional[str] = None, key: Optional[str] = None
     >>> from_url('ssh://ann@hpc.example.org:2222/scratch/ann').address
     'ann@hpc.example.org:2222'
     """
-    from ..config_file import parse_remote
     try:
         parts = parse_remote(url)
     except ValueError as exc:
@@ -141,7 +141,6 @@ def from_url(url: str, *, qtype: Optional[str] = None, key: Optional[str] = None
 
 def from_profile(name: str, **extra: Any) -> Optional[Endpoint]:
     """The endpoint of profile ``name``, or None when the profile is not remote."""
-    from ..config_file import get_profile
     connection = dict(get_profile(name).connection)
     url = connection.get('remote')
     if not url:
@@ -159,7 +158,6 @@ def resolve(profile: Optional[str] = None, remote: Any = None) -> Optional[Endpo
     if remote:
         settings: dict = {}
         if profile and profile != 'default':
-            from ..config_file import get_profile
             connection = get_profile(profile).connection
             settings = {'qtype': connection.get('qtype'), 'key': connection.get('key'),
                         'python': connection.get('python'),

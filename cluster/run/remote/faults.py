@@ -1,7 +1,7 @@
 """What a failed Xenon call says about the connection, and how long to wait for it to heal.
 
 Used by :mod:`.connection` (which logs in again, or starts a new server) and by
-:mod:`.runner` (which must know whether a failed command may have run).
+:mod:`.shell` (which must know whether a failed command may have run).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def failure_kind(error: Exception) -> Optional[str]:
     server is gone and the call never reached it. ``'server'``: the server is gone and
     the call may have reached it. None: anything else.
     """
-    from xenon_backend import exceptions as xe
+    from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
     if not isinstance(error, xe.XenonException):
         return None
     text = str(error).lower()

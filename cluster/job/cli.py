@@ -8,13 +8,14 @@ import shlex
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import config_file
-from .batch import SYSTEMS
+from .. import config_file
+from ..batch import SYSTEMS
 from .demo import run_demo
-from .errors import ClusterError
-from .job import Job, clean_dir
-from .options import option_help
-from .queue import Queue
+from ..run.errors import ClusterError
+from .api import clean_dir
+from .core import Job
+from ..options import option_help
+from ..queue import Queue
 
 logger = logging.getLogger(__name__)
 #: the ``--qtype`` choices: every system of the registry

@@ -23,8 +23,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
+from ... import batch
 from ..errors import ClusterError
-from . import diagnose, runner
+from . import diagnose, shell
 from .faults import RECOVER_BACKOFF, RECOVER_TIMEOUT, failure_kind
 from .endpoint import Endpoint, HostUnreachableError, RemoteError, RemotePythonError
 
@@ -40,12 +41,12 @@ ServerFactory = Callable[[Any], Any]
 
 def default_server_factory(dead: Any = None) -> Any:
     """The default xenon-grpc server, (re)started when missing or dead."""
-    import xenon_backend
+    import xenon_backend  # heavy: xenon_backend (grpc)
     return xenon_backend.init() if dead is not None else xenon_backend.default_server()
 
 
 class Connection:
-    """The scheduler, filesystem and remote command runner of one endpoint."""
+    """The scheduler, filesystem and remote shell of one endpoint."""
 
     def __init__(self, endpoint: Endpoint, server_factory: Optional[ServerFactory] = None) -> None:
         self.endpoint = endpoint
@@ -82,8 +83,8 @@ class Connection:
                 **extra}
 
     def _open(self, dead_server: Any = None) -> None:
-        import xenon_backend as xb
-        from xenon_backend import exceptions as xe
+        import xenon_backend as xb  # heavy: xenon_backend (grpc)
+        from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
         endpoint = self.endpoint
         started = time.monotonic()
         # a clear error naming the host, within the timeout, before Xenon is asked
@@ -218,24 +219,24 @@ class Connection:
     # -- remote commands --------------------------------------------------------------------
     def run(self, argv: Sequence[str], stdin: Optional[str] = None,
             timeout: Optional[float] = 60) -> Tuple[int, str, str]:
-        """Run ``argv`` on the remote host (a :data:`cluster.batch.Runner`).
+        """Run ``argv`` on the remote host (a :data:`cluster.batch.Shell`).
 
         The command goes through the remote login shell as ``sh -c '<quoted argv>'``, so
         every argument arrives exactly as given. Returns (exit code, stdout, stderr); a
         command that outlives ``timeout`` is cancelled and gives exit code 124; 255 says
         that the connection was lost and the command may have run (see
-        :func:`.runner.run`: a command is never started twice).
+        :func:`.shell.run`: a command is never started twice).
         """
         argv = [str(a) for a in argv]
         self.commands[argv[0]] += 1
-        return runner.run(self, argv, stdin, timeout)
+        return shell.run(self, argv, stdin, timeout)
 
     # -- what jobs need ---------------------------------------------------------------------
     @property
     def home(self) -> str:
         """The remote home directory (where sftp starts)."""
         if self._home is None:
-            from xenon_backend import exceptions as xe
+            from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
             try:
                 self._home = str(self.call(lambda _, fs: fs.get_working_directory()))
             except xe.XenonException as exc:
@@ -265,23 +266,21 @@ class Connection:
                     self._detected = self.detect_qtype()
                 qtype = self._detected
             if qtype not in self._systems:
-                from ..batch import system_class
-                system = system_class(qtype)(runner=self.run)
-                system.user = self.endpoint.user
-                system.endpoint = self.endpoint
-                self._systems[qtype] = system
+                self._systems[qtype] = batch.system_class(qtype)(
+                    shell=self.run, user=self.endpoint.user, endpoint=self.endpoint)
             return self._systems[qtype]
 
     def detect_qtype(self) -> str:
-        """'slurm' when ``sbatch`` is on the remote PATH, else 'torque' when ``qsub`` is."""
-        for qtype, program in (('slurm', 'sbatch'), ('torque', 'qsub')):
-            code, _, _ = self.run(['which', program], timeout=30)
-            if code == 0:
-                logger.info('%s runs %s', self.endpoint.address, qtype)
-                return qtype
-        raise RemoteError(f'neither sbatch nor qsub is on the PATH of {self.endpoint.address}; '
-                          f'set qtype (slurm or torque) in the profile, or make the batch '
-                          f'commands reachable for non-interactive ssh logins')
+        """The first batch system of the registry found on the remote PATH."""
+        qtype = batch.detect_with(self.run, remote=True)
+        if qtype is None:
+            programs = ' nor '.join(cls.submit_command for cls in batch.systems() if cls.remote)
+            raise RemoteError(f'neither {programs} is on the PATH of {self.endpoint.address}; '
+                              f'set qtype ({" or ".join(batch.remote_qtypes())}) in the '
+                              'profile, or make the batch commands reachable for '
+                              'non-interactive ssh logins')
+        logger.info('%s runs %s', self.endpoint.address, qtype)
+        return qtype
 
     def check_python(self, python: Optional[str] = None) -> None:
         """Make sure the remote Python can run function jobs (it must import dill); once."""
@@ -296,7 +295,7 @@ class Connection:
                 f'the remote python {python!r} on {self.endpoint.address} cannot run function '
                 f'jobs: it cannot import dill ({detail}); install dill for it (python -m pip '
                 f'install --user dill) or set python = /path/to/python in the profile')
-        import dill
+        import dill  # heavy: dill
         remote_version = out.strip()
         if remote_version.split('.')[:2] != dill.__version__.split('.')[:2]:
             logger.warning('dill %s on %s, %s here: results may not unpickle', remote_version,

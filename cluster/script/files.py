@@ -2,16 +2,15 @@
 
 For a job named ``<name>`` with suffix ``<suffix>`` (default ``cluster``) in a directory:
 
-========================  ==========================================
-``<name>.<suffix>.out``   standard output   (``.err``: standard error)
-``<name>.<suffix>.sbatch`` slurm submission script, which runs
-``<name>.<suffix>.script`` the slurm exec script
-``<name>.<suffix>.qsub``  torque submission script
-``<name>.<suffix>``       local submission script
-``<name>.<suffix>.code``  exit code, written by the script itself at the end
-``<name>_func.<suffix>.py``                 function-job runner call
-``<name>_func.<suffix>.py.pickle.in/.out``  dill payload and tagged result
-========================  ==========================================
+==================================================  ============================================
+``<name>.<suffix>.out``                             standard output (``.err``: standard error)
+``<name>.<suffix><submission_ext>``                 submission script (the batch system's
+                                                    :attr:`~cluster.batch.BatchSystem.submission_ext`)
+``<name>.<suffix><exec_ext>``                       exec script, where the system has one
+``<name>.<suffix>.code``                            exit code, written by the script at the end
+``<name>_func.<suffix>.py``                         function-job runner call
+``<name>_func.<suffix>.py.pickle.in/.out``          dill payload and tagged result
+==================================================  ============================================
 
 Two jobs given the same name never share files: :func:`reserve` claims a name (when the
 job is written, not when it is made) by creating its submission script exclusively, and
@@ -29,8 +28,9 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO, Dict, List, Optional, Sequence, Union
 
-from .errors import StorageError
-from .payload import runner as _runner
+from ..batch import system_class
+from ..run.errors import OptionError, StorageError
+from . import runner as _runner
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +39,6 @@ DEFAULT_SUFFIX = 'cluster'
 MARKER = '# written by cluster: https://github.com/cluster-toolkit/cluster'
 #: what a claimed submission script holds until the job's scripts are written
 RESERVATION = f'#!/bin/bash\n{MARKER}\n# reserved: this job is being written\n'
-#: extension of the submission script per batch system ('' means none)
-SUBMISSION_EXT: Dict[str, str] = {'slurm': '.sbatch', 'torque': '.qsub', 'local': ''}
-#: batch systems that run a separate exec script from the submission script
-EXEC_SCRIPT_EXT: Dict[str, str] = {'slurm': '.script'}
 _NAME_RE = re.compile(r'^[A-Za-z0-9_.+-]+$')
 _COPY_RE = re.compile(r'^[0-9a-f]{8}-.')
 _NEXT_COUNT: Dict[tuple, int] = {}
@@ -65,11 +61,11 @@ class JobFiles:
 
     @property
     def submission(self) -> str:
-        return self.script or self.base + SUBMISSION_EXT.get(self.qtype, '')
+        return self.script or self.base + system_class(self.qtype).submission_ext
 
     @property
     def exec_script(self) -> Optional[str]:
-        ext = EXEC_SCRIPT_EXT.get(self.qtype)
+        ext = system_class(self.qtype).exec_ext
         return self.base + ext if ext else None
 
     @property
@@ -130,7 +126,6 @@ class JobFiles:
 def check_name(name: str) -> str:
     """A job name must be a plain file-name part; anything else is an error that names it."""
     if not isinstance(name, str) or not _NAME_RE.match(name) or name in ('.', '..'):
-        from .errors import OptionError
         raise OptionError(f'job name {name!r} may only hold letters, digits and . _ + -')
     return name
 
@@ -141,7 +136,7 @@ def job_sets(names: Sequence[str], directory: str, suffix: str,
     found = []
     for entry in names:
         for kind in qtypes:
-            ending = f'.{suffix}{SUBMISSION_EXT.get(kind, "")}'
+            ending = f'.{suffix}{system_class(kind).submission_ext}'
             if entry.endswith(ending) and len(entry) > len(ending):
                 found.append(JobFiles(directory, entry[:-len(ending)], suffix, kind))
     return found
@@ -197,8 +192,8 @@ def write_error(path: str, exc: OSError) -> StorageError:
 
 def write_atomic(path: str, data: Union[str, bytes, BinaryIO], mode: int = 0o600) -> None:
     """Write ``data`` (str, bytes, or a binary file read in chunks) to ``path``
-    atomically (see :func:`cluster.payload.runner.write_atomic`: temporary file, fsync, rename,
-    never through a symlink); a failure is a :class:`~cluster.errors.StorageError`
+    atomically (see :func:`cluster.script.runner.write_atomic`: temporary file, fsync, rename,
+    never through a symlink); a failure is a :class:`~cluster.run.errors.StorageError`
     naming the path."""
     try:
         _runner.write_atomic(path, data, mode)

@@ -1,6 +1,6 @@
 """Runs one function job: the file a node executes, and what local workers call.
 
-This module needs only the standard library and dill, because :mod:`cluster.payload.function`
+This module needs only the standard library and dill, because :mod:`cluster.script.function`
 copies its source verbatim into ``<name>_func.<suffix>.py`` next to the payload, so
 that a node (or a remote host) without ``cluster`` installed can run it::
 
@@ -66,14 +66,14 @@ def _check_open(path, info):
 
 def load_pickle(path):
     """Unpickle ``path`` with dill, opened by :func:`open_private`."""
-    import dill
+    import dill  # heavy: dill
     with open_private(path) as handle:
         return dill.load(handle)
 
 
 def load_call(path):
     """Read a payload: apply its context (sys.path, cwd, imports), then unpickle the call."""
-    import dill
+    import dill  # heavy: dill
     with open_private(path) as handle:
         context = dill.load(handle)
         for entry in reversed(context.get('sys_path') or []):
@@ -143,7 +143,7 @@ def _do_imports(imports):
 
 def _error(exc, text):
     """A picklable error tuple for ``exc``, falling back to a plain RuntimeError."""
-    import dill
+    import dill  # heavy: dill
     try:
         dill.dumps(exc)
         return ('error', exc, text)
@@ -153,7 +153,7 @@ def _error(exc, text):
 
 def run_files(pickle_in, pickle_out):
     """Run the payload in ``pickle_in``; write the tagged result; return 0 or 1."""
-    import dill
+    import dill  # heavy: dill
     try:
         function, args, kwargs = load_call(pickle_in)
         value = function(*args, **kwargs)

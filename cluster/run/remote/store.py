@@ -22,7 +22,7 @@ import socket
 import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ..script import DEFAULT_SUFFIX, MARKER, JobFiles, job_sets, reserve, write_atomic
+from ...script.files import DEFAULT_SUFFIX, MARKER, JobFiles, job_sets, reserve, write_atomic
 from ..storage import Store
 from .connection import Connection
 from .endpoint import Endpoint, RemotePathError
@@ -119,7 +119,7 @@ class RemoteStore(Store):
         file, not writable by group or others, in the job's directory, which must be this
         user's and closed to others. Checked on the remote side (SFTP attributes), not on
         the local copy."""
-        import xenon_backend as xb
+        import xenon_backend as xb  # heavy: xenon_backend (grpc)
         directory = posixpath.dirname(target_path)
         self._check_dir(directory)
 
@@ -136,8 +136,7 @@ class RemoteStore(Store):
     def _check_dir(self, path: str) -> None:
         """An existing remote folder of this package must be a directory not writable by
         group or others, and this user's (the owner is looked up once per process)."""
-        import xenon_backend as xb
-
+        import xenon_backend as xb  # heavy: xenon_backend (grpc)
         def attributes(_, fs):
             return fs.get_attributes(path)
         info = self._guard(path, 'inspect', attributes)
@@ -186,8 +185,7 @@ class RemoteStore(Store):
 
     def _make_dir(self, path: str) -> bool:
         """Make ``path`` (0700); False when it exists already."""
-        from xenon_backend import exceptions as xe
-
+        from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
         def make(_, fs) -> bool:
             try:
                 self._mkdir_private(fs, path)
@@ -198,8 +196,8 @@ class RemoteStore(Store):
 
     @staticmethod
     def _mkdir_private(fs, path: str, exist_ok: bool = False) -> None:
-        import xenon_backend as xb
-        from xenon_backend import exceptions as xe
+        import xenon_backend as xb  # heavy: xenon_backend (grpc)
+        from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
         try:
             fs.create_directory(path)
         except xe.PathAlreadyExistsException:
@@ -210,7 +208,7 @@ class RemoteStore(Store):
 
     def _guard(self, path: str, what: str, operation):
         """Run a filesystem operation; a failure names the remote path."""
-        from xenon_backend import exceptions as xe
+        from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
         try:
             return self.connection.call(operation)
         except xe.XenonException as exc:
@@ -223,7 +221,7 @@ class RemoteStore(Store):
 
         A file is streamed from disk in chunks: it is never held in memory whole.
         """
-        import xenon_backend as xb
+        import xenon_backend as xb  # heavy: xenon_backend (grpc)
         mode = xb.PosixFilePermission.from_mode(FILE_MODE)
         for path in dict.fromkeys(target_paths):
             local = self.local(files, path)
@@ -244,7 +242,7 @@ class RemoteStore(Store):
         A file of more than :data:`INLINE_LIMIT` bytes is copied to disk by the Xenon
         server in a stream, never through this process's memory, whatever its size.
         """
-        from xenon_backend import exceptions as xe
+        from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
         for path in dict.fromkeys(target_paths):
             local = self.local(files, path)
 
@@ -262,7 +260,7 @@ class RemoteStore(Store):
 
     def remove(self, files: JobFiles, target_paths: Iterable[str]) -> None:
         """Delete the targets, and the job's directory once it is empty."""
-        from xenon_backend import exceptions as xe
+        from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
         paths: List[str] = list(dict.fromkeys(target_paths))
         directory = self.job_dir(files)
 
@@ -285,8 +283,7 @@ class RemoteStore(Store):
 
     def list_dir(self, path: str) -> List[Tuple[str, bool]]:
         """(name, is_directory) of the entries of a remote directory; [] when it is missing."""
-        from xenon_backend import exceptions as xe
-
+        from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
         def listing(_, fs):
             try:
                 return [(posixpath.basename(str(a.path)), a.is_directory) for a in fs.list(path)]
@@ -296,8 +293,7 @@ class RemoteStore(Store):
 
     def read_head(self, path: str, limit: int = 16384) -> Optional[bytes]:
         """The first ``limit`` bytes of a remote file, None when it does not exist."""
-        from xenon_backend import exceptions as xe
-
+        from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
         def read(_, fs):
             try:
                 if fs.get_attributes(path).size <= INLINE_LIMIT:

@@ -1,106 +1,35 @@
 """The Job API: :class:`Job` and the helpers ``submit``, ``make_job``, ``make_job_file``,
 ``submit_file``, ``clean`` and ``clean_dir``.
 
-Nothing here knows which batch system it talks to: headers and scripts come from
-``cluster.batch.<system>``, states from the shared :class:`cluster.queue.Watcher`.
+Nothing here names a batch system: the header and scripts come from the job's
+:class:`~cluster.batch.BatchSystem` (``cluster.batch.<system>``), its files from its
+:class:`~cluster.run.storage.Store`, and its states from the shared
+:class:`cluster.queue.Watcher`.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
-import re
 import shlex
-import sys
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import batch, queue
-from .batch import JobInfo, State
-from .errors import ClusterError, JobError, SubmissionUnknown
-from .payload import function
-from .script import DEFAULT_SUFFIX, MARKER, SUBMISSION_EXT, JobFiles, Script, job_sets
-from .storage import LocalStore, remove_local
+from .. import queue
+from ..batch import JobInfo, State
+from ..run.errors import ClusterError, JobError, SubmissionUnknown
+from ..script import function
+from ..script.files import DEFAULT_SUFFIX, JobFiles, Script
+from ..run.place import place
+from ..run.storage import remove_local
+
+from ..script.body import job_body
+from .prepare import (Command, check_dependencies, default_name, dependency_ids, merged_options,
+                      submitter, where)
 
 logger = logging.getLogger(__name__)
-
-Command = Union[str, Callable]
-
-#: signals that end a job (Slurm and Torque send TERM, then KILL, on scancel/qdel and at
-#: the time limit); the job script records 128 + signal for them. KILL cannot be caught:
-#: then no code is written and the scheduler's state decides.
-TRAPPED_SIGNALS = ('HUP', 'INT', 'QUIT', 'TERM', 'USR1', 'USR2', 'ALRM', 'XCPU')
-
-
-def _merged_options(profile: Optional[str], kwds: dict) -> dict:
-    """Keywords of the default profile < the named profile < the call, normalised."""
-    from . import config_file
-    from .options import check_arguments
-    merged = dict(config_file.get_profile('default').args)
-    if profile and profile != 'default':
-        merged.update(config_file.get_profile(profile).args)
-    merged.update(check_arguments(kwds))
-    return merged
-
-
-def _default_name(command: Command) -> str:
-    if callable(command):
-        raw = getattr(command, '__name__', 'function')
-    else:
-        words = shlex.split(command) if command.strip() else ['job']
-        raw = os.path.basename(words[0]) if words else 'job'
-    name = re.sub(r'[^A-Za-z0-9_.+-]+', '_', raw).strip('._') or 'job'
-    return name[:64]
-
-
-def _where(system: Any) -> str:
-    endpoint = getattr(system, 'endpoint', None)
-    return f'{system.name} on {endpoint.address}' if endpoint is not None else system.name
-
-
-def _check_dependencies(depends: Sequence[Any], system: Any) -> None:
-    """Dependencies that are Jobs must be submitted, and to the same batch system."""
-    for dep in depends:
-        if isinstance(dep, Job):
-            if not dep.submitted:
-                raise JobError(f'dependency {dep.name} has not been submitted yet')
-            if dep.system is not system:
-                raise JobError(f'dependency {dep.name} runs on {_where(dep.system)}, '
-                               f'not {_where(system)}')
-
-
-def _dependency_ids(depends: Sequence[Any], system: Any) -> List[str]:
-    _check_dependencies(depends, system)
-    ids = []
-    for dep in depends:
-        try:
-            ids.append(str(getattr(dep, 'id', dep)))
-        except ClusterError as exc:  # the dependency's own submission was refused
-            raise JobError(f'dependency {getattr(dep, "name", dep)} was not submitted: '
-                           f'{exc}') from exc
-    return ids
-
-
-#: at most this many submissions under way per batch system (one running, one waiting)
-PIPELINE_DEPTH = 2
-_SUBMITTERS: Dict[tuple, Tuple[ThreadPoolExecutor, threading.BoundedSemaphore]] = {}
-_SUBMITTERS_LOCK = threading.Lock()
-
-
-def _submitter(system: Any) -> Tuple[ThreadPoolExecutor, threading.BoundedSemaphore]:
-    """One background thread per batch system runs its submit commands in order, so the
-    next job's files are written while the previous job's sbatch/qsub runs."""
-    key = (os.getpid(), id(system))  # a forked child gets threads of its own
-    with _SUBMITTERS_LOCK:
-        if key not in _SUBMITTERS:
-            _SUBMITTERS[key] = (
-                ThreadPoolExecutor(1, thread_name_prefix=f'cluster-submit-{system.name}'),
-                threading.BoundedSemaphore(PIPELINE_DEPTH))
-        return _SUBMITTERS[key]
-
 
 class Job:
     """A shell command or a Python function to run as a batch job.
@@ -121,10 +50,10 @@ class Job:
         self.args = args
         self.kwargs: Dict[str, Any] = dict(kwds.pop('kwargs', None) or {})
         self.profile = profile
-        self.options = _merged_options(profile, kwds)
-        self.store, self.system = _store_and_system(qtype, profile, remote)
+        self.options = merged_options(profile, kwds)
+        self.store, self.system = place(qtype, profile, remote)
         self.qtype = self.system.name
-        self.name = self.options.pop('name', None) or name or _default_name(command)
+        self.name = self.options.pop('name', None) or name or default_name(command)
         self._suffix = self.options.pop('suffix', DEFAULT_SUFFIX)
         self._filedir = self.options.pop('filedir', None) or path or os.getcwd()
         self._runpath = self.options.pop('dir', None)
@@ -183,31 +112,16 @@ class Job:
 
     @property
     def function(self) -> Optional[Script]:
-        """The function job's runner file, None for a command."""
-        if not self.is_function:
-            return None
-        return Script(self.files.function_py, function.runner_source() if self._written else '')
+        """The function job's runner file (``<name>_func.<suffix>.py``), None for a command."""
+        return Script(self.files.function_py) if self.is_function else None
 
     # writing and submitting -------------------------------------------------------------
     def _body(self) -> str:
-        quote = shlex.quote
         if self.is_function:
             command = function.run_command(self.target, self.store.python)
         else:
-            command = self.command + ''.join(' ' + quote(str(a)) for a in self.args or ())
-        code = quote(self.target.exitcode)
-        lines = [MARKER,
-                 f'_cluster_exit() {{ code=$?; printf "%s\\n" "$code" > {code}.$$ '
-                 f'&& mv -f {code}.$$ {code}; exit "$code"; }}',
-                 'trap _cluster_exit EXIT',
-                 # a signal ends the job with 128 + its number, as a shell reports it;
-                 # the EXIT trap then records that, never the $? of the command before
-                 '_cluster_signal() { exit $((128 + $(kill -l "$1"))); }',
-                 *(f"trap '_cluster_signal {sig}' {sig}" for sig in TRAPPED_SIGNALS),
-                 f'cd {quote(self.runpath)} || exit 1']
-        lines += [f'module load {quote(module)}' for module in self.modules]
-        lines.append(command)
-        return '\n'.join(lines)
+            command = self.command + ''.join(' ' + shlex.quote(str(a)) for a in self.args or ())
+        return job_body(command, self.target.exitcode, self.runpath, self.modules)
 
     def write(self, overwrite: bool = True) -> 'Job':
         """Write the submission script(s), and for a function job the payload and runner.
@@ -265,12 +179,12 @@ class Job:
         """
         if self.submitted:
             raise JobError(f'job {self.name} was already submitted')
-        _check_dependencies(self.depends, self.system)
+        check_dependencies(self.depends, self.system)
         if not self._written:
             self.write()
         queue.Queue(system=self.system).wait_to_submit(max_queue_len)
         options = dict(self.options, outfile=self.outfile, errfile=self.errfile)
-        executor, slots = _submitter(self.system)
+        executor, slots = submitter(self.system)
         slots.acquire()  # bounded, so max_queue_len stays true within PIPELINE_DEPTH
         watcher = self._watcher
         watcher.submission_started()
@@ -290,10 +204,10 @@ class Job:
     def _submit_now(self, options: Dict[str, Any]) -> str:
         """Run the submit command (in the submission thread); track and return the id."""
         with queue.submitting():
-            dependencies = _dependency_ids(self.depends, self.system)  # submitted before
+            dependencies = dependency_ids(self.depends, self.system)  # submitted before
             job_id = self.system.submit(self.target, dependencies, options)
         self._watcher.track(job_id, self.files, self.store)
-        logger.info('submitted %s as %s job %s', self.name, _where(self.system), job_id)
+        logger.info('submitted %s as %s job %s', self.name, where(self.system), job_id)
         return job_id
 
     @property
@@ -470,7 +384,7 @@ class Job:
 
     def __str__(self) -> str:
         what = getattr(self.command, '__qualname__', None) or self.command
-        rows = [('name', self.name), ('command', what), ('qtype', _where(self.system)),
+        rows = [('name', self.name), ('command', what), ('qtype', where(self.system)),
                 ('id', self._id_text()), ('state', self._info.state if self._info else None),
                 ('exit code', self._info.exitcode if self._info else None),
                 ('options', self.options), ('depends', _safe_ids(self.depends)),
@@ -480,118 +394,5 @@ class Job:
         return 'Job\n' + '\n'.join(f'  {key:<11}{value}' for key, value in rows)
 
 
-def _store_and_system(qtype: Optional[str], profile: Optional[str],
-                      remote: Any) -> Tuple[Any, Any]:
-    """(store, batch system): remote ones when ``remote`` or the profile names a cluster."""
-    from . import remote as remote_module
-    found = remote_module.lookup(profile, remote)
-    if found is None:
-        return LocalStore(), batch.get(qtype or batch.detect())
-    store, system = found
-    if qtype and qtype != system.name:
-        raise JobError(f'qtype {qtype!r} given, but {_where(system)} is what the remote '
-                       f'profile names; leave qtype out or set it in the profile')
-    return store, system
-
-
 def _safe_ids(depends: Sequence[Any]) -> List[str]:
     return [d._id_text() if isinstance(d, Job) else str(getattr(d, 'id', d)) for d in depends]
-
-
-def make_job(command: Command, args: Optional[Sequence] = None, **kwds: Any) -> Job:
-    """A :class:`Job`, neither written nor submitted."""
-    return Job(command, args, **kwds)
-
-
-def make_job_file(command: Command, args: Optional[Sequence] = None, **kwds: Any) -> str:
-    """Write a job's files and return the path of its submission script."""
-    return Job(command, args, **kwds).write().submission.path
-
-
-def submit(command: Command, args: Optional[Sequence] = None, **kwds: Any) -> Job:
-    """Create, write and submit a job; return it.
-
-    >>> submit(sum, ([1, 2, 3],)).get()
-    6
-    """
-    max_queue_len = kwds.pop('max_queue_len', None)
-    return Job(command, args, **kwds).submit(max_queue_len)
-
-
-def submit_file(script_file: str, dependencies: Optional[Sequence] = None,
-                threads: Optional[int] = None, qtype: Optional[str] = None,
-                remote: Any = None, profile: Optional[str] = None) -> str:
-    """Submit an existing script as it is; return the job id.
-
-    With ``remote`` (an ``ssh://`` address) or a remote ``profile`` the script is copied
-    into a job directory of its own on that host and submitted there; its output lands
-    in that directory.
-    """
-    if not os.path.isfile(script_file):
-        raise JobError(f'no script file {script_file!r}')
-    store, system = _store_and_system(qtype, profile, remote)
-    path = os.path.abspath(script_file)
-    options: Dict[str, Any] = {'threads': int(threads)} if threads else {}  # local mode only
-    files, target, placed = store.place_script(path, system.name)
-    options.update(placed)
-    job_id = system.submit(target, _dependency_ids(dependencies or [], system), options)
-    queue.watcher(system).track(job_id, files, store)
-    return job_id
-
-
-def clean(jobs: Union[Job, Sequence[Job]], delete_outputs: bool = False) -> None:
-    """Clean one job or a list of jobs."""
-    for job in jobs if isinstance(jobs, (list, tuple, set)) else [jobs]:
-        job.clean(delete_outputs)
-
-
-def clean_dir(directory: str = '.', suffix: str = DEFAULT_SUFFIX, qtype: Optional[str] = None,
-              confirm: bool = False, delete_outputs: bool = True, remote: Any = None,
-              profile: Optional[str] = None) -> Set[str]:
-    """Delete the files of jobs this package wrote in ``directory``; return their paths.
-
-    Only job sets whose submission script carries this package's marker line are
-    touched (a job whose writer was killed too: its claim carries the marker, and its
-    temporary files go with it; local copies of remote outputs go with the outputs), so
-    a user's own file named like a job file is never deleted. With ``remote`` or a remote
-    ``profile``, the remote job directories of the jobs written
-    from ``directory`` go too (their paths are in the answer).
-    """
-    directory = os.path.abspath(directory)
-    store, system = _store_and_system(qtype, profile, remote) if (remote or profile) \
-        else (LocalStore(), None)
-    qtypes = [qtype] if qtype else (store.job_kinds(system.name) if system
-                                    else list(SUBMISSION_EXT))
-    doomed: Set[str] = set()
-    entries = os.listdir(directory)
-    for files in job_sets(entries, directory, suffix, qtypes):
-        if _has_marker(files.submission):
-            paths = files.all() if delete_outputs else files.scripts()
-            paths += [os.path.join(directory, e) for e in entries if files.is_temporary(e)
-                      or (delete_outputs and files.is_copy(e))]
-            doomed.update(p for p in paths if os.path.isfile(p))
-    remote_doomed = store.jobs_elsewhere(directory, suffix, qtypes, delete_outputs)
-    if (doomed or remote_doomed) and confirm:
-        if sys.stdin is None or not sys.stdin.isatty():
-            raise ClusterError(f'cannot ask whether to delete {len(doomed)} files in '
-                               f'{directory} without a terminal: pass confirm=False '
-                               '(cluster clean --yes)')
-        answer = input(f'Delete {len(doomed)} files in {directory}'
-                       + (f' and {sum(map(len, remote_doomed.values()))} remote files'
-                          if remote_doomed else '') + '? [y/N] ')
-        if answer.strip().lower() not in ('y', 'yes'):
-            return set()
-    for path in doomed:
-        os.unlink(path)
-    for files, paths in remote_doomed.items():
-        store.remove(files, paths)
-        doomed.update(paths)
-    return doomed
-
-
-def _has_marker(path: str) -> bool:
-    try:
-        with open(path, errors='replace') as handle:
-            return MARKER in handle.read(16384)
-    except OSError:
-        return False

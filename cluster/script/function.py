@@ -2,7 +2,7 @@
 
 ``write_payload`` pickles a function with its arguments (mode 0600, atomically) and
 writes the runner beside it; ``read_result`` returns the value or re-raises the remote exception
-with the remote traceback attached. The runner itself is :mod:`cluster.payload.runner`.
+with the remote traceback attached. The runner itself is :mod:`cluster.script.runner`.
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import sys
 import sysconfig
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from ..errors import JobError
-from ..script import JobFiles, write_atomic
+from ..run.errors import JobError
+from .files import JobFiles, write_atomic
 from . import runner as _runner
+import shlex
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def _by_value_hook() -> bool:
     by reference; for a pickler marked ``_cluster_portable`` the hook says "not found"
     for objects of modules :func:`is_installed` rejects. False when this dill lacks it.
     """
-    from dill import _dill
+    from dill import _dill  # heavy: dill
     original = getattr(_dill, '_locate_function', None)
     if original is None:
         return False
@@ -100,7 +101,7 @@ def _by_value_hook() -> bool:
 
 
 def _dumps(obj: Any, by_value: bool) -> bytes:
-    import dill
+    import dill  # heavy: dill
     if not by_value:
         return dill.dumps(obj, recurse=True)
     if not _by_value_hook():
@@ -122,7 +123,7 @@ def write_payload(files: JobFiles, function: Callable, args: Sequence = (),
     machine's ``sys.path`` nor its working directory goes along.
     An object that cannot be pickled raises :class:`JobError` naming the function.
     """
-    import dill
+    import dill  # heavy: dill
     context = {'imports': list(imports or ())}
     if not by_value:
         context.update(cwd=os.getcwd(), sys_path=[os.path.abspath(p) for p in sys.path])
@@ -139,7 +140,6 @@ def write_payload(files: JobFiles, function: Callable, args: Sequence = (),
 
 def run_command(files: JobFiles, python: Optional[str] = None) -> str:
     """The shell command that runs the function job (quoted)."""
-    import shlex
     return f'{shlex.quote(python or sys.executable)} {shlex.quote(files.function_py)}'
 
 

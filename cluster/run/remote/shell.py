@@ -51,7 +51,7 @@ def run(connection: Any, argv: Sequence[str], stdin: Optional[str] = None,
     in time. A command is only started again when it did not run (a lost SSH session,
     a server the call never reached), never after the server may have started it.
     """
-    import xenon_backend as xb
+    import xenon_backend as xb  # heavy: xenon_backend (grpc)
     argv = [str(a) for a in argv]
     deadline = time.monotonic() + (timeout or RECOVER_TIMEOUT)
     marker = f'__cluster_end_{uuid.uuid4().hex}__'
@@ -84,7 +84,7 @@ def _failed_start(connection: Any, argv: Sequence[str],
 
     A Xenon error that is not about the connection becomes a :class:`RemoteError`.
     """
-    from xenon_backend import exceptions as xe
+    from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
     address = connection.endpoint.address
     if isinstance(exc, HostUnreachableError):
         return 255, '', f'{argv[0]} did not run: {exc}'
@@ -107,7 +107,7 @@ def _collect(connection: Any, argv: Sequence[str], scheduler: Any, job: Any, str
              finished: threading.Event, marker: str, deadline: float,
              timeout: Optional[float]) -> Tuple[int, str, str]:
     """Read a started command's output until both end markers, the deadline or a loss."""
-    from xenon_backend.exceptions import XenonException
+    from xenon_backend.exceptions import XenonException  # heavy: xenon_backend (grpc)
     tail = marker.encode()
     out, err = bytearray(), bytearray()
     result_out = result_err = None

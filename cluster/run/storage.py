@@ -14,7 +14,8 @@ import logging
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .script import DEFAULT_SUFFIX, SUBMISSION_EXT, JobFiles, reserve
+from ..batch import SYSTEMS
+from ..script.files import DEFAULT_SUFFIX, JobFiles, reserve
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class Store(abc.ABC):
     """
 
     #: function payloads carry by value what the Python running them cannot import
-    #: (another machine: see :func:`cluster.payload.function.write_payload`)
+    #: (another machine: see :func:`cluster.script.function.write_payload`)
     ships_functions_by_value = False
     #: the Python that runs function jobs (None: this one)
     python: Optional[str] = None
@@ -115,7 +116,7 @@ class LocalStore(Store):
 
     def check_private(self, files: JobFiles, target_path: str) -> None:
         """Nothing to do: locally the reader checks the open file itself
-        (:func:`cluster.payload.runner.open_private`)."""
+        (:func:`cluster.script.runner.open_private`)."""
 
     def push(self, files: JobFiles, target_paths: Iterable[str]) -> None:
         """Nothing to send: the targets are the local files."""
@@ -152,7 +153,7 @@ class LocalStore(Store):
 
     def job_kinds(self, qtype: str) -> List[str]:
         """Every kind: a local directory may hold jobs of every system."""
-        return list(SUBMISSION_EXT)
+        return list(SYSTEMS)
 
 
 def remove_local(paths: Iterable[str]) -> None:

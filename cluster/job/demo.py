@@ -13,8 +13,9 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
-from .job import Job, clean
-from .run import split_file
+from .api import clean
+from .core import Job
+from ..run import split_file
 
 
 def make_input(path: str, lines: int, seed: int = 7) -> Dict[str, float]:

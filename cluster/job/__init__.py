@@ -1,0 +1,14 @@
+"""The user's side: :class:`Job` and the helpers ``submit``, ``make_job``, ``make_job_file``,
+``submit_file``, ``clean`` and ``clean_dir``, and the ``cluster`` command.
+
+* :mod:`cluster.job.core`: :class:`Job`: write, submit, wait, get, clean.
+* :mod:`cluster.job.api`: the module-level helpers around it.
+* :mod:`cluster.job.cli`: the ``cluster`` command; :mod:`cluster.job.demo` its demo pipeline.
+"""
+from __future__ import annotations
+
+from .api import clean, clean_dir, make_job, make_job_file, submit, submit_file
+from .core import Command, Job
+
+__all__ = ['Job', 'Command', 'submit', 'make_job', 'make_job_file', 'submit_file', 'clean',
+           'clean_dir']
