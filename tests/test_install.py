@@ -68,7 +68,7 @@ def test_the_wheel_holds_every_package(wheel):
     packages = {os.path.dirname(name) for name in names if name.endswith('/__init__.py')}
     source = {str(p.parent.relative_to(ROOT)) for p in ROOT.glob('*/**/__init__.py')
               if p.parts[len(ROOT.parts)] in ('cluster', 'xenon_backend')}
-    assert source <= packages and 'cluster/remote' in packages
+    assert source <= packages and 'cluster/run/remote' in packages
     assert 'xenon_backend/proto/xenon_pb2.py' in names           # made at build time
     assert 'xenon_backend/proto/xenon_pb2_grpc.py' in names
 
