@@ -18,6 +18,7 @@ from conftest import require, slurm_ready
 
 from cluster.batch import State
 from cluster.batch import slurm as slurm_mod
+from cluster.batch._dependencies import NOT_SUBMITTED
 from cluster.batch.slurm import Slurm, map_state, parse_exitcode, parse_sacct, parse_squeue
 from cluster.batch import _submit as submit_mod
 from cluster.run.errors import CommandError, OptionError, SubmissionError, SubmissionUnknown
@@ -223,7 +224,7 @@ def test_dependency_on_a_forgotten_failed_job_cancels_the_dependent(tmp_path):
     system = fast(runner)
     job_id = system.submit(files, ['7'])
     assert runner.programs() == ['squeue', 'sacct']
-    assert job_id.startswith(slurm_mod.NOT_SUBMITTED)
+    assert job_id.startswith(NOT_SUBMITTED)
     for info in (system.statuses([job_id])[job_id], system.final_info([job_id])[job_id]):
         assert info.state is State.CANCELLED
         assert info.reason == 'dependency 7 ended failed with exit code 2'
