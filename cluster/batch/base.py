@@ -57,6 +57,9 @@ class State(enum.Enum):
         return self.value
 
 
+#: the keywords that only a system that can requeue (:attr:`BatchSystem.can_requeue`) takes
+REQUEUE_KEYWORDS = ('requeue', 'grace', 'max_requeues')
+
 _FINAL = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED, State.TIMEOUT})
 
 
@@ -98,6 +101,9 @@ class BatchSystem(abc.ABC):
     notes: ClassVar[Mapping[str, str]] = {}
     #: a line the help text adds about this system's header
     help_note: ClassVar[str] = ''
+    #: whether a job may ask for ``requeue=True``: put back in the queue after a
+    #: preemption or node failure, and able to requeue itself after a checkpoint
+    can_requeue: ClassVar[bool] = False
 
     def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
                  endpoint: Any = None) -> None:
@@ -160,6 +166,8 @@ class BatchSystem(abc.ABC):
     def keyword_help(cls, name: str, metavar: str, directive: bool = True) -> str:
         """How keyword ``name`` appears on this system, for help texts: its directive with
         ``metavar`` for the value, else a note (``directive`` False: a job-code option)."""
+        if name in REQUEUE_KEYWORDS and not cls.can_requeue:
+            return '(not available)'
         if name in cls.notes or not cls.prefix:
             return cls.notes.get(name, '')
         if not directive:
@@ -178,6 +186,18 @@ class BatchSystem(abc.ABC):
     def render_scripts(self, files: JobFiles, header: Sequence[str], body: str) -> Dict[str, str]:
         """Map each path to write onto its text; by default one submission script."""
         return {files.submission: '\n'.join(['#!/bin/bash', *header, body]) + '\n'}
+
+    def requeue_header(self, requeue: bool, grace: Optional[int] = None) -> List[str]:
+        """Header lines for a job's ``requeue`` keyword; ``grace`` (seconds) for a function
+        job that checkpoints: it gets the checkpoint signal (SIGUSR2, in the job's shell)
+        that long before its time limit, and when it is preempted. None by default."""
+        return []
+
+    def attempt_lines(self) -> List[str]:
+        """Job-body lines of a requeueable job that export ``CLUSTER_ATTEMPT`` (0 on the
+        first run, 1 after the first requeue...) and ``CLUSTER_REQUEUE`` (the command line
+        that puts the running job back in the queue). None by default."""
+        return []
 
     @abc.abstractmethod
     def submit(self, files: JobFiles, dependencies: Sequence[str] = (),

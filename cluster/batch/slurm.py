@@ -24,6 +24,7 @@ from .base import BatchSystem, JobInfo, Shell, State, local_shell
 from ._commands import (connection_problem, field, header_options, output_paths, parse_iso,
                         run_retried, wait_status)
 from ._dependencies import DependencyGate
+from . import _requeue
 from ._submit import Undecidable, given_name, submit_once, unique_name
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def parse_squeue(text: str) -> Dict[str, JobInfo]:
             continue
         job_id, native, reason, user, nodes, start, end, name = parts
         state = map_state(native)
-        reason = field(reason)
+        reason = _requeue.preempted_reason(native, field(reason))
         state = _job_state(state, reason)
         started = state not in (State.PENDING, State.HELD, State.UNKNOWN)
         jobs[job_id.strip()] = JobInfo(
@@ -162,7 +163,7 @@ def parse_sacct(text: str) -> Dict[str, JobInfo]:
         if '.' in job_id:
             continue  # a step, not the allocation
         state = map_state(native)
-        reason = field(reason)
+        reason = _requeue.preempted_reason(native, field(reason))
         if native.startswith('CANCELLED by'):
             reason = reason or native.lower()
         state = _job_state(state, reason)
@@ -212,6 +213,8 @@ class Slurm(BatchSystem):
     }
     list_separator = '&'
     help_note = 'On slurm, mem is the memory per node.'
+    notes = {'requeue': _requeue.NOTE}
+    can_requeue = True
     #: tries of a failing status command before it is an error, and their timeout
     status_tries = 4
     status_timeout = 60.0
@@ -227,8 +230,15 @@ class Slurm(BatchSystem):
         self._gate = DependencyGate()
         #: ids cancelled because they can never start -> reason (they end FAILED)
         self._unrunnable: Dict[str, str] = {}
-        #: ids of the jobs this instance submitted
+        #: ids of the jobs this instance submitted, and of those submitted with requeue
         self._submitted: Set[str] = set()
+        self._requeue: Set[str] = set()
+
+    def requeue_header(self, requeue: bool, grace: Optional[int] = None) -> List[str]:
+        return _requeue.header(requeue, grace)
+
+    def attempt_lines(self) -> List[str]:
+        return list(_requeue.ATTEMPT_LINES)
 
     # scripts ------------------------------------------------------------------------------
     def render_header(self, options: Mapping, files: JobFiles) -> List[str]:
@@ -242,7 +252,7 @@ class Slurm(BatchSystem):
         if exec_script is None:
             return super().render_scripts(files, header, body)
         marker = [] if body.startswith(MARKER) else [MARKER]
-        submission = ['#!/bin/bash', MARKER, *header, f'bash {shlex.quote(exec_script)}']
+        submission = ['#!/bin/bash', MARKER, *header, f'exec bash {shlex.quote(exec_script)}']
         return {files.submission: '\n'.join(submission) + '\n',
                 exec_script: '\n'.join(['#!/bin/bash', *marker, body]) + '\n'}
 
@@ -278,6 +288,8 @@ class Slurm(BatchSystem):
                              backoff=self.backoff,
                              hint=f'squeue --name={name}; sacct -X --name={name} -S now-2days')
         self._submitted.add(job_id)
+        if (options or {}).get('requeue'):
+            self._requeue.add(job_id)
         logger.debug('sbatch %s -> %s', files.submission, job_id)
         return job_id
 
@@ -351,7 +363,8 @@ class Slurm(BatchSystem):
                 logger.warning('sacct failed; exit codes come from files: %s', exc)
             return unsubmitted
         self._accounting = True
-        jobs = {k: v for k, v in parse_sacct(out).items() if k in set(ids)}
+        jobs = _requeue.follow({k: v for k, v in parse_sacct(out).items() if k in set(ids)},
+                               self._requeue)
         self._mark_unrunnable(jobs)
         jobs.update(unsubmitted)
         return jobs

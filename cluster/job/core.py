@@ -24,8 +24,8 @@ from ..script import function
 from ..script.files import DEFAULT_SUFFIX, JobFiles, Script
 from ..run.place import place
 from ..run.storage import remove_local
-
 from ..script.body import job_body
+from . import requeue
 from .prepare import (Command, check_dependencies, default_name, dependency_ids, merged_options,
                       submitter, where)
 
@@ -61,6 +61,7 @@ class Job:
         self.depends = list(self.options.pop('depends', None) or [])
         self.imports = self.options.pop('imports', None) or []
         self.modules = self.options.pop('modules', None) or []
+        requeue.check(self.options, self.system, self.name)
         #: the job's files on this machine and as the batch system sees them, once claimed
         self._claimed: Optional[Tuple[JobFiles, JobFiles]] = None
         self.is_function = callable(command)
@@ -121,7 +122,8 @@ class Job:
             command = function.run_command(self.target, self.store.python)
         else:
             command = self.command + ''.join(' ' + shlex.quote(str(a)) for a in self.args or ())
-        return job_body(command, self.target.exitcode, self.runpath, self.modules)
+        return job_body(command, self.target.exitcode, self.runpath, self.modules,
+                        requeue.attempts(self))
 
     def write(self, overwrite: bool = True) -> 'Job':
         """Write the submission script(s), and for a function job the payload and runner.
@@ -147,7 +149,7 @@ class Job:
         if self.is_function:
             function.write_payload(files, self.command, self.args or (), self.kwargs,
                                    self.imports, by_value=self.store.ships_functions_by_value)
-        header = self.system.render_header(options, target)
+        header = self.system.render_header(options, target) + requeue.header(self)
         texts = self.system.render_scripts(target, header, self._body())
         self.scripts = [Script(self.store.local(files, path), text)
                         for path, text in texts.items()]

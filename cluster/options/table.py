@@ -111,6 +111,14 @@ _TABLE = (
            'YYYY-MM-DD[THH:MM[:SS]], HH:MM[:SS], now, now+N[seconds|minutes|hours|days|weeks] '
            'or a datetime',
            None, 'earliest start time', metavar='TIME'),
+    Option('requeue', (), values.flag, 'a bool', False,
+           'requeue the job after preemption or a node failure (commands rerun from the '
+           'start, a function with a checkpoint method resumes from it)', kind='job'),
+    Option('grace', (), values.positive_int, 'a positive int (seconds)', 90,
+           'with requeue: seconds before the time limit at which a function job is asked '
+           'to checkpoint', kind='job', metavar='SECONDS'),
+    Option('max_requeues', (), values.count, 'an int of at least 0', 3,
+           'with requeue: how many times the job may be requeued', kind='job', metavar='N'),
     Option('depends', ('depend', 'dependency', 'dependencies'), values.depends,
            'a job id (str or int), a job object (with .id), or a list of them',
            None, 'jobs that must complete successfully first', kind='job'),

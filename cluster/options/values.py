@@ -73,6 +73,30 @@ def positive_int(value: Any) -> int:
     return value
 
 
+def flag(value: Any) -> bool:
+    """A bool (or 'yes'/'no', 'true'/'false', '1'/'0' from a config file or command line)."""
+    _no_list(value)
+    if isinstance(value, str) and value.strip().lower() in _FLAG_WORDS:
+        return _FLAG_WORDS[value.strip().lower()]
+    if not isinstance(value, bool):
+        raise BadValue('not a bool')
+    return value
+
+
+_FLAG_WORDS = {'yes': True, 'true': True, '1': True, 'no': False, 'false': False, '0': False}
+
+
+def count(value: Any) -> int:
+    """A whole number of at least 0; a numeric string is accepted."""
+    if isinstance(value, (int, str)) and not isinstance(value, bool) and \
+            str(value).strip() == '0':
+        return 0
+    try:
+        return positive_int(value)
+    except BadValue as problem:
+        raise BadValue('must be at least 0' if 'at least' in str(problem) else str(problem))
+
+
 _MEM_RE = re.compile(r'(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?i?b?)', re.IGNORECASE)
 _MEM_FACTOR = {'': 1024 ** 2, 'b': 1, 'k': 1024, 'm': 1024 ** 2, 'g': 1024 ** 3, 't': 1024 ** 4}
 

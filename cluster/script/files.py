@@ -8,8 +8,10 @@ For a job named ``<name>`` with suffix ``<suffix>`` (default ``cluster``) in a d
                                                     :attr:`~cluster.batch.BatchSystem.submission_ext`)
 ``<name>.<suffix><exec_ext>``                       exec script, where the system has one
 ``<name>.<suffix>.code``                            exit code, written by the script at the end
+``<name>.<suffix>.attempts``                        attempts started (a job with ``requeue``)
 ``<name>_func.<suffix>.py``                         function-job runner call
 ``<name>_func.<suffix>.py.pickle.in/.out``          dill payload and tagged result
+``<name>_func.<suffix>.py.pickle.resume``           the last checkpoint (``cluster.Resume``)
 ==================================================  ============================================
 
 Two jobs given the same name never share files: :func:`reserve` claims a name (when the
@@ -81,6 +83,10 @@ class JobFiles:
         return self.base + '.code'
 
     @property
+    def attempts(self) -> str:
+        return self.base + '.attempts'
+
+    @property
     def function_py(self) -> str:
         return os.path.join(self.directory, f'{self.name}_func.{self.suffix}.py')
 
@@ -91,6 +97,10 @@ class JobFiles:
     @property
     def pickle_out(self) -> str:
         return self.function_py + '.pickle.out'
+
+    @property
+    def pickle_resume(self) -> str:
+        return self.function_py + '.pickle.resume'
 
     def copy_of(self, remote_path: str) -> str:
         """Where the local copy of a remote file of this job goes that lies outside the
@@ -117,7 +127,8 @@ class JobFiles:
 
     def outputs(self) -> List[str]:
         """The files the job writes while and after it runs."""
-        return [self.outfile, self.errfile, self.exitcode, self.pickle_out]
+        return [self.outfile, self.errfile, self.exitcode, self.pickle_out, self.attempts,
+                self.pickle_resume]
 
     def all(self) -> List[str]:
         return self.scripts() + self.outputs()

@@ -12,11 +12,21 @@ kwargs). The result is
 ``('ok', value)`` or ``('error', exception, traceback_text)``, written atomically; a
 result that cannot be written (a full disk) is reported on stderr, exit code 1.
 Pickles are opened without following symlinks and checked on the open descriptor.
+
+A requeueable job (its body exports ``CLUSTER_REQUEUE``, the command that puts it back in
+the queue) whose callable has a ``checkpoint`` method is checkpointed when asked by
+SIGUSR2 (its time limit is near, or it is being preempted): ``checkpoint(*args, **kwargs)``
+returns a :class:`Resume`, written to ``<that file>.pickle.resume``, the job requeues itself,
+and the next attempt (``CLUSTER_ATTEMPT`` > 0) runs the Resume. SIGTERM (preempted, or
+killed) writes the checkpoint only; the batch system decides whether the job runs again.
 """
 import errno
 import os
+import shlex
 import shutil
+import signal
 import stat
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -71,8 +81,9 @@ def load_pickle(path):
         return dill.load(handle)
 
 
-def load_call(path):
-    """Read a payload: apply its context (sys.path, cwd, imports), then unpickle the call."""
+def load_call(path, resume=None):
+    """Read a payload: apply its context (sys.path, cwd, imports), then unpickle the call
+    (from the checkpoint ``resume`` when given)."""
     import dill  # heavy: dill
     with open_private(path) as handle:
         context = dill.load(handle)
@@ -83,7 +94,7 @@ def load_call(path):
             os.chdir(context['cwd'])
         imported = _do_imports(context.get('imports'))
         vars(sys.modules['__main__']).update(imported)
-        function, args, kwargs = dill.load(handle)
+        function, args, kwargs = dill.load(handle) if resume is None else load_pickle(resume)
     namespace = getattr(function, '__globals__', None)
     if namespace is not None:
         for name, value in imported.items():
@@ -151,11 +162,89 @@ def _error(exc, text):
         return ('error', RuntimeError(f'{type(exc).__name__}: {exc}'), text)
 
 
-def run_files(pickle_in, pickle_out):
-    """Run the payload in ``pickle_in``; write the tagged result; return 0 or 1."""
+class Resume:
+    """What a callable's ``checkpoint`` returns: the call the job's next attempt runs."""
+
+    def __init__(self, callable, *args, **kwargs):
+        self.callable, self.args, self.kwargs = callable, args, kwargs
+
+    def __repr__(self):
+        return f'Resume({self.callable!r}, *{self.args!r}, **{self.kwargs!r})'
+
+
+def _attempt():
+    """This run's attempt: 0 first, 1 after the first requeue... (from the job body)."""
+    try:
+        return int(os.environ.get('CLUSTER_ATTEMPT') or 0)
+    except ValueError:
+        return 0
+
+
+def _say(text):
+    sys.stderr.write(f'cluster: attempt {_attempt()}: {text}\n')
+    sys.stderr.flush()
+
+
+def _checkpointing(call, resume_path):
+    """Checkpoint ``call`` (function, args, kwargs) into ``resume_path`` on SIGUSR2 (then
+    requeue the job) or SIGTERM, where the job may be requeued and the callable checkpoints."""
+    command = os.environ.get('CLUSTER_REQUEUE')
+    if not command or not resume_path or not callable(getattr(call[0], 'checkpoint', None)):
+        return
+    limit = int(os.environ.get('CLUSTER_MAX_REQUEUES') or 0)
+    taken = []
+
+    def handler(signum, frame):
+        asked = signum == signal.SIGUSR2
+        if taken == ['busy']:
+            return                           # a checkpoint is being written: it ends the job
+        if taken or _attempt() >= limit:
+            if not taken:
+                _say(f'max_requeues={limit} reached: no checkpoint')
+            if asked:
+                return                       # run on, to the end or the time limit
+            os._exit(128 + signum)
+        taken.append('busy')
+        function, args, kwargs = call
+        try:
+            resume = function.checkpoint(*args, **kwargs)
+            if resume is None:
+                _say('checkpoint() returned None: the job stops')
+                os._exit(128 + signum)
+            _write_resume(resume_path, resume)
+        except Exception:                    # the job runs on, without a checkpoint
+            _say('checkpoint failed:\n' + traceback.format_exc())
+            taken[:] = ['failed']
+            return
+        taken[:] = ['written']
+        if asked:
+            done = subprocess.run(shlex.split(command), stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                _say(f'{command!r} failed (exit {done.returncode}); running on')
+                return
+        _say(f'checkpointed on {signal.Signals(signum).name}' + ('; requeued' if asked else ''))
+        sys.stdout.flush()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGUSR2, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _write_resume(path, resume):
+    import dill  # heavy: dill
+    call = (resume.callable, tuple(resume.args), dict(resume.kwargs))
+    write_atomic(path, dill.dumps(call, recurse=True))
+
+
+def run_files(pickle_in, pickle_out, resume_path=None):
+    """Run the payload in ``pickle_in`` (or, on a later attempt, its checkpoint at
+    ``resume_path``); write the tagged result; return 0 or 1."""
     import dill  # heavy: dill
     try:
-        function, args, kwargs = load_call(pickle_in)
+        resume = resume_path if _attempt() > 0 and resume_path and \
+            os.path.exists(resume_path) else None
+        function, args, kwargs = load_call(pickle_in, resume)
+        _checkpointing((function, args, kwargs), resume_path)
         value = function(*args, **kwargs)
         result = ('ok', value)
     except BaseException as exc:  # the job's own failure, reported to the submitter
@@ -180,4 +269,5 @@ def run_files(pickle_in, pickle_out):
 
 
 if __name__ == '__main__':
-    sys.exit(run_files(__file__ + '.pickle.in', __file__ + '.pickle.out'))
+    sys.exit(run_files(__file__ + '.pickle.in', __file__ + '.pickle.out',
+                       __file__ + '.pickle.resume'))

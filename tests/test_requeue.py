@@ -1,0 +1,278 @@
+"""requeue=True and checkpoints (issue 14): the keywords, the refusals, the job body's
+attempts, the node runner's checkpoint on a real process, and live preemption and time
+limits on the real Slurm of tests/cluster/slurm_up.sh (partition ``high`` preempts the
+default partition by requeue)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from batch_helpers import FakeShell
+from conftest import require, slurm_ready
+from requeue_work import Counter
+
+import cluster
+from cluster.batch import State
+from cluster.batch.slurm import Slurm
+from cluster.job import Job
+from cluster.job.requeue import attempts_started
+from cluster.options import check_arguments, option_help
+from cluster.run.errors import OptionError
+from cluster.script import JobFiles
+from cluster.script import function
+from cluster.script.body import Attempts, job_body
+
+
+def _until(condition, timeout: float, what: str):
+    """Poll ``condition`` until it gives a true value (bounded); return the value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f'not within {timeout} s: {what}')
+        time.sleep(0.2)
+
+
+# --- keywords and refusals -----------------------------------------------------------------
+def test_keywords_are_checked_and_documented():
+    assert check_arguments({'requeue': 'yes', 'grace': '30', 'max_requeues': 0}) == \
+        {'requeue': True, 'grace': 30, 'max_requeues': 0}
+    for bad in ({'requeue': 2}, {'grace': 0}, {'max_requeues': -1}):
+        with pytest.raises(OptionError, match=next(iter(bad))):
+            check_arguments(bad)
+    text = option_help(mode='table')
+    assert '* - requeue' in text and 'max\\_requeues' in text
+    assert '--signal=B:USR2@grace' in text and '(not available)' in option_help('torque')
+
+
+@pytest.mark.parametrize('qtype', ['local', 'torque'])
+def test_requeue_is_refused_at_job_time_where_the_system_cannot(qtype, tmp_path):
+    with pytest.raises(OptionError, match=f'{qtype} cannot requeue.*can: slurm'):
+        Job('true', qtype=qtype, requeue=True, filedir=str(tmp_path))
+    Job('true', qtype=qtype, requeue=False, filedir=str(tmp_path))  # asking for none is fine
+
+
+def test_slurm_scripts_ask_for_what_the_job_needs(tmp_path):
+    checkpointing = Job(Counter(3), qtype='slurm', requeue=True, grace=45,
+                        filedir=str(tmp_path)).write()
+    command = Job('true', qtype='slurm', requeue=True, filedir=str(tmp_path)).write()
+    plain = Job('true', qtype='slurm', filedir=str(tmp_path)).write()
+    head = {job: open(job.files.submission).read() for job in (checkpointing, command, plain)}
+    assert '#SBATCH --requeue\n#SBATCH --open-mode=append\n#SBATCH --signal=B:USR2@45\n' \
+        in head[checkpointing]
+    assert '#SBATCH --requeue\n' in head[command] and '--signal' not in head[command]
+    assert '#SBATCH --no-requeue\n' in head[plain]
+    # B: signals only the batch shell: the body must be that shell, not its child
+    assert head[plain].rstrip().endswith(f'exec bash {plain.files.exec_script}')
+    body = open(checkpointing.files.exec_script).read()
+    assert '&\n_cluster_child=$!' in body and 'rm -f' in body
+    assert '_cluster_child' not in open(command.files.exec_script).read()
+
+
+# what the real sacct said of a requeueable job for ~5 s after its preemption, while squeue
+# already listed it PENDING (BeginTime), measured on the test Slurm 22.05
+SACCT_PREEMPTED = '{}|PREEMPTED|0:0||root|vm|2026-12-01T23:39:20|2026-12-01T23:39:50\n'
+
+
+def test_a_preempted_row_of_a_requeued_job_is_not_its_end():
+    shell = FakeShell({'sacct': lambda argv: (0, ''.join(
+        SACCT_PREEMPTED.format(i) for i in argv[argv.index('-j') + 1].split(',')), '')})
+    system = Slurm(shell)
+    system._requeue.add('12')   # what submit() notes for a job with requeue=True
+    found = system.final_info(['12', '13'])
+    assert found['12'].state is State.PENDING and found['12'].exitcode is None
+    assert found['13'].state is State.CANCELLED and found['13'].reason == 'preempted'
+
+
+# --- the job body at each attempt ----------------------------------------------------------
+def _body(tmp_path, attempt: int, command: str, most: int = 3) -> JobFiles:
+    files = JobFiles(str(tmp_path), 'job', qtype='slurm')
+    attempts = Attempts(lines=[f'export CLUSTER_ATTEMPT={attempt}', 'export CLUSTER_REQUEUE=true'],
+                        max_requeues=most, count_file=files.attempts, stale=[files.exitcode])
+    with open(files.exec_script, 'w') as handle:
+        handle.write(job_body(command, files.exitcode, str(tmp_path), (), attempts))
+    return files
+
+
+def test_an_attempt_never_sees_the_code_of_the_one_before(tmp_path):
+    code = JobFiles(str(tmp_path), 'job', qtype='slurm').exitcode
+    files = _body(tmp_path, 1, f'test -e {code} && exit 99; exit 7')
+    with open(files.exitcode, 'w') as handle:
+        handle.write('143\n')   # the preempted attempt's
+    run = subprocess.run(['bash', files.exec_script], capture_output=True, text=True)
+    assert run.returncode == 7
+    assert open(files.exitcode).read() == '7\n' and open(files.attempts).read() == '2\n'
+
+
+def test_an_attempt_beyond_max_requeues_does_not_run(tmp_path):
+    files = _body(tmp_path, 3, 'touch ran', most=2)
+    run = subprocess.run(['bash', files.exec_script], capture_output=True, text=True)
+    assert run.returncode == 1 and 'max_requeues=2' in run.stderr
+    assert not (tmp_path / 'ran').exists() and open(files.exitcode).read() == '1\n'
+
+
+# --- the node runner's checkpoint, on a real process ---------------------------------------
+def _runner(tmp_path, attempt: int, counter=None):
+    """Start the runner of a Counter job as a node would, with the body's exports."""
+    files = JobFiles(str(tmp_path), 'count', qtype='slurm')
+    if counter is not None:
+        function.write_payload(files, counter)
+    env = dict(os.environ, CLUSTER_ATTEMPT=str(attempt), CLUSTER_MAX_REQUEUES='2',
+               CLUSTER_REQUEUE=f'touch {tmp_path / "requeued"}')
+    out = open(tmp_path / f'out{attempt}', 'w')
+    return files, subprocess.Popen([sys.executable, files.function_py], env=env, stdout=out,
+                                   stderr=subprocess.PIPE, text=True)
+
+
+def _after_steps(tmp_path, attempt: int, steps: int) -> None:
+    _until(lambda: f'step {steps}\n' in (tmp_path / f'out{attempt}').read_text(), 30,
+           f'{steps} steps of attempt {attempt}')
+
+
+def test_the_runner_checkpoints_requeues_and_resumes(tmp_path):
+    files, proc = _runner(tmp_path, 0, Counter(30, step=0.05))
+    _after_steps(tmp_path, 0, 3)
+    proc.send_signal(signal.SIGUSR2)
+    assert proc.wait(30) == 128 + signal.SIGUSR2, proc.stderr.read()
+    assert (tmp_path / 'requeued').exists() and os.path.exists(files.pickle_resume)
+    assert not os.path.exists(files.pickle_out)
+    files, proc = _runner(tmp_path, 1)
+    assert proc.wait(30) == 0, proc.stderr.read()
+    value = function.read_result(files)
+    (first, _), (second, carried) = value['starts']
+    assert (first, second, value['done']) == (0, 1, 30) and carried >= 3
+
+
+def test_on_sigterm_the_runner_checkpoints_but_does_not_requeue(tmp_path):
+    files, proc = _runner(tmp_path, 0, Counter(1000, step=0.05))
+    _after_steps(tmp_path, 0, 2)
+    proc.terminate()
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    assert os.path.exists(files.pickle_resume) and not (tmp_path / 'requeued').exists()
+
+
+def test_at_max_requeues_the_checkpoint_signal_is_ignored(tmp_path):
+    files, proc = _runner(tmp_path, 2, Counter(20, step=0.05))
+    _after_steps(tmp_path, 2, 2)
+    proc.send_signal(signal.SIGUSR2)
+    assert proc.wait(30) == 0 and 'max_requeues=2 reached' in proc.stderr.read()
+    assert function.read_result(files)['done'] == 20 and not (tmp_path / 'requeued').exists()
+
+
+def test_a_first_attempt_ignores_a_stale_checkpoint(tmp_path):
+    files, proc = _runner(tmp_path, 0, Counter(5, step=0.01))
+    assert proc.wait(30) == 0
+    with open(files.pickle_resume, 'wb') as handle:
+        handle.write(b'not a pickle')  # left by an earlier submission of these files
+    files, proc = _runner(tmp_path, 0)
+    assert proc.wait(30) == 0 and function.read_result(files)['starts'] == [(0, 0)]
+
+
+def test_resume_is_public():
+    resume = cluster.Resume(print, 1, sep='-')
+    assert (resume.callable, resume.args, resume.kwargs) == (print, (1,), {'sep': '-'})
+
+
+# --- live, on the real Slurm with preemption -----------------------------------------------
+@pytest.fixture
+def slurm_cpus() -> int:
+    """The CPUs of the test node, with Slurm up and its partition ``high`` there."""
+    require('Slurm', slurm_ready(), 'bash tests/cluster/slurm_up.sh')
+    high = subprocess.run(['scontrol', 'show', 'partition', 'high'], capture_output=True,
+                          text=True)
+    require('the preempting partition high', 'PriorityTier=10' in high.stdout,
+            'bash tests/cluster/slurm_up.sh (PreemptType=preempt/partition_prio)')
+    out = subprocess.run(['sinfo', '-h', '-o', '%c'], capture_output=True, text=True).stdout
+    return int(out.split()[0])
+
+
+@pytest.fixture
+def started():
+    """Submit jobs through it; whatever is still queued or running is cancelled at the end."""
+    jobs = []
+
+    def submit(job: Job) -> Job:
+        jobs.append(job.submit())
+        return job
+    yield submit
+    for job in jobs:
+        try:
+            if not job.done:
+                job.cancel()
+        except Exception as exc:  # the test's own failure is the one to see
+            print(f'could not cancel {job}: {exc}')
+
+
+def _text(path: str) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ''
+
+
+def _preempt_when(job: Job, marker: str, cpus: int, started, tmp_path) -> float:
+    """Once ``job`` printed ``marker``, submit a job on all CPUs to partition high, which
+    preempts it; return when that was (time.monotonic())."""
+    _until(lambda: marker in _text(job.files.outfile), 600, f'{marker!r} from {job}')
+    started(Job('true', qtype='slurm', partition='high', cores=cpus, name='preemptor',
+                filedir=str(tmp_path)))
+    return time.monotonic()
+
+
+@pytest.mark.slurm
+def test_a_preempted_checkpointing_function_resumes_from_its_checkpoint(slurm_cpus, started,
+                                                                        tmp_path):
+    job = started(Job(Counter(20), qtype='slurm', cores=slurm_cpus, requeue=True,
+                      name='resumes', filedir=str(tmp_path)))
+    preempted = _preempt_when(job, 'step 3\n', slurm_cpus, started, tmp_path)
+    _until(lambda: 'attempt 1 starts' in _text(job.files.outfile), 600, 'the second attempt')
+    print(f'preemption to resume: {time.monotonic() - preempted:.1f} s')
+    value = job.get(timeout=600)
+    (first, _), (second, carried) = value['starts'][:2]
+    assert (first, second, value['done']) == (0, 1, 20)
+    assert carried >= 3, value  # the second attempt went on from the checkpoint
+    assert attempts_started(job) == len(value['starts']) >= 2
+    assert job.info.state is State.COMPLETED and job.get_exitcode() == 0
+
+
+@pytest.mark.slurm
+def test_a_function_past_its_time_limit_finishes_through_checkpoints(slurm_cpus, started,
+                                                                      tmp_path):
+    began = time.monotonic()
+    job = started(Job(Counter(90), qtype='slurm', time='00:01:00', requeue=True, grace=30,
+                      max_requeues=8, name='long', filedir=str(tmp_path)))
+    value = job.get(timeout=1200)
+    print(f'90 s of work in 1-minute attempts: {len(value["starts"])} attempts, '
+          f'{time.monotonic() - began:.0f} s')
+    assert value['done'] == 90 and len(value['starts']) >= 2
+    counts = [count for _, count in value['starts']]
+    assert counts == sorted(counts) and counts[-1] > 0  # each attempt went on from the last
+
+
+@pytest.mark.slurm
+def test_a_requeued_command_is_rerun_and_reports_its_true_code(slurm_cpus, started, tmp_path):
+    command = ('echo "attempt $CLUSTER_ATTEMPT"; if [ "$CLUSTER_ATTEMPT" -gt 0 ]; '
+               'then exit 3; fi; sleep 600')
+    job = started(Job(command, qtype='slurm', cores=slurm_cpus, requeue=True, name='rerun',
+                      filedir=str(tmp_path)))
+    _preempt_when(job, 'attempt 0\n', slurm_cpus, started, tmp_path)
+    code, out, _ = job.get(timeout=600)
+    assert (code, job.info.state) == (3, State.FAILED)  # the last attempt's, not 143
+    assert 'attempt 0\n' in out and 'attempt 1\n' in out and attempts_started(job) == 2
+
+
+@pytest.mark.slurm
+def test_a_preempted_job_without_requeue_is_never_success(slurm_cpus, started, tmp_path):
+    job = started(Job('echo started; sleep 600', qtype='slurm', cores=slurm_cpus,
+                      name='norequeue', filedir=str(tmp_path)))
+    _preempt_when(job, 'started\n', slurm_cpus, started, tmp_path)
+    assert job.wait(timeout=600) is False
+    assert job.info.state is State.CANCELLED and job.info.exitcode != 0, job.info
+    assert 'preempted' in (job.info.reason or ''), job.info
