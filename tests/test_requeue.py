@@ -75,19 +75,21 @@ def test_slurm_scripts_ask_for_what_the_job_needs(tmp_path):
     assert '_cluster_child' not in open(command.files.exec_script).read()
 
 
-# what the real sacct said of a requeueable job for ~5 s after its preemption, while squeue
-# already listed it PENDING (BeginTime), measured on the test Slurm 22.05
+# what the real sacct and squeue said of a requeueable job for ~5 s after its preemption
+# (tests/data/slurm/preempt_requeue_*: PREEMPTED in sacct, PENDING/BeginTime in squeue)
 SACCT_PREEMPTED = '{}|PREEMPTED|0:0||root|vm|2026-12-01T23:39:20|2026-12-01T23:39:50\n'
+SQUEUE_PENDING = '12|PENDING|BeginTime|root|(null)|N/A|N/A|resumes.c0123456789\n'
 
 
 def test_a_preempted_row_of_a_requeued_job_is_not_its_end():
     shell = FakeShell({'sacct': lambda argv: (0, ''.join(
-        SACCT_PREEMPTED.format(i) for i in argv[argv.index('-j') + 1].split(',')), '')})
-    system = Slurm(shell)
-    system._requeue.add('12')   # what submit() notes for a job with requeue=True
-    found = system.final_info(['12', '13'])
+        SACCT_PREEMPTED.format(i) for i in argv[argv.index('-j') + 1].split(',')), ''),
+        'squeue': (0, SQUEUE_PENDING, '')})
+    found = Slurm(shell).final_info(['12', '13'])
     assert found['12'].state is State.PENDING and found['12'].exitcode is None
     assert found['13'].state is State.CANCELLED and found['13'].reason == 'preempted'
+    squeue = [call for call in shell.calls if call[0] == 'squeue']
+    assert len(squeue) == 1 and '12,13' in squeue[0]   # one call, only for preempted rows
 
 
 # --- the job body at each attempt ----------------------------------------------------------

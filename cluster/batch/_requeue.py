@@ -12,7 +12,7 @@ the same signal at once, then SIGTERM after the partition's ``GraceTime``.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Set
+from typing import Callable, Dict, List, Optional
 
 from .base import JobInfo, State
 
@@ -38,11 +38,18 @@ def preempted_reason(native: str, reason: Optional[str]) -> Optional[str]:
     return reason or (PREEMPTED if native.startswith(('PREEMPTED', 'PR')) else None)
 
 
-def follow(jobs: Dict[str, JobInfo], requeueable: Set[str]) -> Dict[str, JobInfo]:
-    """Preempted requeueable jobs go back to the queue: PENDING, not CANCELLED (sacct
-    shows the preempted run for a few seconds while squeue already shows it pending)."""
-    for job_id, info in jobs.items():
-        if job_id in requeueable and info.state is State.CANCELLED and \
-                info.reason == PREEMPTED:
-            info.state, info.exitcode, info.end = State.PENDING, None, None
+def follow(jobs: Dict[str, JobInfo], listed: Callable[[List[str]], Dict[str, JobInfo]]
+           ) -> Dict[str, JobInfo]:
+    """Accounting rows of preempted jobs that are back in the queue are not their end.
+
+    sacct shows a requeued job's preempted run for a few seconds while squeue already
+    lists it pending again; ``listed(ids)`` (one squeue call, made only when sacct shows a
+    preempted job) decides: a job it lists as not over is taken as it lists it.
+    """
+    preempted = [job_id for job_id, info in jobs.items()
+                 if info.state is State.CANCELLED and info.reason == PREEMPTED]
+    if preempted:
+        for job_id, info in listed(preempted).items():
+            if job_id in jobs and not info.state.final and info.state is not State.UNKNOWN:
+                jobs[job_id] = info
     return jobs

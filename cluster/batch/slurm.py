@@ -230,9 +230,8 @@ class Slurm(BatchSystem):
         self._gate = DependencyGate()
         #: ids cancelled because they can never start -> reason (they end FAILED)
         self._unrunnable: Dict[str, str] = {}
-        #: ids of the jobs this instance submitted, and of those submitted with requeue
+        #: ids of the jobs this instance submitted
         self._submitted: Set[str] = set()
-        self._requeue: Set[str] = set()
 
     def requeue_header(self, requeue: bool, grace: Optional[int] = None) -> List[str]:
         return _requeue.header(requeue, grace)
@@ -288,8 +287,6 @@ class Slurm(BatchSystem):
                              backoff=self.backoff,
                              hint=f'squeue --name={name}; sacct -X --name={name} -S now-2days')
         self._submitted.add(job_id)
-        if (options or {}).get('requeue'):
-            self._requeue.add(job_id)
         logger.debug('sbatch %s -> %s', files.submission, job_id)
         return job_id
 
@@ -364,7 +361,7 @@ class Slurm(BatchSystem):
             return unsubmitted
         self._accounting = True
         jobs = _requeue.follow({k: v for k, v in parse_sacct(out).items() if k in set(ids)},
-                               self._requeue)
+                               self.statuses)
         self._mark_unrunnable(jobs)
         jobs.update(unsubmitted)
         return jobs
