@@ -120,13 +120,14 @@ def test_an_attempt_beyond_max_requeues_does_not_run(tmp_path):
 
 
 # --- the node runner's checkpoint, on a real process ---------------------------------------
-def _runner(tmp_path, attempt: int, counter=None):
+def _runner(tmp_path, attempt: int, counter=None, checkpoint=None):
     """Start the runner of a Counter job as a node would, with the body's exports."""
     files = JobFiles(str(tmp_path), 'count', qtype='slurm')
     if counter is not None:
         function.write_payload(files, counter)
     env = dict(os.environ, CLUSTER_ATTEMPT=str(attempt), CLUSTER_MAX_REQUEUES='2',
-               CLUSTER_REQUEUE=f'touch {tmp_path / "requeued"}')
+               CLUSTER_REQUEUE=f'touch {tmp_path / "requeued"}',
+               CLUSTER_CHECKPOINT=checkpoint or files.pickle_resume)
     out = open(tmp_path / f'out{attempt}', 'w')
     return files, subprocess.Popen([sys.executable, files.function_py], env=env, stdout=out,
                                    stderr=subprocess.PIPE, text=True)
@@ -174,6 +175,20 @@ def test_a_first_attempt_ignores_a_stale_checkpoint(tmp_path):
         handle.write(b'not a pickle')  # left by an earlier submission of these files
     files, proc = _runner(tmp_path, 0)
     assert proc.wait(30) == 0 and function.read_result(files)['starts'] == [(0, 0)]
+
+
+def test_the_variables_of_the_job_that_submitted_it_are_not_its_own(tmp_path):
+    files, proc = _runner(tmp_path, 1, Counter(1000, step=0.05), checkpoint='/elsewhere')
+    _after_steps(tmp_path, 1, 2)
+    proc.send_signal(signal.SIGUSR2)  # not a checkpointing job: the signal ends it
+    assert proc.wait(30) == -signal.SIGUSR2
+    assert not os.path.exists(files.pickle_resume) and not (tmp_path / 'requeued').exists()
+
+
+def test_grace_not_shorter_than_the_time_limit_is_warned_about(tmp_path, caplog):
+    Job(Counter(3), qtype='slurm', requeue=True, time='00:01:00', grace=60,
+        filedir=str(tmp_path))
+    assert 'grace=60 s is not shorter than its time limit 00:01:00' in caplog.text
 
 
 def test_resume_is_public():

@@ -65,7 +65,7 @@ def attempts(job: Any) -> Optional[Attempts]:
                     max_requeues=int(OPTIONS['max_requeues'].default if most is None else most),
                     count_file=target.attempts,
                     stale=[target.exitcode] + ([target.pickle_out] if job.is_function else []),
-                    forward=checkpoints(job.command))
+                    checkpoint=target.pickle_resume if checkpoints(job.command) else None)
 
 
 def attempts_started(job: Any) -> Optional[int]:

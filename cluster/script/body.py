@@ -35,15 +35,20 @@ class Attempts:
     #: the attempts counter file, and the files of an earlier attempt to remove
     count_file: str
     stale: Sequence[str] = ()
-    #: run the command in the background and forward CHECKPOINT_SIGNAL to it
-    forward: bool = False
+    #: where a function job that checkpoints keeps its checkpoint (exported as
+    #: CLUSTER_CHECKPOINT, so that only this job's runner acts on the variables above, not
+    #: one of a job it submits); the command then runs in the background and gets
+    #: CHECKPOINT_SIGNAL forwarded
+    checkpoint: Optional[str] = None
 
 
 def _attempt_lines(attempts: Attempts) -> list:
     quote = shlex.quote
     count = quote(attempts.count_file)
     most = attempts.max_requeues
-    return [*attempts.lines,
+    checkpoint = [f'export CLUSTER_CHECKPOINT={quote(attempts.checkpoint)}'] \
+        if attempts.checkpoint else ['unset CLUSTER_CHECKPOINT']
+    return [*attempts.lines, *checkpoint,
             f'export CLUSTER_MAX_REQUEUES={most}',
             # an earlier attempt's code and result are not this attempt's
             'rm -f -- ' + ' '.join(quote(path) for path in attempts.stale),
@@ -88,7 +93,7 @@ def job_body(command: str, exitcode: str, runpath: str, modules: Sequence[str] =
              *(_guard(attempts) if attempts else ()),
              f'cd {quote(runpath)} || exit 1']
     lines += [f'module load {quote(module)}' for module in modules]
-    if attempts is not None and attempts.forward:
+    if attempts is not None and attempts.checkpoint:
         lines += _forwarding(command)
     else:
         lines.append(command)

@@ -14,7 +14,7 @@ result that cannot be written (a full disk) is reported on stderr, exit code 1.
 Pickles are opened without following symlinks and checked on the open descriptor.
 
 A requeueable job (its body exports ``CLUSTER_REQUEUE``, the command that puts it back in
-the queue) whose callable has a ``checkpoint`` method is checkpointed when asked by
+the queue, and ``CLUSTER_CHECKPOINT``, the path of its checkpoint) whose callable has a ``checkpoint`` method is checkpointed when asked by
 SIGUSR2 (its time limit is near, or it is being preempted): ``checkpoint(*args, **kwargs)``
 returns a :class:`Resume`, written to ``<that file>.pickle.resume``, the job requeues itself,
 and the next attempt (``CLUSTER_ATTEMPT`` > 0) runs the Resume. SIGTERM (preempted, or
@@ -180,6 +180,12 @@ def _attempt():
         return 0
 
 
+def _mine(resume_path):
+    """True when the job body named ``resume_path`` as this job's checkpoint (the variables
+    of a requeueable job that submitted this one are not this job's)."""
+    return bool(resume_path) and os.environ.get('CLUSTER_CHECKPOINT') == resume_path
+
+
 def _say(text):
     sys.stderr.write(f'cluster: attempt {_attempt()}: {text}\n')
     sys.stderr.flush()
@@ -189,7 +195,7 @@ def _checkpointing(call, resume_path):
     """Checkpoint ``call`` (function, args, kwargs) into ``resume_path`` on SIGUSR2 (then
     requeue the job) or SIGTERM, where the job may be requeued and the callable checkpoints."""
     command = os.environ.get('CLUSTER_REQUEUE')
-    if not command or not resume_path or not callable(getattr(call[0], 'checkpoint', None)):
+    if not (command and _mine(resume_path) and callable(getattr(call[0], 'checkpoint', None))):
         return
     limit = int(os.environ.get('CLUSTER_MAX_REQUEUES') or 0)
     taken = []
@@ -241,7 +247,7 @@ def run_files(pickle_in, pickle_out, resume_path=None):
     ``resume_path``); write the tagged result; return 0 or 1."""
     import dill  # heavy: dill
     try:
-        resume = resume_path if _attempt() > 0 and resume_path and \
+        resume = resume_path if _attempt() > 0 and _mine(resume_path) and \
             os.path.exists(resume_path) else None
         function, args, kwargs = load_call(pickle_in, resume)
         _checkpointing((function, args, kwargs), resume_path)
