@@ -81,6 +81,12 @@ SACCT_PREEMPTED = '{}|PREEMPTED|0:0||root|vm|2026-12-01T23:39:20|2026-12-01T23:3
 SQUEUE_PENDING = '12|PENDING|BeginTime|root|(null)|N/A|N/A|resumes.c0123456789\n'
 
 
+def test_requeued_and_requeue_held_are_not_final():
+    from cluster.batch.slurm import map_state
+    assert not map_state('REQUEUED').final and not map_state('RQ').final
+    assert map_state('REQUEUE_HOLD') is State.HELD and not map_state('RH').final
+
+
 def test_a_preempted_row_of_a_requeued_job_is_not_its_end():
     shell = FakeShell({'sacct': lambda argv: (0, ''.join(
         SACCT_PREEMPTED.format(i) for i in argv[argv.index('-j') + 1].split(',')), ''),
