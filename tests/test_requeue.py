@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from batch_helpers import FakeShell
+from batch_helpers import FakeShell, data
 from conftest import require, slurm_ready
 from requeue_work import Counter
 
@@ -75,10 +75,19 @@ def test_slurm_scripts_ask_for_what_the_job_needs(tmp_path):
     assert '_cluster_child' not in open(command.files.exec_script).read()
 
 
-# what the real sacct and squeue said of a requeueable job for ~5 s after its preemption
-# (tests/data/slurm/preempt_requeue_*: PREEMPTED in sacct, PENDING/BeginTime in squeue)
-SACCT_PREEMPTED = '{}|PREEMPTED|0:0||root|vm|2026-12-01T23:39:20|2026-12-01T23:39:50\n'
-SQUEUE_PENDING = '12|PENDING|BeginTime|root|(null)|N/A|N/A|resumes.c0123456789\n'
+def _sample_rows():
+    """What the real sacct and squeue said of a requeueable job in the seconds after its
+    preemption (tests/data/slurm/preempt_requeue_*: sacct's preempted run, squeue's
+    PENDING/BeginTime), in the fields Slurm.final_info and Slurm.statuses ask for."""
+    sacct_row = data('slurm/preempt_requeue_sacct_D.txt').splitlines()[0]
+    job_id, native, code, _ = sacct_row.split('|')
+    pending = [line.split(' ', 1)[-1] for line in
+               data('slurm/preempt_requeue_squeue.txt').splitlines() if 'BeginTime' in line][0]
+    listed_id, _, state, reason = pending.split('|')
+    assert (native, listed_id, state) == ('PREEMPTED', job_id, 'PENDING')
+    sacct = f'{{}}|{native}|{code}||root|vm|2026-12-01T23:39:20|2026-12-01T23:39:50\n'
+    squeue = f'{job_id}|{state}|{reason}|root|(null)|N/A|N/A|low.c0123456789\n'
+    return job_id, sacct, squeue
 
 
 def test_requeued_and_requeue_held_are_not_final():
@@ -88,14 +97,15 @@ def test_requeued_and_requeue_held_are_not_final():
 
 
 def test_a_preempted_row_of_a_requeued_job_is_not_its_end():
+    job_id, sacct, squeue = _sample_rows()
     shell = FakeShell({'sacct': lambda argv: (0, ''.join(
-        SACCT_PREEMPTED.format(i) for i in argv[argv.index('-j') + 1].split(',')), ''),
-        'squeue': (0, SQUEUE_PENDING, '')})
-    found = Slurm(shell).final_info(['12', '13'])
-    assert found['12'].state is State.PENDING and found['12'].exitcode is None
+        sacct.format(i) for i in argv[argv.index('-j') + 1].split(',')), ''),
+        'squeue': (0, squeue, '')})
+    found = Slurm(shell).final_info([job_id, '13'])
+    assert found[job_id].state is State.PENDING and found[job_id].exitcode is None
     assert found['13'].state is State.CANCELLED and found['13'].reason == 'preempted'
-    squeue = [call for call in shell.calls if call[0] == 'squeue']
-    assert len(squeue) == 1 and '12,13' in squeue[0]   # one call, only for preempted rows
+    asked = [call for call in shell.calls if call[0] == 'squeue']
+    assert len(asked) == 1 and f'{job_id},13' in asked[0]   # one call, for preempted rows
 
 
 # --- the job body at each attempt ----------------------------------------------------------
