@@ -168,12 +168,12 @@ def detection_matches_the_environment():
 
 
 def test_get_cluster_environment_sets_mode(monkeypatch):
-    from cluster import batch
+    from cluster import batch, run
     monkeypatch.setattr(batch, '_DETECTED', batch._DETECTED)  # restored with PATH
     detected = queue_module.get_cluster_environment()
     assert queue_module.MODE == detected
-    assert detected == ('slurm' if batch.run.which('sbatch') else
-                        'torque' if batch.run.which('qsub') else 'local')
+    assert detected == ('slurm' if run.which('sbatch') else
+                        'torque' if run.which('qsub') else 'local')
     monkeypatch.setenv('PATH', '/nonexistent')
     assert queue_module.get_cluster_environment() == 'local'
 
