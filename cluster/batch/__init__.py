@@ -1,6 +1,6 @@
 """The batch-system seam: one small interface, one module per system, and the registry.
 
-Every system module here (``slurm``, ``torque``, ``local``) holds one subclass of
+Every system module here (``slurm``, ``sge``, ``torque``, ``local``) holds one subclass of
 :class:`BatchSystem` (:mod:`cluster.batch.base`) with everything that differs between
 systems: header directives and quirks, file extensions, states, detection, submit, status
 and cancel. Commands go through the system's :attr:`BatchSystem.shell`, so one
@@ -9,7 +9,8 @@ reached over SSH.
 
 :data:`SYSTEMS` is the registry: generic code (the CLI's ``--qtype`` choices, config
 validation, the keyword help, detection, file names) reads the systems from it and never
-names one. A system's module is imported when the system is first asked for, so nothing
+names one (:data:`SETTINGS` declares the ``~/.cluster`` sections of systems that have
+settings). A system's module is imported when the system is first asked for, so nothing
 here loads a system (or local mode's job queue) that is not used. Adding a system is one
 module and one line here.
 """
@@ -25,15 +26,22 @@ from .base import BatchSystem, JobInfo, Shell, State, local_shell
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['BatchSystem', 'JobInfo', 'Shell', 'State', 'local_shell', 'SYSTEMS',
+__all__ = ['BatchSystem', 'JobInfo', 'Shell', 'State', 'local_shell', 'SYSTEMS', 'SETTINGS',
            'system_class', 'systems', 'remote_qtypes', 'get', 'detect']
 
 #: name -> ``module:Class`` of every batch system, in the order :func:`detect` tries them;
 #: the last (local mode) needs no program and is always there
 SYSTEMS: Dict[str, str] = {
     'slurm': 'slurm:Slurm',
+    'sge': 'sge:GridEngine',
     'torque': 'torque:Torque',
     'local': 'local:Local',
+}
+
+#: section -> ``{key -> default}`` of the ``~/.cluster`` settings of batch systems, each
+#: a name (letters, digits, ``_ . -``) that :mod:`cluster.config_file` checks
+SETTINGS: Dict[str, Dict[str, str]] = {
+    'sge': {'pe': 'smp', 'memory': 'mem_free'},
 }
 
 _INSTANCES: Dict[str, BatchSystem] = {}

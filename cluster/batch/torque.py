@@ -1,18 +1,17 @@
 """Torque / PBS: ``qsub`` submits, one ``qstat`` call tracks every job, ``qdel`` cancels.
 
-``qstat`` differs by flavour, found once from ``qstat --version``: ``torque`` (Adaptive
-Computing) prints XML with ``-x``, and keeps a finished job in state C with its
-``exit_status`` for ``keep_completed`` seconds; ``pbspro`` (PBS Professional, OpenPBS)
-shows history with ``-f -x`` (state F, ``Exit_status``); ``wrapper`` (Slurm's
-``slurm-wlm-torque`` scripts, or anything else) prints plain ``qstat -f`` text with states
-Q/R/C and no exit status, and exits 153 for an unknown id. The wrappers' ``qsub`` ignores
-``#PBS -o/-e``, so output paths go on the command line.
+``qstat`` differs by flavour, found once from ``qstat --version``: ``torque`` (Adaptive Computing)
+prints XML with ``-x``, and keeps a finished job in state C with its ``exit_status`` for
+``keep_completed`` seconds; ``pbspro`` (PBS Professional, OpenPBS) shows history with ``-f -x``
+(state F, ``Exit_status``); ``wrapper`` (Slurm's ``slurm-wlm-torque`` scripts, or anything else)
+prints plain ``qstat -f`` text with states Q/R/C and no exit status, and exits 153 for an unknown
+id. The wrappers' ``qsub`` ignores ``#PBS -o/-e``, so output paths go on the command line.
 
-Header: nodes, cores and features form one ``-l nodes=N:ppn=C[:features]`` line; ``qos``
-is ``-l qos=NAME`` (Moab); ``begin`` is ``-a`` (``[[CC]YY]MMDDhhmm.SS``, a relative
-``now+N`` made absolute); ``export='ALL'`` is ``-V``. The final states C and F say nothing
-about success: without an exit status (the wrappers) a job is UNKNOWN until
-:func:`cluster.queue.outcome` decides from its exit-code file and Slurm's accounting.
+Header: nodes, cores and features form one ``-l nodes=N:ppn=C[:features]`` line; ``qos`` is ``-l
+qos=NAME`` (Moab); ``begin`` is ``-a`` (``[[CC]YY]MMDDhhmm.SS``, a relative ``now+N`` made
+absolute); ``export='ALL'`` is ``-V``. The final states C and F say nothing about success: without
+an exit status (the wrappers) a job is UNKNOWN until :func:`cluster.queue.outcome` decides from its
+exit-code file and Slurm's accounting.
 """
 from __future__ import annotations
 
@@ -24,8 +23,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 from ..run.errors import CommandError, SubmissionError
 from ..script.files import JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
-from ._commands import (begin_stamp, connection_problem, header_options, last_line, output_paths,
-                        parse_ctime, parse_duration, run_retried)
+from ._commands import (begin_stamp, connection_problem, header_options, is_grid_engine, last_line,
+                        output_paths, parse_ctime, parse_duration, run_retried)
 from ._submit import given_name, submit_once, unique_name
 from .slurm import Slurm, sacct_ids
 
@@ -184,8 +183,7 @@ def _final(status: int, attrs: Mapping[str, str], flavour: str):
     return State.FAILED, 128 + signal, f'killed by signal {signal}'
 
 
-def _short(job_id: str) -> str:
-    """The part of an id before the server name: '123.head.domain' -> '123'."""
+def _short(job_id: str) -> str:  # '123.head.domain' -> '123'
     return job_id.split('.', 1)[0]
 
 
@@ -208,14 +206,11 @@ class Torque(BatchSystem):
         'begin': '-a {}', 'outfile': '-o {}', 'errfile': '-e {}',
     }
     list_separator = ':'
-    help_note = ('On torque, nodes, cores and features form one line: '
-                 '#PBS -l nodes=N:ppn=C:F1:F2; mem is the memory of the whole job; qos is a '
-                 'Moab extension.')
+    help_note = ('On torque, nodes, cores and features form one line: #PBS -l nodes=N:ppn=C:F1:F2; '
+                 'mem is the memory of the whole job; qos is a Moab extension.')
     #: the keywords of the one ``-l nodes=`` line
     node_keys = ('nodes', 'cores', 'features')
-    status_tries = 4
-    status_timeout = 60.0
-    backoff = 0.5
+    status_tries, status_timeout, backoff = 4, 60.0, 0.5
     #: seconds a submit of unknown outcome is looked up while the server does not answer
     lookup_deadline = 300.0
 
@@ -227,6 +222,10 @@ class Torque(BatchSystem):
         self._cancelled: Set[str] = set()
         #: Slurm under the wrappers, for its accounting (see :meth:`final_info`)
         self._slurm: Optional[BatchSystem] = None
+
+    @classmethod
+    def found(cls, shell: Shell = local_shell) -> bool:  # a Grid Engine qsub is not Torque's
+        return super().found(shell) and not is_grid_engine(shell, shell is local_shell)
 
     # flavour -------------------------------------------------------------------------------
     @property
