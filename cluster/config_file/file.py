@@ -10,6 +10,7 @@ import logging
 import os
 from typing import Any, Callable, Dict, List, Tuple
 
+from ..batch import SETTINGS as SYSTEM_SETTINGS
 from . import ini
 
 logger = logging.getLogger(__name__)
@@ -22,12 +23,13 @@ PROFILE_PREFIX = 'profile.'
 DEFAULTS: Dict[str, Dict[str, Any]] = {
     'queue': {'max_queue_len': 1000, 'queue_update': 2},
     'jobqueue': {'cores': None},
+    **{section: dict(keys) for section, keys in SYSTEM_SETTINGS.items()},  # a batch system's
 }
 #: settings of older versions that nothing reads any more: (section, key) -> why
 RETIRED: Dict[Tuple[str, str], str] = {
     ('queue', 'sleep_len'): 'waiting polls the batch system every queue_update seconds',
 }
-_SECTIONS_TEXT = '[queue], [jobqueue], [profile.NAME]'
+_SECTIONS_TEXT = ', '.join(f'[{section}]' for section in DEFAULTS) + ', [profile.NAME]'
 
 
 def config_path() -> str:

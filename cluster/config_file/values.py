@@ -12,6 +12,7 @@ import re
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
+from ..batch import SETTINGS as SYSTEM_SETTINGS
 from ..batch import remote_qtypes
 from ..run.errors import OptionError
 
@@ -76,12 +77,24 @@ def _cores(value: Any) -> Any:
     return None if value is None else _number(1, True, 'a whole number >= 1')(value)
 
 
+_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.-]*')
+
+
+def _name(value: Any) -> Any:
+    """A batch system's name for one of its things (a parallel environment, a resource)."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f'{value!r} is not a name (a letter or _, then letters, digits, '
+                         '_ . -)')
+    return value
+
+
 #: checks of the built-in settings, by (section, key); each raises ValueError naming
 #: the accepted forms
 SETTING_CHECKS: Dict[Tuple[str, str], Callable[[Any], Any]] = {
     ('queue', 'max_queue_len'): _number(1, True, 'a whole number >= 1'),
     ('queue', 'queue_update'): _number(0.001, False, 'a number of seconds > 0'),
     ('jobqueue', 'cores'): _cores,
+    **{(section, key): _name for section, keys in SYSTEM_SETTINGS.items() for key in keys},
 }
 
 
