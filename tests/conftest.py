@@ -42,6 +42,16 @@ def _require_slurm(qtype: str) -> None:
                 'bash tests/cluster/slurm_up.sh (package slurm-wlm-torque)')
 
 
+def use_sge(monkeypatch) -> Dict[str, str]:
+    """Reach the test Grid Engine from this process: its SGE_ROOT, ports and bin first on
+    PATH (for this test only); fails when strict if tests/cluster/sge_up.sh has not run."""
+    from support import sge_env
+    env = sge_env()
+    for name in ('SGE_ROOT', 'SGE_CELL', 'SGE_QMASTER_PORT', 'SGE_EXECD_PORT', 'PATH'):
+        monkeypatch.setenv(name, env[name])
+    return env
+
+
 @pytest.fixture(params=['local',
                         pytest.param('slurm', marks=pytest.mark.slurm),
                         pytest.param('torque', marks=pytest.mark.torque)])
@@ -133,6 +143,7 @@ REMOTE_MARKS = [pytest.mark.remote, pytest.mark.sshd, pytest.mark.xenon]
 @pytest.fixture(params=['local',
                         pytest.param('slurm', marks=pytest.mark.slurm),
                         pytest.param('torque', marks=pytest.mark.torque),
+                        pytest.param('sge', marks=pytest.mark.sge),
                         pytest.param('remote-slurm', marks=[pytest.mark.slurm, *REMOTE_MARKS]),
                         pytest.param('remote-torque',
                                      marks=[pytest.mark.torque, *REMOTE_MARKS])])
@@ -142,6 +153,9 @@ def target(request, tmp_path):
     name = request.param
     if name == 'local':
         return {'qtype': 'local'}
+    if name == 'sge':
+        use_sge(request.getfixturevalue('monkeypatch'))
+        return {'qtype': 'sge'}
     _require_slurm(name.split('-')[-1])
     if not name.startswith('remote-'):
         return {'qtype': name}

@@ -461,7 +461,7 @@ def test_bad_remote_refused(conf, url, words):
 
 
 @pytest.mark.parametrize('key, value, words', [
-    ('qtype', 'pbs', 'slurm, torque'),
+    ('qtype', 'pbs', 'slurm, sge, torque'),
     ('strict_host_key', 'maybe', 'true or false'),
     ('password', 'secret', 'never stored'),
     ('key', 3, 'non-empty string'),

@@ -134,7 +134,7 @@ def test_qtype_none_detects(monkeypatch):
 
 
 def test_unknown_qtype():
-    with pytest.raises(OptionError, match=r"unknown qtype 'pbspro'.*slurm, torque, local"):
+    with pytest.raises(OptionError, match=r"unknown qtype 'pbspro'.*slurm, sge, torque, local"):
         option_to_string('mem', 1, 'pbspro')
 
 
@@ -406,7 +406,7 @@ def test_option_help_bad_mode_and_qtype():
     with pytest.raises(ValueError, match=r"unknown mode 'html'.*string, print, table"):
         option_help(mode='html')
     with pytest.raises(OptionError, match='unknown qtype'):
-        option_help('sge')
+        option_help('pbspro')
 
 
 def test_gen_keywords_writes_the_table(tmp_path):
