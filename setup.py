@@ -60,7 +60,8 @@ setup(
     license='MIT',
     python_requires='>=3.9,<3.14',
     packages=find_packages(include=['cluster', 'cluster.*', 'xenon_backend', 'xenon_backend.*']),
-    install_requires=GRPC_FLOORS + ['dill>=0.3.8', 'psutil>=5.9', 'platformdirs>=2.5'],
+    install_requires=GRPC_FLOORS + ['dill>=0.3.8', 'psutil>=5.9', 'platformdirs>=2.5',
+                                     'tqdm>=4.60'],
     extras_require={
         'test': ['pytest>=7', 'sphinx'] + TOOLS_FLOORS,   # sphinx: tests/test_docs.py builds docs/
         'bench': ['dask[distributed]', 'dask-jobqueue', 'submitit'],   # benchmarks/' peers

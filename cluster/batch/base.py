@@ -104,6 +104,9 @@ class BatchSystem(abc.ABC):
     #: whether a job may ask for ``requeue=True``: put back in the queue after a
     #: preemption or node failure, and able to requeue itself after a checkpoint
     can_requeue: ClassVar[bool] = False
+    #: the environment variable holding an array task's index; None: no job arrays (an
+    #: Executor then submits one job per task)
+    array_variable: ClassVar[Optional[str]] = None
 
     def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
                  endpoint: Any = None) -> None:
@@ -224,6 +227,20 @@ class BatchSystem(abc.ABC):
         """
         time.sleep(max(0.0, timeout))
         return False
+
+    def array_limit(self) -> int:
+        """The most tasks one array may have (indices ``0..limit-1``)."""
+        return 1
+
+    def slots(self) -> Optional[int]:
+        """The jobs that can run here at once, where the system knows (None)."""
+        return None
+
+    def submit_call(self, function: Callable, args: Sequence, dependencies: Sequence[str],
+                    options: Mapping, name: str) -> Optional[str]:
+        """Run ``function(*args)`` as a job without a script where the system can (local
+        mode's JobQueue), after the listed jobs; its id, or None when it cannot."""
+        return None
 
     def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
         """Accounting for jobs that left the queue (e.g. ``sacct``); empty if not known."""

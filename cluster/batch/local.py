@@ -123,6 +123,19 @@ class Local(BatchSystem):
                            time_limit=seconds(options.get('time')))
         return str(job_id)
 
+    def slots(self) -> Optional[int]:
+        """The cores of the local job queue."""
+        return _job_queue().cores
+
+    def submit_call(self, function, args, dependencies, options, name) -> Optional[str]:
+        """Queue ``function(*args)`` in the JobQueue (its ``cores`` and ``time``
+        honoured), after the listed jobs."""
+        job_queue = _job_queue(threads=options.get('threads'))
+        return str(job_queue.add(function, args=tuple(args),
+                                 dependencies=[int(d) for d in dependencies],
+                                 cores=options.get('cores', 1), name=name,
+                                 time_limit=seconds(options.get('time'))))
+
     def statuses(self, job_ids: Optional[Sequence[str]] = None,
                  user: Optional[str] = None) -> Dict[str, JobInfo]:
         job_queue = _job_queue(create=False)

@@ -23,6 +23,7 @@ from ..script.files import MARKER, JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
 from ._commands import (connection_problem, field, header_options, output_paths, parse_iso,
                         run_retried, wait_status)
+from ._arrays import array_spec, cached_limit, expand_keys, slurm_max_array_size
 from ._dependencies import DependencyGate
 from . import _requeue
 from ._submit import Undecidable, given_name, submit_once, unique_name
@@ -146,7 +147,7 @@ def parse_squeue(text: str) -> Dict[str, JobInfo]:
             node=field(nodes), start=parse_iso(start) if started else None,
             end=parse_iso(end) if state.final else None, reason=reason,
             exitcode=0 if state is State.COMPLETED else None)  # Slurm: exit code 0 only
-    return jobs
+    return expand_keys(jobs)
 
 
 def parse_sacct(text: str) -> Dict[str, JobInfo]:
@@ -171,7 +172,7 @@ def parse_sacct(text: str) -> Dict[str, JobInfo]:
             id=job_id, state=state, exitcode=parse_exitcode(code) if state.final else None,
             user=field(user), node=field(nodes), start=parse_iso(start),
             end=parse_iso(end), reason=reason)
-    return jobs
+    return expand_keys(jobs)
 
 
 def _unknown_id(result) -> bool:
@@ -215,6 +216,7 @@ class Slurm(BatchSystem):
     help_note = 'On slurm, mem is the memory per node.'
     notes = {'requeue': _requeue.NOTE}
     can_requeue = True
+    array_variable = 'SLURM_ARRAY_TASK_ID'
     #: tries of a failing status command before it is an error, and their timeout
     status_tries = 4
     status_timeout = 60.0
@@ -279,6 +281,7 @@ class Slurm(BatchSystem):
         outfile, errfile = output_paths(options)
         argv += [f'--output={outfile}'] if outfile else []
         argv += [f'--error={errfile}'] if errfile else []
+        argv += [f'--array={array_spec(options)}'] if array_spec(options) else []
         if deps:
             argv.append('--dependency=afterok:' + ':'.join(deps))
         argv.append(files.submission)
@@ -289,6 +292,10 @@ class Slurm(BatchSystem):
         self._submitted.add(job_id)
         logger.debug('sbatch %s -> %s', files.submission, job_id)
         return job_id
+
+    def array_limit(self) -> int:
+        """MaxArraySize, read once from ``scontrol show config``."""
+        return cached_limit(self, slurm_max_array_size)
 
     def _find(self, name: str) -> Optional[List[str]]:
         """Ids of the jobs named ``name`` (squeue, then sacct); None: no answer now."""

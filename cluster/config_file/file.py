@@ -24,6 +24,7 @@ DEFAULTS: Dict[str, Dict[str, Any]] = {
     'queue': {'max_queue_len': 1000, 'queue_update': 2},
     'jobqueue': {'cores': None},
     **{section: dict(keys) for section, keys in SYSTEM_SETTINGS.items()},  # a batch system's
+    'executor': {'progress': False},
 }
 #: settings of older versions that nothing reads any more: (section, key) -> why
 RETIRED: Dict[Tuple[str, str], str] = {

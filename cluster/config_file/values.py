@@ -90,11 +90,19 @@ def _name(value: Any) -> Any:
 
 #: checks of the built-in settings, by (section, key); each raises ValueError naming
 #: the accepted forms
+def _flag(value: Any) -> bool:
+    """A yes/no setting (``progress``): a boolean, never a string that looks like one."""
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f'must be true or false, not {value!r}')
+
+
 SETTING_CHECKS: Dict[Tuple[str, str], Callable[[Any], Any]] = {
     ('queue', 'max_queue_len'): _number(1, True, 'a whole number >= 1'),
     ('queue', 'queue_update'): _number(0.001, False, 'a number of seconds > 0'),
     ('jobqueue', 'cores'): _cores,
     **{(section, key): _name for section, keys in SYSTEM_SETTINGS.items() for key in keys},
+    ('executor', 'progress'): _flag,
 }
 
 

@@ -53,6 +53,10 @@ class Dispatcher:
         here = current_dir() or '/'
         self.paths = [p if not p or os.path.isabs(p) else os.path.join(here, p)
                       for p in sys.path]
+        # the directory this cluster package lies in goes first, so that a directory
+        # named cluster elsewhere on the path (tests/cluster) never shadows it in a worker
+        self.paths.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))))
         self.workers: List[WorkerProcess] = [WorkerProcess(self.paths) for _ in range(cores)]
         self.start_failures = 0
 
