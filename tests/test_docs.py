@@ -193,7 +193,7 @@ def _block_id(block: Block) -> str:
     return f'{block.source}:{block.line}'
 
 
-SUBMITS = re.compile(r'cluster\.(Job|submit)\b|cluster (submit|wait|queue)\b')
+SUBMITS = re.compile(r'cluster\.(Job|submit|Executor)\b|cluster (submit|wait|queue)\b')
 
 
 def _python_cases() -> list:

@@ -96,7 +96,11 @@ def test_cancel_cancels_a_pending_task(target, in_tmp):
         assert waiting.cancel()
         assert waiting.cancelled()
         info = cluster.queue.watcher(ex.system).wait([task_id], DEADLINE)[task_id]
-        assert info.state is State.CANCELLED
+        # a pending array task cancelled alone leaves Slurm without an accounting record
+        assert info.state is State.CANCELLED or (
+            ex.system.array_variable and info.state is State.UNKNOWN
+            and 'neither in the queue nor in the accounting' in info.reason)
+        assert task_id not in ex.system.statuses([task_id])
         assert slow.result(DEADLINE) == 4
 
 

@@ -104,8 +104,8 @@ class BatchSystem(abc.ABC):
     #: whether a job may ask for ``requeue=True``: put back in the queue after a
     #: preemption or node failure, and able to requeue itself after a checkpoint
     can_requeue: ClassVar[bool] = False
-    #: the environment variable holding an array task's index; None: no job arrays (an
-    #: Executor then submits one job per task)
+    #: the environment variable that holds an array task's index (None where the system
+    #: has no job arrays, and an Executor submits one job per task)
     array_variable: ClassVar[Optional[str]] = None
 
     def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,

@@ -1,4 +1,4 @@
-""":class:`Executor`: a :class:`concurrent.futures.Executor` whose calls run as tasks of
+""":class:`Executor`: a ``concurrent.futures.Executor`` whose calls run as tasks of
 job arrays on a batch system (one job per task where it has no arrays, JobQueue jobs in
 local mode), many calls per task.
 
@@ -78,7 +78,8 @@ class Executor(concurrent.futures.Executor):
 
     @property
     def slots(self) -> int:
-        """The tasks assumed to run at once: ``throttle``, local cores, else BATCH_SLOTS."""
+        """How many tasks are assumed to run at once (``throttle``, else what the system
+        says, else ``BATCH_SLOTS``, 4)."""
         if self.throttle:
             return self.throttle
         return self.system.slots() or BATCH_SLOTS

@@ -1,4 +1,4 @@
-"""The futures of :class:`cluster.Executor`: :class:`JobFuture`, the :class:`Task` (one
+"""The futures of :class:`cluster.Executor`: :class:`JobFuture`, the :class:`~cluster.job.futures.Task` (one
 array task: calls run in one process, one result file) it belongs to, and futures given as
 arguments, which become dependencies and references the node resolves
 (:mod:`cluster.script.tasks`).
@@ -61,7 +61,10 @@ class Task:
 
     @property
     def submitted(self) -> bool:
-        return self._submitted.is_set() and self._error is None
+        """True once the task is in the batch system (waits for its submission; never
+        call this in the submission thread itself)."""
+        self._submitted.wait()
+        return self._error is None
 
     def cancel(self) -> None:
         """Cancel the task in the batch system once every call of it is cancelled."""
@@ -74,9 +77,9 @@ class Task:
 
 
 class JobFuture(Future):
-    """A :class:`concurrent.futures.Future` of one call run by :class:`cluster.Executor`.
+    """A ``concurrent.futures.Future`` of one call run by :class:`cluster.Executor`.
 
-    ``job`` is its :class:`Task` (``job.id`` is the batch id, ``123_4`` for an array task);
+    ``job`` is its :class:`~cluster.job.futures.Task` (``job.id`` is the batch id, ``123_4`` for an array task);
     :meth:`cancel` cancels that task in the batch system when it is still pending. A
     JobFuture given as an argument (at any depth of lists, tuples and dicts) or in
     ``Job(..., depends=[...])`` makes the new work wait for it (``afterok``).
@@ -92,7 +95,7 @@ class JobFuture(Future):
 
     @property
     def job(self) -> Optional[Task]:
-        """The :class:`Task` this call runs in (sending it when it is still gathered)."""
+        """The :class:`~cluster.job.futures.Task` this call runs in (sending it when it is still gathered)."""
         if self._job is None and self.flush is not None:
             self.flush()
         return self._job
@@ -103,8 +106,10 @@ class JobFuture(Future):
 
     @property
     def submitted(self) -> bool:
-        """True: a dependency check of :class:`~cluster.Job` asks this."""
-        return True
+        """True once this call's task is in the batch system (it is sent now when still
+        gathered, and waited for), as a dependency check of :class:`~cluster.Job` asks."""
+        task = self.job
+        return task is not None and task.submitted
 
     @property
     def id(self) -> Optional[str]:
