@@ -69,6 +69,12 @@ def array_spec(options: Optional[Mapping[str, Any]]) -> Optional[str]:
     return f'0-{int(last)}' + (f'%{int(throttle)}' if throttle else '')
 
 
+def array_arguments(options: Optional[Mapping[str, Any]]) -> List[str]:
+    """``['--array=0-K%T']`` for submit options that ask for an array, else []."""
+    spec = array_spec(options)
+    return [f'--array={spec}'] if spec else []
+
+
 def parse_config_value(text: str, key: str) -> Optional[int]:
     """The integer of ``Key = value`` in a ``show config`` listing, else None."""
     match = re.search(rf'^\s*{re.escape(key)}\s*=\s*(\d+)', text, re.MULTILINE)
@@ -94,3 +100,8 @@ def cached_limit(system: Any, read: Callable[[Shell], int]) -> int:
         limit = system._array_limit = read(system.shell)
         logger.debug('%s arrays hold at most %d tasks', system.name, limit)
     return limit
+
+
+def slurm_array_limit(system: Any) -> int:
+    """Slurm's MaxArraySize, read once per system instance (its ``array_limit``)."""
+    return cached_limit(system, slurm_max_array_size)

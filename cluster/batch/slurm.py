@@ -23,7 +23,7 @@ from ..script.files import MARKER, JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
 from ._commands import (connection_problem, field, header_options, output_paths, parse_iso,
                         run_retried, wait_status)
-from ._arrays import array_spec, cached_limit, expand_keys, slurm_max_array_size
+from ._arrays import array_arguments, expand_keys, slurm_array_limit
 from ._dependencies import DependencyGate
 from . import _requeue
 from ._submit import Undecidable, given_name, submit_once, unique_name
@@ -216,7 +216,7 @@ class Slurm(BatchSystem):
     help_note = 'On slurm, mem is the memory per node.'
     notes = {'requeue': _requeue.NOTE}
     can_requeue = True
-    array_variable = 'SLURM_ARRAY_TASK_ID'
+    array_variable, array_limit = 'SLURM_ARRAY_TASK_ID', slurm_array_limit
     #: tries of a failing status command before it is an error, and their timeout
     status_tries = 4
     status_timeout = 60.0
@@ -280,8 +280,7 @@ class Slurm(BatchSystem):
         argv = ['sbatch', '--parsable', f'--job-name={name}']
         outfile, errfile = output_paths(options)
         argv += [f'--output={outfile}'] if outfile else []
-        argv += [f'--error={errfile}'] if errfile else []
-        argv += [f'--array={array_spec(options)}'] if array_spec(options) else []
+        argv += ([f'--error={errfile}'] if errfile else []) + array_arguments(options)
         if deps:
             argv.append('--dependency=afterok:' + ':'.join(deps))
         argv.append(files.submission)
@@ -292,10 +291,6 @@ class Slurm(BatchSystem):
         self._submitted.add(job_id)
         logger.debug('sbatch %s -> %s', files.submission, job_id)
         return job_id
-
-    def array_limit(self) -> int:
-        """MaxArraySize, read once from ``scontrol show config``."""
-        return cached_limit(self, slurm_max_array_size)
 
     def _find(self, name: str) -> Optional[List[str]]:
         """Ids of the jobs named ``name`` (squeue, then sacct); None: no answer now."""
