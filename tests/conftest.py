@@ -54,11 +54,14 @@ def use_sge(monkeypatch) -> Dict[str, str]:
 
 @pytest.fixture(params=['local',
                         pytest.param('slurm', marks=pytest.mark.slurm),
-                        pytest.param('torque', marks=pytest.mark.torque)])
+                        pytest.param('torque', marks=pytest.mark.torque),
+                        pytest.param('sge', marks=pytest.mark.sge)])
 def qtype(request):
     """Each batch-system test runs on every batch system the suite has started."""
     if request.param in ('slurm', 'torque'):
         _require_slurm(request.param)
+    if request.param == 'sge':
+        use_sge(request.getfixturevalue('monkeypatch'))
     return request.param
 
 
