@@ -255,3 +255,24 @@ def test_one_qstat_per_poll_and_one_qacct_for_many_jobs(sge, monkeypatch):
     del calls[:]
     system.statuses([job.id for job in jobs])
     assert calls == ['qstat']
+
+
+def test_a_qsub_of_unknown_outcome_is_looked_up_by_name_not_repeated(tmp_path):
+    files = JobFiles(str(tmp_path), 'once', qtype='sge')
+    names = []
+
+    def qstat(argv):
+        name = names[-1] if names else ''
+        return (0, f"<?xml version='1.0'?><job_info><queue_info><job_list state='running'>"
+                   f"<JB_job_number>41</JB_job_number><JB_name>{name}</JB_name>"
+                   f"<state>r</state></job_list></queue_info></job_info>", '')
+
+    def qsub(argv):
+        names.append(argv[argv.index('-N') + 1])
+        return (124, '', 'timed out')       # the job was taken; the answer was lost
+    shell = FakeShell({'qsub': qsub, 'qstat': qstat})
+    system = GridEngine(shell, user='ann')
+    assert system.submit(files, [], {}) == '41'
+    assert shell.programs().count('qsub') == 1
+    assert names[0].startswith('once.c')
+    assert ['qstat', '-xml', '-u', 'ann'] in shell.calls

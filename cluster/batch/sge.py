@@ -354,9 +354,10 @@ class GridEngine(BatchSystem):
         if len(ids) == 1:
             argv = ['qacct', '-j', ids[0]]
         else:
-            since = min(self._submitted_at.get(i, time.time() - 2 * 86400) for i in ids)
+            # a day before the oldest submit: the cluster's clock may be in another zone
+            since = min(self._submitted_at.get(i, time.time() - 86400) for i in ids)
             argv = ['qacct', '-o', self.user or getpass.getuser(), '-E', '-b',
-                    time.strftime('%Y%m%d%H%M.%S', time.localtime(since - 60)), '-j']
+                    time.strftime('%Y%m%d%H%M.%S', time.localtime(since - 86400)), '-j']
         code, out, err = self.shell(argv, stdin=None, timeout=self.status_timeout)
         if code != 0 and not _QACCT_NOT_FOUND.search(out + err):
             logger.warning('qacct failed (exit %s): %s', code, (err or out).strip()[:300])
