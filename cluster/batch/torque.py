@@ -1,17 +1,18 @@
 """Torque / PBS: ``qsub`` submits, one ``qstat`` call tracks every job, ``qdel`` cancels.
 
-``qstat`` differs by flavour, found once from ``qstat --version``: ``torque`` (Adaptive Computing)
-prints XML with ``-x``, and keeps a finished job in state C with its ``exit_status`` for
-``keep_completed`` seconds; ``pbspro`` (PBS Professional, OpenPBS) shows history with ``-f -x``
-(state F, ``Exit_status``); ``wrapper`` (Slurm's ``slurm-wlm-torque`` scripts, or anything else)
-prints plain ``qstat -f`` text with states Q/R/C and no exit status, and exits 153 for an unknown
-id. The wrappers' ``qsub`` ignores ``#PBS -o/-e``, so output paths go on the command line.
+``qstat`` differs by flavour, found once from ``qstat --version``: ``torque`` (Adaptive
+Computing) prints XML with ``-x``, and keeps a finished job in state C with its
+``exit_status`` for ``keep_completed`` seconds; ``pbspro`` (PBS Professional, OpenPBS)
+shows history with ``-f -x`` (state F, ``Exit_status``); ``wrapper`` (Slurm's
+``slurm-wlm-torque`` scripts, or anything else) prints plain ``qstat -f`` text with states
+Q/R/C and no exit status, and exits 153 for an unknown id. The wrappers' ``qsub`` ignores
+``#PBS -o/-e``, so output paths go on the command line.
 
-Header: nodes, cores and features form one ``-l nodes=N:ppn=C[:features]`` line; ``qos`` is ``-l
-qos=NAME`` (Moab); ``begin`` is ``-a`` (``[[CC]YY]MMDDhhmm.SS``, a relative ``now+N`` made
-absolute); ``export='ALL'`` is ``-V``. The final states C and F say nothing about success: without
-an exit status (the wrappers) a job is UNKNOWN until :func:`cluster.queue.outcome` decides from its
-exit-code file and Slurm's accounting.
+Header: nodes, cores and features form one ``-l nodes=N:ppn=C[:features]`` line; ``qos``
+is ``-l qos=NAME`` (Moab); ``begin`` is ``-a`` (``[[CC]YY]MMDDhhmm.SS``, a relative
+``now+N`` made absolute); ``export='ALL'`` is ``-V``. The final states C and F say nothing
+about success: without an exit status (the wrappers) a job is UNKNOWN until
+:func:`cluster.queue.outcome` decides from its exit-code file and Slurm's accounting.
 """
 from __future__ import annotations
 
