@@ -129,6 +129,13 @@ class TestRunner:
         assert time.monotonic() - started < 10
         assert connection.run(['true']) [0] == 0   # the connection is still usable
 
+    def test_a_torque_qsub_is_not_taken_for_grid_engine_remotely(self, connection):
+        from cluster.batch.sge import GridEngine
+        from cluster.batch.torque import Torque
+        # the test user's qsub is Slurm's Torque wrapper: qstat -help and $SGE_ROOT,
+        # asked through the remote shell, say it is not Grid Engine's
+        assert Torque.found(connection.run) and not GridEngine.found(connection.run)
+
     def test_qtype_is_detected_remotely(self, env, connection, in_tmp):
         assert connection.detect_qtype() == 'slurm'   # sbatch is on the test user's PATH
         name = make_profile(env, 'detect', qtype=None)
