@@ -12,13 +12,15 @@ them does no work (no file written, no process or thread started, nothing detect
 from . import config_file, job, jobqueue, logme, options, queue, run, script  # noqa: F401
 from .run.errors import (ClusterError, CommandError, ConfigError, JobError, OptionError,
                          ProfileError, SubmissionError, SubmissionUnknown)
-from .job import Executor, Job, JobFuture, clean, clean_dir, make_job, make_job_file, submit, submit_file
+from .job import (Executor, Job, JobFuture, attach, clean, clean_dir, jobs, make_job,
+                  make_job_file, submit, submit_file)
 from .options import check_arguments, option_help
 from .queue import Queue, check_queue, get_cluster_environment, wait
 from .script.runner import Resume
 
 __version__ = '0.1.0'
-__all__ = ['Job', 'Executor', 'JobFuture', 'submit', 'make_job', 'make_job_file', 'submit_file', 'clean', 'clean_dir',
+__all__ = ['Job', 'Executor', 'JobFuture', 'attach', 'jobs', 'submit', 'make_job',
+           'make_job_file', 'submit_file', 'clean', 'clean_dir',
            'Queue', 'wait', 'get_cluster_environment', 'check_queue', 'check_arguments',
            'option_help', 'Resume', 'ClusterError', 'CommandError', 'ConfigError', 'JobError',
            'OptionError', 'ProfileError', 'SubmissionError', 'SubmissionUnknown']

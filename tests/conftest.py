@@ -28,6 +28,20 @@ def private_config(tmp_path_factory):
         os.environ['CLUSTER_CONFIG'] = old
 
 
+@pytest.fixture(scope='session', autouse=True)
+def private_records(tmp_path_factory):
+    """Point CLUSTER_STATE_DIR at a fresh directory: the job records of the run go there
+    (and to the processes the tests start), never to the user's own."""
+    path = tmp_path_factory.mktemp('state') / 'jobs'
+    old = os.environ.get('CLUSTER_STATE_DIR')
+    os.environ['CLUSTER_STATE_DIR'] = str(path)
+    yield str(path)
+    if old is None:
+        os.environ.pop('CLUSTER_STATE_DIR', None)
+    else:
+        os.environ['CLUSTER_STATE_DIR'] = old
+
+
 def slurm_ready() -> bool:
     if not shutil.which('scontrol'):
         return False

@@ -9,6 +9,8 @@ Sections (see ``~cluster.example`` at the top of the repository):
 * ``[queue]``: ``max_queue_len`` (1000), ``queue_update`` (2: seconds between status
   polls); the older ``sleep_len`` is no longer read (a warning says so);
 * ``[jobqueue]``: ``cores`` (empty: every core of the machine);
+* ``[records]``: ``retention_days`` (30): job records (:mod:`cluster.job.records`)
+  untouched for longer are deleted;
 * ``[profile.NAME]``, one per profile: job options (``cluster.options``) and, for a remote
   cluster, the connection keys ``remote``, ``qtype``, ``key``, ``python`` and
   ``strict_host_key``.

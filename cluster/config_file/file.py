@@ -23,6 +23,7 @@ PROFILE_PREFIX = 'profile.'
 DEFAULTS: Dict[str, Dict[str, Any]] = {
     'queue': {'max_queue_len': 1000, 'queue_update': 2},
     'jobqueue': {'cores': None},
+    'records': {'retention_days': 30},
     **{section: dict(keys) for section, keys in SYSTEM_SETTINGS.items()},  # a batch system's
     'executor': {'progress': False},
 }

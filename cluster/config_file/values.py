@@ -101,6 +101,7 @@ SETTING_CHECKS: Dict[Tuple[str, str], Callable[[Any], Any]] = {
     ('queue', 'max_queue_len'): _number(1, True, 'a whole number >= 1'),
     ('queue', 'queue_update'): _number(0.001, False, 'a number of seconds > 0'),
     ('jobqueue', 'cores'): _cores,
+    ('records', 'retention_days'): _number(0.001, False, 'a number of days > 0'),
     **{(section, key): _name for section, keys in SYSTEM_SETTINGS.items() for key in keys},
     ('executor', 'progress'): _flag,
 }

@@ -25,6 +25,7 @@ from ..script.files import DEFAULT_SUFFIX, JobFiles, Script
 from ..run.place import place
 from ..run.storage import remove_local
 from ..script.body import job_body
+from . import records
 from . import requeue
 from .prepare import (Command, check_dependencies, default_name, dependency_ids, merged_options,
                       submitter, where)
@@ -209,6 +210,7 @@ class Job:
             dependencies = dependency_ids(self.depends, self.system)  # submitted before
             job_id = self.system.submit(self.target, dependencies, options)
         self._watcher.track(job_id, self.files, self.store)
+        records.submitted(self, job_id)
         logger.info('submitted %s as %s job %s', self.name, where(self.system), job_id)
         return job_id
 
@@ -366,6 +368,7 @@ class Job:
             targets += self.target.outputs() + [self.outfile, self.errfile]
         targets = sorted(set(targets))
         self.store.remove(self.files, targets)
+        records.cleaned(self)
         remove_local({self.store.local(self.files, t) for t in targets}
                      | {s.path for s in self.scripts})
 

@@ -153,6 +153,11 @@ class Watcher:
         with self._lock:
             return self._info.get(job_id) or JobInfo(job_id, State.UNKNOWN)
 
+    def known(self, job_id: str) -> Optional[JobInfo]:
+        """What the last poll knows of a tracked job, without polling (None: nothing)."""
+        with self._lock:
+            return self._info.get(job_id)
+
     def open_count(self) -> int:
         """Unfinished jobs of the user: the last listing's, plus the ones tracked since."""
         self.refresh()
