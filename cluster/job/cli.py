@@ -1,4 +1,5 @@
-"""The `cluster` command: options, profiles, config, submit, queue, wait, clean and demo."""
+"""The `cluster` command: options, profiles, config, submit, queue, wait, clean and demo;
+the commands for recorded jobs (jobs, get, resubmit, cancel) are :mod:`cluster.job.cli_jobs`."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .. import config_file
 from ..batch import SYSTEMS
+from .cli_jobs import add_commands, table as _table
 from .demo import run_demo
 from ..run.errors import ClusterError
 from .api import clean_dir
@@ -21,7 +23,8 @@ logger = logging.getLogger(__name__)
 #: the ``--qtype`` choices: every system of the registry
 QTYPES = tuple(SYSTEMS)
 DESCRIPTION = ('Write a pipeline once; run it locally, on a batch system, or on a remote '
-               'cluster. Commands: options, profile, config, submit, queue, wait, clean, demo.')
+               'cluster. Commands: options, profile, config, submit, queue, wait, jobs, get, '
+               'resubmit, cancel, clean, demo.')
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,13 +137,6 @@ def _cmd_queue(args: argparse.Namespace) -> None:
     print(_table(rows))
 
 
-def _table(rows: List[Sequence[str]]) -> str:
-    """Columns padded to their widest cell (the last one is not padded)."""
-    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]) - 1)]
-    return '\n'.join('  '.join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]])
-                     .rstrip() for row in rows)
-
-
 def _cmd_wait(args: argparse.Namespace) -> None:
     infos = Queue(qtype=args.qtype, profile=args.profile).wait(args.ids, timeout=args.timeout)
     failed = 0
@@ -226,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument('--keep-outputs', action='store_true')
     cmd.add_argument('-y', '--yes', action='store_true', help='do not ask')
 
+    add_commands(add, QTYPES)
+    _add_demo(add)
+    return parser
+
+
+def _add_demo(add: Any) -> None:
     cmd = add('demo', _cmd_demo, 'run the demo pipeline: split, process in parallel, merge')
     cmd.add_argument('--qtype', choices=QTYPES, default='local')
     cmd.add_argument('--parts', type=int, default=4)
@@ -233,7 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument('--dir', help='work directory (default: a new temporary one)')
     cmd.add_argument('--keep', action='store_true',
                      help='keep the files it wrote (by default they are removed at the end)')
-    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> None:
