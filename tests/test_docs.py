@@ -172,6 +172,7 @@ def path_without(tmp_path: Path, hidden: tuple) -> str:
 
 def run_env(tmp_path: Path, mode: str) -> dict:
     env = dict(os.environ, CLUSTER_CONFIG=str(tmp_path / 'cluster.ini'),
+               CLUSTER_STATE_DIR=str(tmp_path / 'state'),   # the block's own job records
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get('PYTHONPATH')])))
     if mode == 'local':
         env['PATH'] = path_without(tmp_path, BATCH_COMMANDS)

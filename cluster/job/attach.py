@@ -141,7 +141,7 @@ def _gone(record: Dict[str, Any], job: Job) -> Optional[str]:
 
 
 def jobs(state: Optional[Union[str, State]] = None,
-         since: Optional[Union[float, datetime.datetime, datetime.timedelta]] = None,
+         since: Any = None,
          profile: Optional[str] = None) -> List[Job]:
     """Recorded jobs, newest first, with their current states (one status command per
     batch system). ``state`` keeps jobs in that state (``'running'``...), ``since`` the

@@ -3,7 +3,7 @@
 The records live in :func:`state_dir`: ``$CLUSTER_STATE_DIR`` when set, else
 platformdirs' user state directory (``~/.local/state/cluster/jobs`` on Linux). The
 directory is made 0700; a record is written 0600 through the package's one atomic write
-(:func:`cluster.script.files.write_atomic`), one file per job, so writers in several
+(``cluster.script.files.write_atomic``), one file per job, so writers in several
 processes never lose each other's records. A record is read only when it is a regular
 file of this user, opened without following symlinks, in a directory closed to others,
 and holds the schema below: anything else is a :class:`RecordError`. Records are JSON
@@ -11,35 +11,57 @@ and never unpickled; a function job's payload stays its pickle file.
 
 Schema (``"schema": "cluster.job-record"``, ``"version": 1``), every key always present:
 
-============  ===========================================================================
-``id``        the batch system's job id (a string)
-``system``    the batch system's name (``qtype``)
-``name``      the job's name (its files' name)
-``kind``      ``"command"`` or ``"function"``
-``command``   the command line of a command job (None for a function job: its payload
-              is ``files.pickle_in``)
-``files``     the job's files on this machine: ``directory``, ``name``, ``suffix``,
-              ``qtype``, ``script`` (:class:`~cluster.script.JobFiles` fields)
-``target``    the same files as the batch system sees them (the remote job directory)
-``outfile``   where the job's standard output goes, as the batch system sees it
-``errfile``   the same for standard error
-``options``   the job's options (JSON values; others as their ``str``)
-``dir``       the directory the job runs in; ``modules`` and ``imports`` its lists
-``profile``   the profile the job was made with (None: none named)
-``remote``    None here, else ``{"address": "user@host:port", "url": "ssh://...",
-              "profile": ...}``: the endpoint, never a credential
-``host``      the host the job was submitted from; ``pid`` and ``pid_started`` its
-              process (a local job ends with it)
-``submitted`` submit time, epoch seconds
-``links``     ``{"resubmit_of": key or None, "resubmitted_as": [keys]}``
-``attempts``  how many times the job ran (1; requeues add to it)
-``array``     None, or for an array ``{"size": n, "calls": {index: text}}``
-``key``       the record's own key (below), added when it is written
-============  ===========================================================================
+``id``
+    the batch system's job id (a string)
+``system``
+    the batch system's name (``qtype``)
+``name``
+    the job's name (its files' name)
+``kind``
+    ``"command"`` or ``"function"``
+``command``
+    the command line of a command job (None for a function job: its payload
+    is ``files.pickle_in``)
+``files``
+    the job's files on this machine: ``directory``, ``name``, ``suffix``,
+    ``qtype``, ``script`` (:class:`~cluster.script.JobFiles` fields)
+``target``
+    the same files as the batch system sees them (the remote job directory)
+``outfile``
+    where the job's standard output goes, as the batch system sees it
+``errfile``
+    the same for standard error
+``options``
+    the job's options (JSON values; others as their ``str``)
+``dir``
+    the directory the job runs in; ``modules`` and ``imports`` its lists
+``profile``
+    the profile the job was made with (None: none named)
+``remote``
+    None here, else ``{"address": "user@host:port", "url": "ssh://...",
+    "profile": ...}``: the endpoint, never a credential
+``host``
+    the host the job was submitted from; ``pid`` and ``pid_started`` its
+    process (a local job ends with it)
+``submitted``
+    submit time, epoch seconds
+``links``
+    ``{"resubmit_of": key or None, "resubmitted_as": [keys]}``
+``attempts``
+    how many times the job ran (1; requeues add to it)
+``array``
+    None, or for an array ``{"size": n, "calls": {index: text}}``
+``key``
+    the record's own key (below), added when it is written
 
 A record is named by its *key*, ``<id>-<8 hex>``: the hex tells apart jobs with the same
-id on other systems, endpoints, or (local jobs) processes. :func:`update` changes fields
-of a record under a lock; a reader of a version newer than :data:`VERSION` refuses it.
+id on other systems, endpoints, or (local jobs) processes. :func:`update` sets fields and
+:func:`modify` changes a record in place, both under a lock every process shares.
+
+A new key is added to ``FIELDS`` (its JSON types), to :func:`new` (its value in a new
+record) and to ``ADDED`` (the version that brought it, and its value in older records),
+and ``VERSION`` goes up by one: older records then read with that value, and a reader
+refuses a record of a version newer than its own.
 """
 from __future__ import annotations
 
@@ -54,7 +76,7 @@ import shlex
 import socket
 import stat
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import platformdirs
 import psutil
@@ -78,6 +100,8 @@ FIELDS: Dict[str, tuple] = {
     'attempts': (int,), 'array': (dict, type(None)), 'dir': (str,), 'modules': (list,),
     'imports': (list,),
 }
+#: keys added after version 1: key -> (the version that added it, its value in older records)
+ADDED: Dict[str, Tuple[int, Any]] = {}
 _KEY = re.compile(r'^[A-Za-z0-9_.+\[\]-]{1,200}$')
 MAX_BYTES = 4 << 20
 
@@ -154,6 +178,9 @@ def check(record: Any, where: str) -> Dict[str, Any]:
     if not isinstance(version, int) or version > VERSION or version < 1:
         raise RecordError(f'{where} has record version {version!r}; this cluster reads '
                           f'versions 1 to {VERSION} (a newer cluster wrote it?)')
+    for name, (since, default) in ADDED.items():
+        if version < since:
+            record.setdefault(name, default)
     for name, types in FIELDS.items():
         if name not in record:
             raise RecordError(f'{where} is corrupt: it lacks {name!r}')
