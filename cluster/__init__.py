@@ -12,6 +12,7 @@ them does no work (no file written, no process or thread started, nothing detect
 from . import config_file, job, jobqueue, logme, options, queue, run, script  # noqa: F401
 from .run.errors import (ClusterError, CommandError, ConfigError, JobError, OptionError,
                          ProfileError, SubmissionError, SubmissionUnknown)
+from .job.records import RecordError
 from .job import (Executor, Job, JobFuture, attach, clean, clean_dir, jobs, make_job,
                   make_job_file, submit, submit_file)
 from .options import check_arguments, option_help
@@ -23,4 +24,4 @@ __all__ = ['Job', 'Executor', 'JobFuture', 'attach', 'jobs', 'submit', 'make_job
            'make_job_file', 'submit_file', 'clean', 'clean_dir',
            'Queue', 'wait', 'get_cluster_environment', 'check_queue', 'check_arguments',
            'option_help', 'Resume', 'ClusterError', 'CommandError', 'ConfigError', 'JobError',
-           'OptionError', 'ProfileError', 'SubmissionError', 'SubmissionUnknown']
+           'OptionError', 'ProfileError', 'RecordError', 'SubmissionError', 'SubmissionUnknown']

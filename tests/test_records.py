@@ -198,3 +198,16 @@ def test_a_cleaned_job_takes_its_record_along(state, in_tmp):
     assert records.find(job.id)
     job.clean(delete_outputs=True)
     assert records.find(job.id) == []
+
+
+@pytest.mark.slurm
+def test_a_directory_cleaned_by_cluster_clean_takes_the_records_along(state, in_tmp):
+    from conftest import _require_slurm
+    _require_slurm('slurm')
+    first, second = (cluster.Job('true', name=n, qtype='slurm').submit() for n in 'ab')
+    assert first.wait(300) and second.wait(300)
+    cluster.clean_dir(str(in_tmp))
+    with pytest.raises(RecordError, match=f'job {first.id} \\(a\\) was cleaned: its files'):
+        cluster.attach(first.id)
+    assert records.find(first.id) == []
+    assert second.id not in [j.id for j in cluster.jobs()] and records.find(second.id) == []

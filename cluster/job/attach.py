@@ -51,6 +51,11 @@ def attach(job_id: Union[str, int], qtype: Optional[str] = None,
     :class:`~cluster.JobError` for a local job whose process is gone before it ended.
     """
     record = attach_record(job_id, qtype, profile, remote)
+    if _cleaned(record):
+        records.remove(record['key'])
+        raise records.RecordError(f'job {job_id} ({record["name"]}) was cleaned: its files '
+                                  f'in {record["files"]["directory"]} are gone, and its '
+                                  'record with them')
     job = from_record(record, profile, remote)
     problem = _gone(record, job)
     if problem:
