@@ -195,3 +195,19 @@ def test_jobs_lists_newest_first_with_one_status_command(in_tmp, tmp_path, monke
         for job in running:
             job.cancel()
     assert watcher(system).wait([j.id for j in running], 120)
+
+
+@pytest.mark.slurm
+def test_a_job_whose_profile_was_deleted_is_still_found(in_tmp):
+    from conftest import _require_slurm
+    from cluster import config_file
+    _require_slurm('slurm')
+    config_file.set_profile('short-lived', {'cores': 1, 'mem': '500MB'}, update=False)
+    try:
+        job = cluster.Job('echo kept', name='kept', profile='short-lived', qtype='slurm')
+        job_id = job.submit().id
+    finally:
+        config_file.delete_profile('short-lived')
+    [listed] = cluster.jobs(profile='short-lived')
+    assert listed.id == job_id and listed.options['mem'] == 500
+    assert cluster.attach(job_id).get(timeout=300) == (0, 'kept\n', '')

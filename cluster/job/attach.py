@@ -78,13 +78,13 @@ def from_record(record: Dict[str, Any], profile: Optional[str] = None,
                 remote: Any = None) -> Job:
     """A :class:`~cluster.Job` standing for the recorded job (nothing is submitted)."""
     where = record['remote']
-    if where and not remote:
-        remote = where['url']
+    if where:  # else the profile played its part when the job was made: no need for it now
+        remote = remote or where['url']
         profile = profile or _existing(where.get('profile'))
     command = _payload_in_files if record['kind'] == 'function' else record['command']
     job = Job(command, name=record['name'], qtype=None if where else record['system'],
-              profile=profile, remote=remote if where else None)
-    job.options = dict(record['options'])
+              profile=profile if where else None, remote=remote if where else None)
+    job.options, job.profile = dict(record['options']), record['profile']
     files, target = JobFiles(**record['files']), JobFiles(**record['target'])
     for key, default in (('outfile', target.outfile), ('errfile', target.errfile)):
         if record[key] != default:

@@ -8,7 +8,6 @@ Nothing here names a batch system: the header and scripts come from the job's
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shlex
@@ -27,8 +26,8 @@ from ..run.storage import remove_local
 from ..script.body import job_body
 from . import records
 from . import requeue
-from .prepare import (Command, check_dependencies, default_name, dependency_ids, merged_options,
-                      submitter, where)
+from .prepare import (Command, check_dependencies, default_name, dependency_ids, explained,
+                      merged_options, submitter, where)
 
 logger = logging.getLogger(__name__)
 
@@ -284,19 +283,7 @@ class Job:
 
     def _explained(self, info: JobInfo) -> JobInfo:
         """``info`` with a reason naming the failed dependency of a job that never ran."""
-        if info.state not in (State.CANCELLED, State.FAILED) or (
-                info.reason and 'depend' not in info.reason.lower()):
-            return info
-        for dep in self.depends:
-            if not isinstance(dep, Job) or not dep.done:
-                continue  # only a dependency that has ended can explain it: never wait here
-            if dep.info.state is not State.COMPLETED or dep.info.exitcode:
-                code = dep.info.exitcode
-                return dataclasses.replace(info, reason=(
-                    f'dependency {dep.name} ({dep.id}) ended {dep.info.state}'
-                    + (f' with exit code {code}' if code else '')
-                    + (f': {dep.info.reason}' if dep.info.reason else '')))
-        return info
+        return explained(info, [d for d in self.depends if isinstance(d, Job)])
 
     def cancel(self) -> None:
         """Ask the batch system to cancel the job."""

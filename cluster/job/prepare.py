@@ -1,7 +1,9 @@
 """What a :class:`~cluster.job.Job` settles before it is written: its options and name,
-its dependencies' ids, and the background thread that runs its system's submit commands."""
+its dependencies' ids, the background thread that runs its system's submit commands, and
+the reason a job that never ran gives (its failed dependency)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -10,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import config_file
+from ..batch import State
 from ..options import check_arguments
 from ..run.errors import ClusterError, JobError
 
@@ -79,3 +82,21 @@ def submitter(system: Any) -> Tuple[ThreadPoolExecutor, threading.BoundedSemapho
                 ThreadPoolExecutor(1, thread_name_prefix=f'cluster-submit-{system.name}'),
                 threading.BoundedSemaphore(PIPELINE_DEPTH))
         return _SUBMITTERS[key]
+
+
+def explained(info: Any, depends: Sequence[Any]) -> Any:
+    """``info`` (a JobInfo) with a reason naming the failed dependency (a Job of
+    ``depends``) of a job that never ran."""
+    if info.state not in (State.CANCELLED, State.FAILED) or (
+            info.reason and 'depend' not in info.reason.lower()):
+        return info
+    for dep in depends:
+        if not dep.done:
+            continue  # only a dependency that has ended can explain it: never wait here
+        if dep.info.state is not State.COMPLETED or dep.info.exitcode:
+            code = dep.info.exitcode
+            return dataclasses.replace(info, reason=(
+                f'dependency {dep.name} ({dep.id}) ended {dep.info.state}'
+                + (f' with exit code {code}' if code else '')
+                + (f': {dep.info.reason}' if dep.info.reason else '')))
+    return info
