@@ -124,6 +124,9 @@ def test_a_job_the_scheduler_forgot_settles_from_its_files(in_tmp):
     never = str(int(job.id) + 5_000_001)
     files = dict(record['files'], name='never_ran')
     _forgotten(record, never, files=files, target=files)
+    script = cluster.script.JobFiles(**files).submission   # written, never ended
+    with open(script, 'w') as handle:
+        handle.write(open(job.files.submission).read())
     start = time.monotonic()
     lost = cluster.attach(never)
     assert lost.wait(timeout=60) is False
