@@ -19,6 +19,7 @@ import cluster
 from cluster.batch import State
 from cluster.batch.slurm import Slurm
 from cluster.job import Job
+from cluster.job import records
 from cluster.job.requeue import attempts_started
 from cluster.options import check_arguments, option_help
 from cluster.run.errors import OptionError
@@ -299,6 +300,7 @@ def test_a_requeued_command_is_rerun_and_reports_its_true_code(slurm_cpus, start
     code, out, _ = job.get(timeout=600)
     assert (code, job.info.state) == (3, State.FAILED)  # the last attempt's, not 143
     assert 'attempt 0\n' in out and 'attempt 1\n' in out and attempts_started(job) == 2
+    assert records.load(job.record_key)['attempts'] == 2  # the record counts them too
 
 
 @pytest.mark.slurm

@@ -279,6 +279,7 @@ class Job:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             info = self._watcher.wait([job_id], left)[job_id]
             self._info = self._explained(info)
+            requeue.settled(self)
         return self._info.state == State.COMPLETED and not self._info.exitcode
 
     def _explained(self, info: JobInfo) -> JobInfo:

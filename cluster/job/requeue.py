@@ -15,8 +15,9 @@ from typing import Any, List, Mapping, Optional
 from .. import batch
 from ..batch import BatchSystem
 from ..options import OPTIONS
-from ..run.errors import OptionError
+from ..run.errors import ClusterError, OptionError
 from ..script.body import Attempts
+from . import records
 
 logger = logging.getLogger(__name__)
 
@@ -76,3 +77,15 @@ def attempts_started(job: Any) -> Optional[int]:
         return int(text.strip()) if text else None
     except ValueError:
         return None
+
+
+def settled(job: Any) -> None:
+    """Count the attempts of an ended job with ``requeue`` in its record."""
+    key = getattr(job, 'record_key', None)
+    count = attempts_started(job) if key and job.options.get('requeue') else None
+    if count:
+        try:
+            records.update(key, attempts=count)
+        except (ClusterError, OSError) as exc:  # the job's outcome stands all the same
+            logger.warning('job %s: its record could not count %d attempts: %s',
+                           job.name, count, exc)
