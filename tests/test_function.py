@@ -44,6 +44,38 @@ def test_function_defined_in_a_main_script(qtype, tmp_path):
     assert result.stdout.split() == ['Box', '42']
 
 
+USES_A_MODULE = textwrap.dedent('''
+    import sys
+    import threading
+    import cluster
+    import mylib
+
+    def scaled(value):
+        return mylib.scale(value), cluster.__name__
+
+    if __name__ == '__main__':
+        assert isinstance(mylib.LOCK, type(threading.Lock()))
+        print(*cluster.submit(scaled, (14,), qtype=sys.argv[1]).get())
+''')
+
+
+@pytest.mark.parametrize('qtype', ['local', pytest.param('slurm', marks=pytest.mark.slurm)])
+def test_a_main_function_using_modules_outside_site_packages(qtype, tmp_path):
+    """A __main__ function that uses the user's own module (and ``cluster``, which an
+    editable install keeps outside site-packages) is pickled with those modules by name:
+    dill alone would pickle their whole namespace, and fail on the lock in it."""
+    if qtype == 'slurm':
+        from conftest import require, slurm_ready
+        require('Slurm', slurm_ready(), 'bash tests/cluster/slurm_up.sh')
+    (tmp_path / 'mylib.py').write_text('import threading\nLOCK = threading.Lock()\n'
+                                       'def scale(value):\n    return 3 * value\n')
+    (tmp_path / 'uses_module.py').write_text(USES_A_MODULE)
+    result = subprocess.run([sys.executable, 'uses_module.py', qtype], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['42', 'cluster']
+
+
 def test_payload_and_result_are_private(in_tmp):
     job = cluster.submit(sum, ([1, 2],), qtype='local')
     assert job.get() == 3

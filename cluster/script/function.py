@@ -11,14 +11,15 @@ import inspect
 import io
 import logging
 import os
+import shlex
 import sys
 import sysconfig
+import types
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from ..run.errors import JobError
 from .files import JobFiles, write_atomic
 from . import runner as _runner
-import shlex
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +101,41 @@ def _by_value_hook() -> bool:
     return True
 
 
+_PICKLER: Any = None
+
+
+def _pickler_class() -> Any:
+    """dill's Pickler, except that a module reached from a pickled function goes by name
+    (imported again on the node) unless it is ``__main__``, or a module that is not
+    installed in a payload for another machine. dill would otherwise pickle a module
+    outside site-packages (the user's own, or an editable install) with its whole
+    ``__dict__``, which fails on its locks and C objects."""
+    global _PICKLER
+    if _PICKLER is None:
+        import dill  # heavy: dill
+        from dill import _dill  # heavy: dill
+        by_state = dill.Pickler.dispatch[types.ModuleType]
+
+        def save_module(pickler: Any, module: types.ModuleType) -> None:
+            name = module.__name__
+            if name == '__main__' or (getattr(pickler, '_cluster_portable', False)
+                                      and not is_installed(name)):
+                return by_state(pickler, module)
+            pickler.save_reduce(_dill._import_module, (name,), obj=module)
+
+        class Pickler(dill.Pickler):
+            dispatch = dill.Pickler.dispatch.copy()
+        Pickler.dispatch[types.ModuleType] = save_module
+        _PICKLER = Pickler
+    return _PICKLER
+
+
 def _dumps(obj: Any, by_value: bool) -> bytes:
-    import dill  # heavy: dill
-    if not by_value:
-        return dill.dumps(obj, recurse=True)
-    if not _by_value_hook():
+    if by_value and not _by_value_hook():
         logger.warning('this dill cannot ship functions by value; they go by name')
     buffer = io.BytesIO()
-    pickler = dill.Pickler(buffer, recurse=True)
-    pickler._cluster_portable = True
+    pickler = _pickler_class()(buffer, recurse=True)
+    pickler._cluster_portable = by_value
     pickler.dump(obj)
     return buffer.getvalue()
 
