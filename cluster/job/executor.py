@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from .. import config_file
 from ..batch import BatchSystem
-from ..run.errors import JobError
+from ..run.errors import JobError, OptionError
 from ..run.place import place
 from ..run.storage import remove_local
 from . import arrays
@@ -49,6 +49,10 @@ class Executor(concurrent.futures.Executor):
         if throttle is not None and (not isinstance(throttle, int) or throttle < 1):
             raise JobError(f'throttle must be a whole number >= 1, not {throttle!r}')
         self.options = merged_options(profile, options)  # checked: bad keywords fail here
+        if self.options.get('requeue'):
+            raise OptionError('requeue=True is not supported by the Executor yet: its array '
+                              'tasks are not requeued or checkpointed; submit such calls '
+                              'as Jobs (cluster.submit(..., requeue=True))')
         self.store, self.system = place(qtype, profile, remote)
         self.qtype, self.profile, self.remote = self.system.name, profile, remote
         self.throttle = throttle
