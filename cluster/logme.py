@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import IO, Optional, Union
 import time
+from typing import IO, Optional, Union
 
 logger = logging.getLogger(__name__)
 

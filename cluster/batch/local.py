@@ -12,11 +12,11 @@ import subprocess
 import sys
 from typing import Dict, Mapping, Optional, Sequence
 
-from ..script import function
+from .. import config_file, jobqueue
 from ..run.errors import JobError, SubmissionError
+from ..script import function
 from ..script.files import JobFiles, write_atomic
 from .base import BatchSystem, JobInfo
-from .. import config_file, jobqueue
 
 logger = logging.getLogger(__name__)
 

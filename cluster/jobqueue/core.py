@@ -9,12 +9,13 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
+import psutil
+
 from ..batch import State
 from ..run.errors import JobError
 from .dispatch import Dispatcher
 from .scheduling import Schedule
 from .worker import current_dir, encode_task, loads
-import psutil
 
 logger = logging.getLogger(__name__)
 

@@ -35,8 +35,9 @@ import weakref
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..run.errors import JobError
 import psutil
+
+from ..run.errors import JobError
 
 logger = logging.getLogger(__name__)
 
