@@ -38,11 +38,10 @@ def node_files(base: str) -> Dict[str, str]:
 
 def task_payload(task: Task, imports: Sequence[str], by_value: bool) -> bytes:
     """The context, then the task's calls (futures replaced by references), pickled."""
-    import dill  # heavy: dill
     context: Dict[str, Any] = {'imports': list(imports or ())}
     if not by_value:
         context.update(cwd=os.getcwd(), sys_path=[os.path.abspath(p) for p in sys.path])
-    return dill.dumps(context) + _function._dumps(task.calls, by_value)
+    return _runner.quick_dumps(context) + _function._dumps(task.calls, by_value)
 
 
 class ArrayJob(Job):
@@ -126,7 +125,8 @@ def submit_calls(tasks: List[Task], deps: List[Task], executor: Any) -> None:
     after = [str(t.id) for t in deps]
     for index, task in enumerate(tasks):
         task.index, task.base, task.files, task.store = index, base, files, store
-        write_atomic(task.paths[0], task_payload(task, options.get('imports') or (), False))
+        write_atomic(task.paths[0], task_payload(task, options.get('imports') or (), False),
+                     sync=False)  # read by a local worker only
         job_id = system.submit_call(_tasks.run_here, (base, index), after, options,
                                     f'{files.name}[{index}]')
         queue.watcher(system).track(job_id)

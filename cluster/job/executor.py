@@ -59,6 +59,8 @@ class Executor(concurrent.futures.Executor):
         self._raw = dict(options)
         #: the system runs calls without scripts (local mode)
         self._by_call = type(self.system).submit_call is not BatchSystem.submit_call
+        if self._by_call and not throttle:
+            self.system.slots()  # starts the local queue's workers while calls are prepared
         if progress is None:
             progress = bool(config_file.get('executor', 'progress'))
         self._check = PickleCheck(self.store.ships_functions_by_value)
@@ -107,15 +109,19 @@ class Executor(concurrent.futures.Executor):
                 self._timer.start()
         return future
 
-    def _prepare(self, fn: Callable, args: tuple, kwargs: dict) -> JobFuture:
+    def _prepare(self, fn: Callable, args: tuple, kwargs: dict,
+                 name: Optional[str] = None, checked: bool = False) -> JobFuture:
+        """The future of one call; ``checked``: its arguments are known to pickle and to
+        hold no future (:meth:`PickleCheck.check_all`)."""
         if not callable(fn):
             raise JobError(f'{fn!r} is not callable')
-        if has_futures((args, kwargs)):
-            self._flush()  # a future still gathering gets its task (and id) first
         found: List[JobFuture] = []
-        args, kwargs = replace_futures((args, kwargs), found)
-        self._check.check(fn, args, kwargs)
-        future = JobFuture(default_name(fn), self.system)
+        if not checked:
+            if has_futures(args) or has_futures(kwargs):
+                self._flush()  # a future still gathering gets its task (and id) first
+                args, kwargs = replace_futures((args, kwargs), found)
+            self._check.check(fn, args, kwargs)
+        future = JobFuture(name or default_name(fn), self.system)
         future.call = (fn, args, kwargs)
         future.after = found
         future.flush = self._flush
@@ -167,7 +173,10 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError('cannot map after shutdown')
-            futures = [self._prepare(fn, args, {}) for args in zip(*iterables)]
+            calls = list(zip(*iterables))
+            name = default_name(fn) if callable(fn) else None
+            checked = callable(fn) and self._check.check_all(fn, calls)
+            futures = [self._prepare(fn, args, {}, name, checked) for args in calls]
         self._flush()
         with self._flushing:
             if futures:

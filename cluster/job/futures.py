@@ -158,11 +158,20 @@ def replace_futures(value: Any, found: List[JobFuture]) -> Any:
     return value
 
 
+#: types that hold no future, passed over at once
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
 def has_futures(value: Any) -> bool:
+    if type(value) in _PLAIN:
+        return False
     if isinstance(value, JobFuture):
         return True
     if isinstance(value, (list, tuple)):
-        return any(has_futures(item) for item in value)
+        for item in value:  # a loop, not any(): this runs once per argument of a map
+            if type(item) not in _PLAIN and has_futures(item):
+                return True
+        return False
     if isinstance(value, dict):
         return any(has_futures(item) for item in value.values())
     return False
@@ -186,6 +195,16 @@ class PickleCheck:
             self._try(arg, f'argument {position} of {name} ({type(arg).__name__})')
         for key, arg in kwargs.items():
             self._try(arg, f'keyword argument {key!r} of {name} ({type(arg).__name__})')
+
+    def check_all(self, fn: Callable, arguments: List[tuple]) -> bool:
+        """Check ``fn``; True when all the argument tuples pickle at once with the
+        standard pickler (holding no future), so that no call needs its own check."""
+        self.check(fn, (), {})
+        try:
+            pickle.dumps(arguments)
+            return True
+        except Exception:
+            return False
 
     def _try(self, obj: Any, what: str) -> None:
         try:

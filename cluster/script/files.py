@@ -201,13 +201,14 @@ def write_error(path: str, exc: OSError) -> StorageError:
                         + (f'the disk is full ({exc.strerror})' if full else str(exc.strerror)))
 
 
-def write_atomic(path: str, data: Union[str, bytes, BinaryIO], mode: int = 0o600) -> None:
+def write_atomic(path: str, data: Union[str, bytes, BinaryIO], mode: int = 0o600,
+                 sync: bool = True) -> None:
     """Write ``data`` (str, bytes, or a binary file read in chunks) to ``path``
     atomically (see :func:`cluster.script.runner.write_atomic`: temporary file, fsync, rename,
     never through a symlink); a failure is a :class:`~cluster.run.errors.StorageError`
     naming the path."""
     try:
-        _runner.write_atomic(path, data, mode)
+        _runner.write_atomic(path, data, mode, sync)
     except OSError as exc:
         raise write_error(path, exc) from None
 

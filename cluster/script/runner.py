@@ -24,6 +24,7 @@ import errno
 import os
 import shlex
 import shutil
+import pickle
 import signal
 import stat
 import subprocess
@@ -102,12 +103,33 @@ def load_call(path, resume=None):
     return function, args, kwargs
 
 
-def write_atomic(path, data, mode=0o600):
+def plain_pickle(obj):
+    """``obj`` pickled by the standard (C) pickler, or None when it cannot or when the
+    pickle refers to ``__main__`` (which another process lacks): then dill is needed.
+    dill loads either."""
+    try:
+        data = pickle.dumps(obj, pickle.DEFAULT_PROTOCOL)
+    except Exception:  # what only dill pickles (lambdas, closures...)
+        return None
+    return None if b'__main__' in data else data
+
+
+def quick_dumps(obj, **dill_options):
+    """``obj`` pickled by :func:`plain_pickle` where it can, else by dill."""
+    data = plain_pickle(obj)
+    if data is not None:
+        return data
+    import dill  # heavy: dill
+    return dill.dumps(obj, **dill_options)
+
+
+def write_atomic(path, data, mode=0o600, sync=True):
     """Write ``data`` (bytes, str, or a binary file read in chunks) to ``path``: a temporary file in the same directory,
     fsync, rename. Readers (and a driver killed midway) see the old file or the whole
     new one, never a part, and a failure leaves no temporary file behind. The rename
     replaces a symlink at ``path`` instead of following it. The one atomic write of the
-    package; an OSError it raises names ``path``."""
+    package; an OSError it raises names ``path``. ``sync=False`` skips the fsync, for a
+    file read on this machine only and of no use after a crash (local mode's tasks)."""
     if isinstance(data, str):
         data = data.encode('utf-8')
     tmp = None
@@ -121,7 +143,8 @@ def write_atomic(path, data, mode=0o600):
             else:
                 handle.write(data)
             handle.flush()
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         os.replace(tmp, path)
     except OSError as exc:
         _unlink(tmp)

@@ -88,7 +88,7 @@ def _dump(results):
     """The result file's bytes; a value that cannot be pickled fails its call alone."""
     import dill  # heavy: dill
     try:
-        return dill.dumps(('ok', results), recurse=True)
+        return _runner.quick_dumps(('ok', results), recurse=True)
     except Exception:
         pass
     kept = []
@@ -102,9 +102,9 @@ def _dump(results):
     return dill.dumps(('ok', kept), recurse=True)
 
 
-def run_task(base, index):
-    """Run every call of task ``index``; write its result file; return 0 (1 when the
-    payload or the result file could not be read or written)."""
+def run_task(base, index, sync=True):
+    """Run every call of task ``index``; write its result file (``sync``: fsynced);
+    return 0 (1 when the payload or the result file could not be read or written)."""
     import dill  # heavy: dill
     payload, result = task_paths(base, index)
     saved_path, saved_cwd = list(sys.path), os.getcwd()
@@ -122,7 +122,7 @@ def run_task(base, index):
         sys.path[:] = saved_path
         os.chdir(saved_cwd)
     try:
-        _runner.write_atomic(result, data)
+        _runner.write_atomic(result, data, sync=sync)
     except OSError as exc:
         sys.stderr.write(f'cannot write the result of task {index} to {result}: {exc}\n')
         return 1
@@ -130,8 +130,9 @@ def run_task(base, index):
 
 
 def run_here(base, index):
-    """:func:`run_task` in a local worker: an error when the task could not run."""
-    if run_task(base, index):
+    """:func:`run_task` in a local worker (its files are read on this machine only, so
+    not fsynced): an error when the task could not run."""
+    if run_task(base, index, sync=False):
         raise RuntimeError(f'task {index} of {base} could not run (see its stderr)')
     return 0
 
