@@ -1,0 +1,114 @@
+"""cluster.Executor against faults and limits of the real Slurm: one array task killed
+while it runs, and MaxArraySize set low (tests/cluster/slurm_conf.sh)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import cluster
+from cluster import JobError
+from conftest import _require_slurm
+
+HERE = Path(__file__).resolve().parent
+CONF_SCRIPT = HERE / 'cluster' / 'slurm_conf.sh'
+DEADLINE = 240
+
+pytestmark = pytest.mark.slurm
+
+
+def square(x):
+    return x * x
+
+
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def wait_for(condition, what, deadline=DEADLINE):
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, f'{what}: not within {deadline} s'
+        time.sleep(0.1)  # polling a condition with a deadline
+
+
+def test_a_task_killed_mid_array_fails_only_its_calls(in_tmp):
+    _require_slurm('slurm')
+    with cluster.Executor(qtype='slurm', cores=1, time='00:03:00', throttle=2) as ex:
+        # 8 calls, 2 slots: 2 calls per task, task 1 holds nap(150) and nap(0)
+        calls = [(square, 0), (square, 1), (nap, 150), (nap, 0),
+                 (square, 4), (square, 5), (square, 6), (square, 8)]
+        futures = [ex.submit(fn, arg) for fn, arg in calls]
+        killed = futures[2].job
+        assert futures[3].job is killed and futures[1].job is not killed
+        assert len({f.job.id.split('_')[0] for f in futures}) == 1  # one array
+        try:
+            wait_for(futures[2].running, f'task {killed.id} running')
+            done = subprocess.run(['scancel', killed.id], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+        finally:
+            if not futures[2].done():
+                ex.system.cancel([killed.id])
+        for future in futures[2:4]:
+            with pytest.raises(JobError, match=rf'{killed.id}\) ended cancelled'):
+                future.result(DEADLINE)
+        kept = [f.result(DEADLINE) for i, f in enumerate(futures) if i not in (2, 3)]
+        assert kept == [0, 1, 16, 25, 36, 64]
+
+
+SCRIPT = '''\
+import json, sys
+import cluster
+
+
+def add_one(x):
+    return x + 1
+
+
+with cluster.Executor(qtype='slurm', cores=1, time='00:05:00') as ex:
+    results = list(ex.map(add_one, range({calls}), chunksize=1, timeout={deadline}))
+    arrays = [[job.id, [task.index for task in job.tasks]] for job in ex.jobs]
+    limit = ex.system.array_limit()
+print(json.dumps({{'results': results, 'arrays': arrays, 'limit': limit}}))
+'''
+
+
+def test_arrays_split_at_a_low_max_array_size_each_from_index_0(in_tmp):
+    """52 tasks under MaxArraySize=50: two sbatch calls, arrays 0-49 and 0-1."""
+    _require_slurm('slurm')
+    calls = 52
+    (in_tmp / 'run_map.py').write_text(SCRIPT.format(calls=calls, deadline=DEADLINE))
+    shims = in_tmp / 'bin'
+    shims.mkdir()
+    real = subprocess.run(['bash', '-c', 'command -v sbatch'], capture_output=True,
+                          text=True).stdout.strip()
+    log = in_tmp / 'sbatch.log'
+    (shims / 'sbatch').write_text(textwrap.dedent(f'''\
+        #!/bin/sh
+        echo "$*" >> {log}
+        exec {real} "$@"
+        '''))
+    (shims / 'sbatch').chmod(0o755)
+    env = dict(os.environ, PATH=f'{shims}:{os.environ["PATH"]}')
+    done = subprocess.run(['bash', str(CONF_SCRIPT), 'with', 'MaxArraySize=50', '--',
+                           sys.executable, 'run_map.py'], capture_output=True, text=True,
+                          env=env, timeout=DEADLINE + 120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out['limit'] == 50
+    assert out['results'] == [x + 1 for x in range(calls)]
+    assert [indices for _, indices in out['arrays']] == [list(range(50)), [0, 1]]
+    submitted = log.read_text().splitlines()
+    assert len(submitted) == 2, submitted
+    assert ['--array=0-49' in line for line in submitted] == [True, False]
+    assert '--array=0-1' in submitted[1]
+    limit = subprocess.run(['bash', str(CONF_SCRIPT), 'get', 'MaxArraySize'],
+                           capture_output=True, text=True).stdout.strip()
+    assert limit != '50'  # put back
