@@ -112,3 +112,35 @@ def test_arrays_split_at_a_low_max_array_size_each_from_index_0(in_tmp):
     limit = subprocess.run(['bash', str(CONF_SCRIPT), 'get', 'MaxArraySize'],
                            capture_output=True, text=True).stdout.strip()
     assert limit != '50'  # put back
+
+
+def interval(seconds):
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def most_at_once(intervals):
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_throttle_caps_the_tasks_of_all_arrays_of_an_executor(in_tmp):
+    """throttle=1 over two arrays: the second waits for the first (afterany), so never
+    two tasks at once, though the node has two cores."""
+    _require_slurm('slurm')
+    with cluster.Executor(qtype='slurm', cores=1, time='00:03:00', throttle=1) as ex:
+        first = ex.map(interval, [1.5, 1.5], chunksize=1, timeout=DEADLINE)
+        second = ex.map(interval, [1.5, 1.5], chunksize=1, timeout=DEADLINE)
+        assert len(ex.jobs) == 2
+        a, b = (job.id for job in ex.jobs)
+        shown = subprocess.run(['squeue', '-h', '-r', '-j', b, '-o', '%E'],
+                               capture_output=True, text=True).stdout
+        assert f'afterany:{a}' in shown or not shown.strip(), shown  # or b ran already
+        intervals = list(first) + list(second)
+    assert most_at_once(intervals) == 1, intervals
+    assert min(s for s, _ in intervals[2:]) >= max(e for _, e in intervals[:2])

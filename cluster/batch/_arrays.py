@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 #: the option key a job's submit options carry for an array: (last index, throttle or None)
 ARRAY_OPTION = 'array'
+#: the option key of jobs that must end (in any state) before this one starts: a list of
+#: ids (an Executor's throttle chains its arrays so)
+AFTER_ANY_OPTION = 'after_any'
 _COMPRESSED = re.compile(r'^(\d+)_\[([0-9,\-]+)(?:%\d+)?\]$')
 
 
@@ -69,10 +72,16 @@ def array_spec(options: Optional[Mapping[str, Any]]) -> Optional[str]:
     return f'0-{int(last)}' + (f'%{int(throttle)}' if throttle else '')
 
 
-def array_arguments(options: Optional[Mapping[str, Any]]) -> List[str]:
-    """``['--array=0-K%T']`` for submit options that ask for an array, else []."""
+def array_arguments(options: Optional[Mapping[str, Any]],
+                    deps: List[str] = ()) -> List[str]:
+    """sbatch's ``--array=0-K%T`` for submit options that ask for an array, and its
+    ``--dependency=afterok:a:b,afterany:c`` for ``deps`` and the options' ``after_any``."""
     spec = array_spec(options)
-    return [f'--array={spec}'] if spec else []
+    argv = [f'--array={spec}'] if spec else []
+    after_any = [str(i) for i in (options or {}).get(AFTER_ANY_OPTION) or ()]
+    kinds = ([f'afterok:{":".join(deps)}'] if deps else []) + \
+        ([f'afterany:{":".join(after_any)}'] if after_any else [])
+    return argv + ([f'--dependency={",".join(kinds)}'] if kinds else [])
 
 
 def parse_config_value(text: str, key: str) -> Optional[int]:

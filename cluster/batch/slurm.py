@@ -280,9 +280,7 @@ class Slurm(BatchSystem):
         argv = ['sbatch', '--parsable', f'--job-name={name}']
         outfile, errfile = output_paths(options)
         argv += [f'--output={outfile}'] if outfile else []
-        argv += ([f'--error={errfile}'] if errfile else []) + array_arguments(options)
-        if deps:
-            argv.append('--dependency=afterok:' + ':'.join(deps))
+        argv += ([f'--error={errfile}'] if errfile else []) + array_arguments(options, deps)
         argv.append(files.submission)
         job_id = submit_once(self.shell, argv, name, _parse_sbatch, self._find,
                              timeout=self.status_timeout, deadline=self.lookup_deadline,

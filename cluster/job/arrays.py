@@ -17,7 +17,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence
 
 from .. import queue
-from ..batch._arrays import ARRAY_OPTION, task_ids
+from ..batch._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, task_ids
 from ..script import function as _function
 from ..script import runner as _runner
 from ..script import tasks as _tasks
@@ -55,6 +55,8 @@ class ArrayJob(Job):
         self.depends = list(deps)
         self.throttle = throttle
         self.array = self.system.array_variable is not None
+        #: the executor's array before this one, which a throttled array waits for
+        self.after: Optional['ArrayJob'] = None
 
     def _body(self) -> str:
         base = self.target.base
@@ -78,6 +80,10 @@ class ArrayJob(Job):
     def _submit_now(self, options: Dict[str, Any]) -> str:
         if self.array:
             options = dict(options, **{ARRAY_OPTION: (len(self.tasks) - 1, self.throttle)})
+            before = self.after
+            if (self.throttle and before is not None and str(before.id).isdigit()
+                    and not all(t.settled for t in before.tasks)):
+                options[AFTER_ANY_OPTION] = [before.id]  # throttle: one array at a time
         try:
             with queue.submitting():
                 deps = sorted(set(dependency_ids(self.depends, self.system)))
@@ -101,12 +107,14 @@ def submit_batch(tasks: List[Task], deps: List[Task], executor: Any) -> List[Arr
     it has no arrays); returns the jobs."""
     system = executor.system
     size = system.array_limit() if system.array_variable else 1
-    jobs = []
+    jobs: List[ArrayJob] = []
+    previous = executor.jobs[-1] if executor.jobs else None
     for start in range(0, len(tasks), size):
         part = tasks[start:start + size]
         for index, task in enumerate(part):
             task.index = index
         job = ArrayJob(part, deps, executor.throttle, **executor.job_args(part))
+        job.after, previous = previous, job
         for task in part:
             task.payload = task_payload(task, job.imports, job.store.ships_functions_by_value)
         jobs.append(job.submit())

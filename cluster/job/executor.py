@@ -39,7 +39,8 @@ class Executor(concurrent.futures.Executor):
     """Run calls as batch jobs: ``with Executor(qtype='slurm', cores=1) as ex: ex.map(f, xs)``.
 
     ``options`` are the job keywords (``cores``, ``mem``, ``time``, ``partition``...);
-    ``throttle`` caps the tasks of each array that run at once; ``progress`` shows a bar
+    ``throttle`` caps the array tasks that run at once (Slurm: each array ``%throttle``,
+    and each waits for the executor's array before it); ``progress`` shows a bar
     (default: the ``progress`` setting of ``[executor]`` in ~/.cluster).
     """
 
@@ -59,7 +60,7 @@ class Executor(concurrent.futures.Executor):
         self._raw = dict(options)
         #: the system runs calls without scripts (local mode)
         self._by_call = type(self.system).submit_call is not BatchSystem.submit_call
-        if self._by_call and not throttle:
+        if self._by_call:
             self.system.slots()  # starts the local queue's workers while calls are prepared
         if progress is None:
             progress = bool(config_file.get('executor', 'progress'))
