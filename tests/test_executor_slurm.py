@@ -144,3 +144,45 @@ def test_throttle_caps_the_tasks_of_all_arrays_of_an_executor(in_tmp):
         intervals = list(first) + list(second)
     assert most_at_once(intervals) == 1, intervals
     assert min(s for s, _ in intervals[2:]) >= max(e for _, e in intervals[:2])
+
+
+def cluster_wait(job_id, terminal):
+    """``cluster wait --qtype slurm ID``: (exit code, what it wrote to the terminal or to
+    stdout, what it wrote to stderr)."""
+    argv = [sys.executable, '-m', 'cluster.job.cli', 'wait', '--qtype', 'slurm',
+            '--timeout', str(DEADLINE), job_id]
+    if not terminal:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=DEADLINE + 30)
+        return done.returncode, done.stdout, done.stderr
+    import fcntl
+    import pty
+    import struct
+    import termios
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 120, 0, 0))  # 120 wide
+    proc = subprocess.Popen(argv, stdin=child, stdout=child, stderr=child)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    return proc.wait(timeout=DEADLINE + 30), b''.join(chunks).decode(errors='replace'), ''
+
+
+def test_cluster_wait_shows_a_bar_on_a_terminal_only(in_tmp):
+    _require_slurm('slurm')
+    shown = cluster.Job('sleep 1', qtype='slurm', cores=1, time='00:02:00').submit()
+    code, screen, _ = cluster_wait(str(shown.id), terminal=True)
+    assert code == 0, screen
+    assert 'done=1, failed=0, running=0' in screen and '1/1' in screen, screen
+    assert f'{shown.id} completed exit=0' in screen
+    plain = cluster.Job('sleep 1', qtype='slurm', cores=1, time='00:02:00').submit()
+    code, out, err = cluster_wait(str(plain.id), terminal=False)
+    assert code == 0 and out.strip() == f'{plain.id} completed exit=0', (out, err)
+    assert 'done=' not in err and '\r' not in err, err

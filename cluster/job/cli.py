@@ -13,6 +13,7 @@ from .. import config_file
 from ..batch import SYSTEMS
 from .cli_jobs import add_commands, table as _table
 from .demo import run_demo
+from .progress import wait_showing
 from ..run.errors import ClusterError
 from .api import clean_dir
 from .core import Job
@@ -138,7 +139,8 @@ def _cmd_queue(args: argparse.Namespace) -> None:
 
 
 def _cmd_wait(args: argparse.Namespace) -> None:
-    infos = Queue(qtype=args.qtype, profile=args.profile).wait(args.ids, timeout=args.timeout)
+    queue = Queue(qtype=args.qtype, profile=args.profile)
+    infos = wait_showing(queue, args.ids, args.timeout)  # a bar on a terminal
     failed = 0
     for job_id, info in infos.items():
         print(f'{job_id} {info.state} exit={info.exitcode}')

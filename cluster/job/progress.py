@@ -1,12 +1,16 @@
 """The Executor's progress bar: done, failed and running calls, with tqdm.
 
 Shown while an Executor has calls outstanding (so while ``map``, ``wait`` or
-``as_completed`` block on them), only when standard error is a terminal.
+``as_completed`` block on them), only when standard error is a terminal. `cluster wait`
+shows one of jobs by state (:func:`wait_showing`).
 """
 from __future__ import annotations
 
 import sys
-from typing import Any, List, Tuple
+import time
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from ..queue import watcher as queue_watcher
 
 
 class Progress:
@@ -48,3 +52,59 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class StateBar:
+    """`cluster wait`'s bar: jobs done (completed), failed (any other end) and running;
+    does nothing when standard error is not a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.on = sys.stderr.isatty()
+        self.total = total
+        self._bar: Any = None
+
+    def show(self, infos: Iterable[Any]) -> None:
+        if not self.on:
+            return
+        done = failed = running = 0
+        for info in infos:
+            if info.state.final:
+                done += info.state.value == 'completed'
+                failed += info.state.value != 'completed'
+            running += info.state.value == 'running'
+        if self._bar is None:
+            from tqdm import tqdm  # heavy: tqdm
+            self._bar = tqdm(total=self.total, unit='job', file=sys.stderr)
+        self._bar.n = done + failed
+        self._bar.set_postfix(done=done, failed=failed, running=running, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def wait_showing(queue: Any, ids: List[str], timeout: Optional[float]) -> Dict[str, Any]:
+    """``queue.wait(ids, timeout)``, with a :class:`StateBar` updated at each poll when
+    standard error is a terminal."""
+    bar = StateBar(len(ids))
+    if not bar.on:
+        return queue.wait(ids, timeout=timeout)
+    watcher = queue_watcher(queue.system, queue.user)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    step = max(0.2, watcher.interval)
+    try:
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            try:
+                infos = watcher.wait(ids, step if left is None else max(0.0, min(step, left)))
+            except TimeoutError:
+                if left is not None and left <= step:
+                    raise TimeoutError(f'jobs {", ".join(ids)} not done after {timeout} s')
+                bar.show(watcher.info(i) for i in ids)
+                continue
+            bar.show(infos.values())
+            return infos
+    finally:
+        bar.close()
