@@ -115,6 +115,16 @@ def test_unpicklable_argument_fails_at_submit_naming_it(in_tmp):
         assert not ex._pending  # nothing of them was kept
 
 
+def test_map_names_its_unpicklable_argument_and_runs_main_functions(in_tmp):
+    with cluster.Executor(qtype='local') as ex:
+        with pytest.raises(JobError, match='argument 0 of square .generator.'):
+            ex.map(square, [1, (i for i in range(3)), 2])
+        assert not ex._tasks  # nothing of that map was sent
+        namespace = {'__name__': '__main__'}
+        exec('def twice(x):\n    return 2 * x\n', namespace)  # a function of __main__
+        assert list(ex.map(namespace['twice'], range(4), timeout=DEADLINE)) == [0, 2, 4, 6]
+
+
 def test_bad_keyword_and_throttle_are_refused():
     with pytest.raises(cluster.OptionError):
         cluster.Executor(qtype='local', no_such_keyword=1)
