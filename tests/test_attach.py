@@ -70,6 +70,7 @@ def _submit_and_kill(kw: dict, count: int, extra: bool = False) -> list:
 
 SLURM = pytest.param('slurm', marks=pytest.mark.slurm)
 TORQUE = pytest.param('torque', marks=pytest.mark.torque)
+SGE = pytest.param('sge', marks=pytest.mark.sge)
 REMOTE = pytest.param('remote-slurm', marks=[pytest.mark.slurm, pytest.mark.remote])
 
 
@@ -87,7 +88,7 @@ def test_a_killed_driver_s_50_jobs_are_collected_by_a_new_process(target, rundir
           f"{answer['get_s']:.1f} s, cluster.jobs() {answer['jobs_s']:.3f} s")
 
 
-@pytest.mark.parametrize('target', [SLURM, TORQUE, REMOTE], indirect=True)
+@pytest.mark.parametrize('target', [SLURM, TORQUE, SGE, REMOTE], indirect=True)
 def test_an_attached_job_behaves_as_the_one_that_left(target, rundir, in_tmp):
     ids = _submit_and_kill(dict(target), 1, extra=True)
     square, bad, cmd = (cluster.attach(i) for i in ids)
