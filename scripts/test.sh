@@ -21,22 +21,36 @@ bash tests/cluster/remote_up.sh      # that user's Pythons (with and without dil
 # Strict: a real component that is missing fails its tests (tests/support.py), never skips.
 # pytest exits 5 when it ran no test: that fails this script like any other failure.
 export CLUSTER_TEST_STRICT=1
+PYTEST=(.venv/bin/python -m pytest -ra -p no:cacheprovider)
 if (( $# )); then
-    exec .venv/bin/python -m pytest -ra "$@"
+    exec "${PYTEST[@]}" "$@"
 fi
-# The whole suite, in two runs at once to keep within 30 minutes: the tests that never
-# touch Slurm (the Xenon client and Grid Engine, which has its own daemons) run beside
-# the others, which share the one Slurm. Each run must pass; its exit 5 fails too.
-BESIDE=(tests/test_xenon_*.py tests/test_sge.py tests/test_sge_service.py)
-LOG=$(mktemp /tmp/cluster-tests-beside.XXXXXX)
-.venv/bin/python -m pytest -ra --durations=10 -p no:cacheprovider "${BESIDE[@]}" >"$LOG" 2>&1 &
-beside=$!
-main=0
-.venv/bin/python -m pytest -ra --durations=25 ${BESIDE[@]/#/--ignore=} || main=$?
-other=0
-wait "$beside" || other=$?
-echo "=== the tests run beside (${BESIDE[*]}): exit $other ==="
-cat "$LOG"
-rm -f "$LOG"
-echo "=== exit codes: main run $main, beside $other ==="
-(( main == 0 && other == 0 ))
+# The whole suite within 30 minutes, as four runs that share the one Slurm without
+# disturbing each other (pytest markers, pyproject.toml). Each run must pass; its exit 5 fails.
+#   apart: the tests that never touch Slurm (the Xenon client, Grid Engine with its own
+#          daemons) run from the start, beside everything else;
+#   main:  the other tests, but for
+#   waits: those that wait minutes on Slurm's clock (time limits), which run beside main;
+#   alone: those that freeze, restart or reconfigure slurmctld, or preempt through partition
+#          high, which run after main and waits, with nothing else on Slurm.
+APART=(tests/test_xenon_*.py tests/test_sge*.py)
+SLURM=(tests "${APART[@]/#/--ignore=}")
+LOGS=$(mktemp -d /tmp/cluster-tests.XXXXXX)
+"${PYTEST[@]}" --durations=10 "${APART[@]}" >"$LOGS/apart" 2>&1 &
+apart_pid=$!
+"${PYTEST[@]}" --durations=5 -m 'waits and not alone' "${SLURM[@]}" >"$LOGS/waits" 2>&1 &
+waits_pid=$!
+main=0 waits=0 alone=0 apart=0
+echo "=== main ==="
+"${PYTEST[@]}" --durations=25 -m 'not waits and not alone' "${SLURM[@]}" || main=$?
+wait "$waits_pid" || waits=$?
+echo "=== alone (after main and waits) ==="
+"${PYTEST[@]}" --durations=10 -m alone "${SLURM[@]}" || alone=$?
+wait "$apart_pid" || apart=$?
+for group in waits apart; do
+    echo "=== $group (run beside main) ==="
+    cat "$LOGS/$group"
+done
+rm -rf "$LOGS"
+echo "=== exit codes: main $main, waits $waits, alone $alone, apart $apart ==="
+(( main == 0 && waits == 0 && alone == 0 && apart == 0 ))

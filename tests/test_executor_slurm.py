@@ -80,6 +80,7 @@ print(json.dumps({{'results': results, 'arrays': arrays, 'limit': limit}}))
 '''
 
 
+@pytest.mark.alone
 def test_arrays_split_at_a_low_max_array_size_each_from_index_0(in_tmp):
     """52 tasks under MaxArraySize=50: two sbatch calls, arrays 0-49 and 0-1."""
     _require_slurm('slurm')

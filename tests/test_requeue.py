@@ -260,6 +260,7 @@ def _preempt_when(job: Job, marker: str, cpus: int, started, tmp_path) -> float:
     return time.monotonic()
 
 
+@pytest.mark.alone
 @pytest.mark.slurm
 def test_a_preempted_checkpointing_function_resumes_from_its_checkpoint(slurm_cpus, started,
                                                                         tmp_path):
@@ -276,6 +277,7 @@ def test_a_preempted_checkpointing_function_resumes_from_its_checkpoint(slurm_cp
     assert job.info.state is State.COMPLETED and job.get_exitcode() == 0
 
 
+@pytest.mark.waits
 @pytest.mark.slurm
 def test_a_function_past_its_time_limit_finishes_through_checkpoints(slurm_cpus, started,
                                                                       tmp_path):
@@ -290,6 +292,7 @@ def test_a_function_past_its_time_limit_finishes_through_checkpoints(slurm_cpus,
     assert counts == sorted(counts) and counts[-1] > 0  # each attempt went on from the last
 
 
+@pytest.mark.alone
 @pytest.mark.slurm
 def test_a_requeued_command_is_rerun_and_reports_its_true_code(slurm_cpus, started, tmp_path):
     command = ('echo "attempt $CLUSTER_ATTEMPT"; if [ "$CLUSTER_ATTEMPT" -gt 0 ]; '
@@ -303,6 +306,7 @@ def test_a_requeued_command_is_rerun_and_reports_its_true_code(slurm_cpus, start
     assert records.load(job.record_key)['attempts'] == 2  # the record counts them too
 
 
+@pytest.mark.alone
 @pytest.mark.slurm
 def test_a_preempted_job_without_requeue_is_never_success(slurm_cpus, started, tmp_path):
     job = started(Job('echo started; sleep 600', qtype='slurm', cores=slurm_cpus,

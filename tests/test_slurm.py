@@ -363,6 +363,7 @@ def test_live_scancel_reports_cancelled(slurm, tmp_path):
     slurm.cancel([job_id])  # cancelling a finished job is not an error
 
 
+@pytest.mark.waits
 @pytest.mark.slurm
 def test_live_time_limit_reports_timeout(slurm, tmp_path):
     """A job past its limit ends TIMEOUT. Slurm's limits are whole minutes, so the test
@@ -412,6 +413,7 @@ def test_live_nothing_executes_by_accident(slurm, tmp_path):
         assert not any(p.name.startswith('PWNED') for p in place.iterdir())
 
 
+@pytest.mark.alone
 @pytest.mark.slurm
 def test_live_slurmctld_restart_while_polling(slurm, tmp_path):
     """The controller goes away under a status call; the retries carry it through."""

@@ -218,6 +218,7 @@ echo "--- 0-49"; sbatch --hold --parsable --array=0-49 --wrap true; echo "rc=$?"
     return (tmp_path / 'inner.txt').read_text()
 
 
+@pytest.mark.alone
 def test_low_max_array_size_refuses_index_over_limit_and_is_put_back(jobs, tmp_path):
     assert max_array_size() == '1001'
     t0 = time.monotonic()
@@ -236,6 +237,7 @@ def test_low_max_array_size_refuses_index_over_limit_and_is_put_back(jobs, tmp_p
     assert took < 60
 
 
+@pytest.mark.alone
 def test_reconfigure_alone_leaves_the_max_array_size_slurmctld_started_with(jobs, tmp_path):
     """Why slurm_conf.sh restarts slurmctld: reconfigured, it reports 50 but checks 1001."""
     text = under_limit_50(tmp_path, SLURM_CONF_RESTART='0')

@@ -126,6 +126,7 @@ def test_a_submit_that_timed_out_after_slurm_took_the_job_is_not_a_refusal(
                for r in warned)
 
 
+@pytest.mark.alone
 @pytest.mark.slurm
 @pytest.mark.parametrize('qtype', ['slurm', pytest.param('torque', marks=pytest.mark.torque)])
 def test_submissions_during_a_frozen_slurmctld_are_each_reported_once(
@@ -172,6 +173,7 @@ def test_submissions_during_a_frozen_slurmctld_are_each_reported_once(
         sorted(str(o).split('.')[0] for o in outcome.values())
 
 
+@pytest.mark.alone
 @pytest.mark.slurm
 def test_an_outage_logs_one_warning_at_the_first_retry_and_one_info_on_recovery(
         frozen_slurmctld, caplog):
