@@ -99,18 +99,6 @@ def script(path: Path, body: str) -> str:
     return str(path)
 
 
-def timeline(job_ids: str, stop: Callable[[], bool], timeout: float) -> List[str]:
-    """Distinct squeue outputs for ``job_ids``, each stamped with seconds from now."""
-    t0, seen = time.monotonic(), []
-    def probe():
-        out = queued(job_ids)
-        if not seen or seen[-1].split(' ', 1)[1] != out:
-            seen.append(f'{time.monotonic() - t0:.1f} {out}')
-        return stop()
-    poll(f'{job_ids} to settle', probe, timeout, every=0.1)
-    return seen
-
-
 @pytest.fixture
 def jobs():
     """Ids this test submitted; whatever is left of them is cancelled at the end."""
