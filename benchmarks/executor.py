@@ -10,7 +10,9 @@
          ``client.map``, worker start-up included; ``cluster.Executor(qtype='slurm')``.
 (array)  300 tiny calls: submitit ``AutoExecutor.map_array``; ``cluster.Executor``.
 (local)  N tiny calls: ``ProcessPoolExecutor(2).map(chunksize=C)``, start-up included;
-         ``cluster.Executor(qtype='local')`` with the same chunksize.
+         ``cluster.Executor(qtype='local')`` with the same chunksize. Each is run
+         ``--repeat`` times (7), in turn; the rows show the median, min and max, and the
+         ratio is of the medians.
 
 Wall time is to all results (checked by their sum). Every sbatch/squeue/sacct/scancel is
 counted through PATH shims (benchmarks/slurm.py). Targets: slurm <= 0.5x dask-jobqueue
@@ -25,6 +27,7 @@ import math
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,11 +90,56 @@ def run_rows(args: argparse.Namespace, base: str, log: str, name: str) -> List[D
         report(rows[-1])
         ours('array', args.n_array, None, qtype='slurm', cores=1, time='00:10:00')
     if args.only in (None, 'local'):
-        rows.append(measure('local', f'ProcessPoolExecutor(2) chunksize={args.chunksize}',
-                            'peer', args.n, process_pool_body(args.chunksize), log))
-        report(rows[-1])
-        ours('local', args.n, args.chunksize, qtype='local')
+        rows += local_rows(args, log, factory)
     return rows
+
+
+def local_rows(args: argparse.Namespace, log: str, factory: Optional[type]) -> List[Dict]:
+    """The local pair, measured ``--repeat`` times in turn (peer, cluster, peer...): each
+    side's row has the median wall time, and every run's in ``walls``."""
+    from _peers import executor_body, measure, not_available, process_pool_body
+    tool = "cluster.Executor(qtype='local')"
+    sides = [('peer', f'ProcessPoolExecutor(2) chunksize={args.chunksize}',
+              process_pool_body(args.chunksize))]
+    if factory is not None:
+        sides.append(('cluster', tool, fresh_queue(executor_body(factory, args.chunksize,
+                                                                 qtype='local'))))
+    runs: Dict[str, List[Dict]] = {side: [] for side, _, _ in sides}
+    for _ in range(args.repeat):
+        for side, name, body in sides:
+            runs[side].append(measure('local', name, side, args.n, body, log))
+    rows = []
+    for side, _, _ in sides:
+        rows.append(median_row(runs[side]))
+        report(rows[-1])
+    if factory is None:
+        print(f'{ROWS["local"]}: cluster.Executor: not available yet', flush=True)
+        rows.append(not_available('local', tool, args.n))
+    return rows
+
+
+def fresh_queue(body):
+    """``body``, with the local JobQueue shut down after each run (not timed), so that every
+    run starts its own queue as the pool starts its processes."""
+    def run(stack, xs, seconds):
+        from cluster import jobqueue
+        stack.callback(lambda: jobqueue.JQUEUE and jobqueue.JQUEUE.shutdown())
+        return body(stack, xs, seconds)
+    return run
+
+
+def median_row(runs: List[Dict]) -> Dict:
+    """The run of median wall time (the first failing run, if any), with all walls."""
+    failed = [run for run in runs if run['error']]
+    walls = sorted(run['wall'] for run in runs if run['wall'] is not None)
+    row = dict(failed[0] if failed else
+               sorted(runs, key=lambda run: run['wall'])[(len(runs) - 1) // 2])
+    row['walls'] = [run['wall'] for run in runs]
+    if walls and not failed:
+        row['wall'] = statistics.median(walls)
+        row['seconds'] = dict(row.get('seconds') or {}, min=walls[0], max=walls[-1])
+        row['tool'] += f' (median of {len(runs)})' if len(runs) > 1 else ''
+    return row
 
 
 def report(row: Dict) -> None:
@@ -100,12 +148,12 @@ def report(row: Dict) -> None:
         print(f"{ROWS[row['row']]}: {row['tool']}: FAILED: {row['error']}", flush=True)
     else:
         print(f"{ROWS[row['row']]}: {row['tool']}: {row['calls']} calls, all results after "
-              f"{row['wall']:.2f} s (close {row['close']:.2f} s{seconds(row)}), {commands(row)}",
+              f"{row['wall']:.3f} s (close {row['close']:.3f} s{seconds(row)}), {commands(row)}",
               flush=True)
 
 
 def seconds(row: Dict) -> str:
-    return ''.join(f', {what} {value:.2f} s' for what, value in (row.get('seconds') or {}).items())
+    return ''.join(f', {what} {value:.3f} s' for what, value in (row.get('seconds') or {}).items())
 
 
 def commands(row: Dict) -> str:
@@ -148,7 +196,7 @@ def targets(rows: List[Dict], array_limit: Optional[int]) -> List[Dict]:
 def table(rows: List[Dict], goals: List[Dict]) -> None:
     print(f"\n{'row':<20} {'tool':<42} {'calls':>6} {'wall s':>8}  commands")
     for row in rows:
-        wall = ('n/a' if row['wall'] is None else f"{row['wall']:.2f}")
+        wall = ('n/a' if row['wall'] is None else f"{row['wall']:.3f}")
         what = row.get('note') or (f"FAILED: {row['error']}" if row['error'] else commands(row))
         print(f"{ROWS[row['row']]:<20} {row['tool']:<42} {row['calls']:>6} {wall:>8}  {what}")
     print(f"\n{'row':<20} {'target':<42} {'cluster/peer':>12} {'speed-up':>9}  met")
@@ -169,6 +217,8 @@ def parse(argv: List[str]) -> argparse.Namespace:
                         help='chunksize of the local rows (default: N / 20, at least 1)')
     parser.add_argument('--small', action='store_true',
                         help='a few calls per row (40 and 4), to check the benchmark works')
+    parser.add_argument('--repeat', type=int, default=7,
+                        help='runs of each local row, in turn; the median is shown (7)')
     parser.add_argument('--only', choices=('slurm', 'local'),
                         help='only the Slurm rows (N calls and array) or only the local row')
     parser.add_argument('--json', metavar='PATH', help="write the figures as JSON ('-': stdout)")
@@ -176,8 +226,10 @@ def parse(argv: List[str]) -> argparse.Namespace:
     args.n = args.n or (40 if args.small else 10_000)
     args.n_array = args.n_array or (4 if args.small else 300)
     args.chunksize = args.chunksize or max(1, args.n // 20)
-    if min(args.n, args.n_array, args.chunksize) < 1:
-        parser.error('--n, --n-array and --chunksize must be positive')
+    if args.small:
+        args.repeat = min(args.repeat, 2)
+    if min(args.n, args.n_array, args.chunksize, args.repeat) < 1:
+        parser.error('--n, --n-array, --chunksize and --repeat must be positive')
     if args.json and args.json != '-':
         args.json = os.path.abspath(args.json)
     return args

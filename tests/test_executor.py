@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import signal
 import time
 
 import pytest
@@ -123,6 +124,62 @@ def test_map_names_its_unpicklable_argument_and_runs_main_functions(in_tmp):
         namespace = {'__name__': '__main__'}
         exec('def twice(x):\n    return 2 * x\n', namespace)  # a function of __main__
         assert list(ex.map(namespace['twice'], range(4), timeout=DEADLINE)) == [0, 2, 4, 6]
+
+
+def suicide(x):
+    if x == 4:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def interval(x):
+    start = time.time()
+    time.sleep(0.2)  # the call's own work: its run interval is what the test reads
+    return os.getpid(), start, time.time()
+
+
+def test_local_map_runs_chunks_forked_from_memory_one_future_each(in_tmp):
+    with cluster.Executor(qtype='local') as ex:
+        results = ex.map(square, range(7), timeout=DEADLINE, chunksize=3)
+        assert not [p for p in os.listdir(in_tmp) if '.task' in p]  # nothing on disk
+        assert [len(t.futures) for t in ex._tasks] == [1, 1, 1] and \
+            all(t.forked and t.futures[0].job is t for t in ex._tasks)
+        assert [next(results) for _ in range(7)] == [i * i for i in range(7)]
+        error = pytest.raises(ValueError, next, ex.map(square, [7], timeout=DEADLINE)).value
+        assert isinstance(error.__cause__, RemoteTraceback) and 'seven' in error.remote_traceback
+        assert Progress.counts(ex._tasks) == (8, 7, 1, 0)
+        pids = {pid for pid, _, _ in ex.map(interval, range(6), timeout=DEADLINE,
+                                            chunksize=1)}
+        assert len(pids) <= ex.slots and os.getpid() not in pids  # a worker per core
+
+
+def test_local_map_a_killed_chunk_fails_its_calls_with_the_reason(in_tmp):
+    with cluster.Executor(qtype='local') as ex:
+        results = ex.map(suicide, range(9), timeout=DEADLINE, chunksize=3)
+        assert [next(results) for _ in range(3)] == [0, 1, 2]
+        with pytest.raises(JobError, match=r'task 1 of suicide .*killed by signal 9 '
+                                           r'\(SIGKILL\); its calls left no result'):
+            next(results)
+        last = ex._tasks[2].futures[0]
+        assert [tagged[1] for tagged in last.result(DEADLINE)] == [6, 7, 8]
+
+
+def test_local_map_honours_cores_and_time(in_tmp):
+    cores = cluster.Executor(qtype='local').slots
+    with cluster.Executor(qtype='local', cores=cores) as ex:   # each chunk takes every core
+        spans = sorted(run[1:] for run in ex.map(interval, range(4), timeout=DEADLINE,
+                                                 chunksize=1))
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # one at a time
+    with cluster.Executor(qtype='local', time='00:00:01') as ex:
+        with pytest.raises(JobError, match='ended timeout: time limit of 1 s reached'):
+            list(ex.map(nap, [30], timeout=DEADLINE))
+
+
+def test_local_map_takes_futures_as_arguments(in_tmp):
+    with cluster.Executor(qtype='local') as ex:
+        first = ex.submit(square, 3)
+        assert list(ex.map(total, [[first], [first, 1]], timeout=DEADLINE)) == [9, 10]
+        assert isinstance(first, cluster.JobFuture) and first.job.id is not None
 
 
 def test_bad_keyword_and_throttle_are_refused():

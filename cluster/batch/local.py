@@ -10,7 +10,7 @@ import logging
 import os
 import subprocess
 import sys
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 from .. import config_file, jobqueue
 from ..run.errors import JobError, SubmissionError
@@ -24,8 +24,12 @@ logger = logging.getLogger(__name__)
 def _job_queue(create: bool = True, threads: Optional[int] = None):
     """The local JobQueue; ``threads`` (a job's option) sizes it when it starts here,
     else ``[jobqueue] cores`` of the config file, else every core of the machine."""
-    if jobqueue.JQUEUE is None and not create:
+    running = jobqueue.JQUEUE
+    if running is None and not create:
         return None
+    if (running is not None and not running.closed and running._pid == os.getpid()
+            and (not threads or running.cores == threads)):
+        return running  # the config file only matters when the queue starts
     cores = threads or config_file.get('jobqueue', 'cores')
     job_queue = jobqueue.get_jobqueue(int(cores) if cores not in (None, '', 'None') else None)
     if threads and job_queue.cores != threads:
@@ -135,6 +139,20 @@ class Local(BatchSystem):
                                  dependencies=[int(d) for d in dependencies],
                                  cores=options.get('cores', 1), name=name,
                                  time_limit=seconds(options.get('time'))))
+
+    def submit_forked(self, function, arguments, options, names, on_done) -> List[str]:
+        """Queue ``function(*args)`` per tuple of ``arguments``, each a forked job of the
+        JobQueue (``JobQueue.add_forked``: run from memory), its ``cores`` and ``time``
+        honoured; their ids."""
+        job_queue = _job_queue(threads=options.get('threads'))
+        ids = job_queue.add_forked(function, arguments, cores=options.get('cores', 1),
+                                   names=names, time_limit=seconds(options.get('time')),
+                                   on_done=on_done)
+        return [str(i) for i in ids]
+
+    def job_queue(self):
+        """The local JobQueue (started when it is not running)."""
+        return _job_queue()
 
     def statuses(self, job_ids: Optional[Sequence[str]] = None,
                  user: Optional[str] = None) -> Dict[str, JobInfo]:

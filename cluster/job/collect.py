@@ -17,8 +17,8 @@ from .. import queue
 from ..batch import State
 from ..run.errors import JobError
 from ..run.storage import LocalStore
-from ..script.function import RemoteTraceback
 from .arrays import read_results
+from .chunks import call_error
 from .futures import Task
 from .progress import Progress
 
@@ -81,6 +81,7 @@ class Collector:
                     self._cond.wait(LOOK_INTERVAL)
 
     def _look(self, tasks: List[Task]) -> None:
+        tasks = [t for t in tasks if not t.forked]  # those settle themselves
         for task in tasks:
             if task._error is not None:
                 self._fail(task, task._error)
@@ -119,10 +120,7 @@ class Collector:
             if tagged[0] == 'ok':
                 future.settle(tagged[1])
             else:
-                error = tagged[1]
-                error.remote_traceback = tagged[2]
-                error.__cause__ = RemoteTraceback(tagged[2])
-                future.settle(error=error)
+                future.settle(error=call_error(tagged))
         task.settled = True
         return True
 

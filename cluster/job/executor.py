@@ -20,7 +20,7 @@ from ..batch import BatchSystem
 from ..run.errors import JobError, OptionError
 from ..run.place import place
 from ..run.storage import remove_local
-from . import arrays
+from . import arrays, chunks
 from .collect import Collector
 from .futures import JobFuture, PickleCheck, Task, has_futures, replace_futures
 from .prepare import default_name, merged_options
@@ -61,7 +61,7 @@ class Executor(concurrent.futures.Executor):
         #: the system runs calls without scripts (local mode)
         self._by_call = type(self.system).submit_call is not BatchSystem.submit_call
         if self._by_call:
-            self.system.slots()  # starts the local queue's workers while calls are prepared
+            self.system.slots()  # starts the local queue (its fresh workers: on a submit)
         if progress is None:
             progress = bool(config_file.get('executor', 'progress'))
         self._check = PickleCheck(self.store.ships_functions_by_value)
@@ -104,6 +104,8 @@ class Executor(concurrent.futures.Executor):
                 raise RuntimeError('cannot submit after shutdown')
             future = self._prepare(fn, args, kwargs)
             self._pending.append(future)
+            if self._by_call and not self._tasks and self._timer is None:
+                self.system.job_queue().warm()  # they start while calls are gathered
             if self._timer is None:
                 self._timer = threading.Timer(GATHER_WINDOW, self._flush)
                 self._timer.daemon = True
@@ -177,12 +179,25 @@ class Executor(concurrent.futures.Executor):
             calls = list(zip(*iterables))
             name = default_name(fn) if callable(fn) else None
             checked = callable(fn) and self._check.check_all(fn, calls)
+            if checked and self._by_call:  # local, no future among the arguments
+                return self._map_forked(fn, calls, chunksize, name, deadline)
             futures = [self._prepare(fn, args, {}, name, checked) for args in calls]
         self._flush()
         with self._flushing:
             if futures:
                 self._send(futures, chunksize or self.chunksize_for(len(futures)))
         return _results(futures, deadline)
+
+    def _map_forked(self, fn: Callable, calls: List[tuple], chunksize: Optional[int],
+                    name: str, deadline: Optional[float]) -> Iterator[Any]:
+        """Local ``map``: one forked JobQueue job and one future per chunk
+        (:mod:`cluster.job.chunks`)."""
+        tasks = chunks.submit_chunks(self, fn, calls, chunksize or self.chunksize_for(
+            len(calls)), name)
+        self._tasks += tasks
+        if self._collector.progress.on:
+            self._collector.add(tasks)
+        return chunks.results([t.futures[0] for t in tasks], deadline, time.monotonic)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """No more submits; send what is gathered; with ``cancel_futures`` cancel the calls

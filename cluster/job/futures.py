@@ -38,6 +38,7 @@ class Task:
         self.system: Any = None
         self.calls: List[Call] = []
         self.payload = b''
+        self.forked = False  # a chunk of local map: settled by the JobQueue's callback
         for future in futures:
             future.job = self
 

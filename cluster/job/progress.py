@@ -26,14 +26,17 @@ class Progress:
         total = done = failed = running = 0
         for task in tasks:
             for future in task.futures:
-                total += 1
+                calls = getattr(future, 'calls', 1)  # a chunk of local map: its calls
+                total += calls
                 if future.done():
                     if future.cancelled() or future.exception() is not None:
-                        failed += 1
+                        failed += calls
                     else:
-                        done += 1
+                        bad = future.failed_calls() if hasattr(future, 'calls') else 0
+                        failed += bad
+                        done += calls - bad
                 elif future.running():
-                    running += 1
+                    running += calls
         return total, done, failed, running
 
     def show(self, tasks: List[Any]) -> None:

@@ -14,9 +14,13 @@ This package is the public face (:mod:`cluster.jobqueue.core` holds :class:`JobQ
   order; smaller jobs backfill while the head waits for cores, at most ``cores`` times per
   head job and, once run times are learned, only when they end before the head could
   start (EASY backfill); dependents of a failed job are cancelled (``dependency N failed``).
-* :mod:`cluster.jobqueue.worker`: ``cores`` persistent worker processes (fresh
-  interpreters, each in its own session; a k-core job occupies one worker and k cores),
-  payloads pickled once in the caller's thread (plain pickle, dill for ``__main__``).
+* :mod:`cluster.jobqueue.worker`: up to ``cores`` persistent worker processes (fresh
+  interpreters, each in its own session, started with the first job that needs one or
+  by :meth:`JobQueue.warm`; a k-core job occupies one worker and k cores), payloads
+  pickled once in the caller's thread (plain pickle, dill for ``__main__``).
+* :mod:`cluster.jobqueue.forked`: jobs added with ``fork=True`` (or
+  :meth:`JobQueue.add_forked`) run in forked children of this process, from memory;
+  only their values are pickled; ``on_done`` callbacks tell when a job is final.
 
 Behaviour callers see:
 

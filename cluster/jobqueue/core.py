@@ -1,4 +1,5 @@
-"""JobQueue and Job: the queue callers use; see :mod:`cluster.jobqueue` for the behaviour."""
+"""JobQueue (and Job, from :mod:`cluster.jobqueue.scheduling`): the queue callers use; see
+:mod:`cluster.jobqueue` for the behaviour."""
 from __future__ import annotations
 
 import atexit
@@ -14,7 +15,8 @@ import psutil
 from ..batch import State
 from ..run.errors import JobError
 from .dispatch import Dispatcher
-from .scheduling import Schedule
+from .forked import encode_id
+from .scheduling import _NOTHING, Job, Schedule
 from .worker import current_dir, encode_task, loads
 
 logger = logging.getLogger(__name__)
@@ -24,43 +26,6 @@ __all__ = ['JobQueue', 'Job', 'run_dispatcher', 'job_runner']
 JobIds = Union[int, str, Iterable[Union[int, str]], None]
 
 
-class Job:
-    """One job of a :class:`JobQueue`; read its fields, the scheduler thread writes them.
-
-    The underscored fields are the scheduler's bookkeeping.
-    """
-    __slots__ = ('id', 'name', 'cores', 'dependencies', 'state', 'exitcode', 'start', 'end',
-                 'reason', 'submitted', 'time_limit', '_payload', '_kind', '_result', '_value', '_unmet',
-                 '_dependents', '_bypassed', '_runtime_key')
-
-    def __init__(self, job_id: int, name: Optional[str], cores: int,
-                 dependencies: List[int], payload: Optional[bytes]) -> None:
-        self.id = job_id
-        self.name = name or f'job{job_id}'
-        self.cores = cores
-        self.dependencies = dependencies
-        self.state = State.PENDING
-        self.exitcode: Optional[int] = None
-        self.submitted = time.time()
-        self.start: Optional[float] = None
-        self.end: Optional[float] = None
-        self.reason: Optional[str] = None
-        self.time_limit: Optional[float] = None  # seconds from its start; then it is killed
-        self._payload = payload
-        self._kind = b''      # b'o'/b'd' result pickle, b'e' error, b'' none
-        self._result: Optional[bytes] = None
-        self._value: Any = _NOTHING
-        self._unmet = 0
-        self._dependents: Optional[List[int]] = None
-        self._bypassed = 0
-        self._runtime_key: Any = None  # (function pickle hash, cores): learned run time
-
-    def __repr__(self) -> str:
-        return (f'Job(id={self.id}, name={self.name!r}, state={self.state.value}, '
-                f'cores={self.cores}, exitcode={self.exitcode}, reason={self.reason!r})')
-
-
-_NOTHING = object()
 
 
 def run_dispatcher(jobqueue: 'JobQueue', outputs: Callable[[Job], None],
@@ -111,6 +76,7 @@ class JobQueue:
         self._inbox: List[Union[Job, threading.Event]] = []
         self._schedule = Schedule(cores, self.jobs)
         self._woken = False
+        self._warm = False
         self._stopping = False
         self._broken: Optional[str] = None
         self.closed = False
@@ -124,32 +90,33 @@ class JobQueue:
 
     def add(self, function: Callable, args: Optional[Sequence] = None,
             kwargs: Optional[dict] = None, dependencies: JobIds = None, cores: int = 1,
-            name: Optional[str] = None, time_limit: Optional[float] = None) -> int:
+            name: Optional[str] = None, time_limit: Optional[float] = None,
+            fork: bool = False, on_done: Optional[Callable[[Job], None]] = None) -> int:
         """Queue ``function(*args, **kwargs)`` and return its job id (1, 2, ...).
 
         It starts once every job in ``dependencies`` completed and ``cores`` are free.
         A payload that cannot be pickled gives a FAILED job whose ``get`` says why. A job
         still running ``time_limit`` seconds after its start is killed and ends TIMEOUT.
+        ``fork``: run it in a forked worker (:mod:`cluster.jobqueue.forked`), from memory,
+        nothing pickled but its value (a ``bytes`` value comes back as it is).
+        ``on_done(job)`` is called in the scheduler thread once the job is final.
         """
-        if not callable(function):
-            raise JobError(f'function must be callable, not {type(function).__name__}')
+        self._check_job(function, cores, time_limit)
         if args is not None and not isinstance(args, (tuple, list)):
             raise JobError(f'args must be a tuple or list, not {type(args).__name__}')
         if kwargs is not None and not isinstance(kwargs, dict):
             raise JobError(f'kwargs must be a dict, not {type(kwargs).__name__}')
-        if isinstance(cores, bool) or not isinstance(cores, int) or not 1 <= cores <= self.cores:
-            raise JobError(f'a job may ask for 1 to {self.cores} cores (this queue has '
-                           f'{self.cores}), not {cores!r}')
-        if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(
-                time_limit, (int, float)) or not time_limit > 0):
-            raise JobError(f'time_limit must be a number of seconds > 0, not {time_limit!r}')
         deps = self._dependency_ids(dependencies)
-        try:
-            payload, fn_hash = encode_task(function, args or (), kwargs or {}, current_dir())
-            problem = None
-        except Exception as exc:
-            payload, fn_hash = None, 0
-            problem = f'cannot pickle the function or its arguments: {exc!r}'
+        problem = None
+        if fork:
+            payload, fn_hash = b'', id(function)
+        else:
+            try:
+                payload, fn_hash = encode_task(function, args or (), kwargs or {},
+                                               current_dir())
+            except Exception as exc:
+                payload, fn_hash = None, 0
+                problem = f'cannot pickle the function or its arguments: {exc!r}'
         with self._lock:
             if self.closed:
                 raise JobError('this JobQueue is shut down; restart() it first')
@@ -165,12 +132,54 @@ class JobQueue:
             self._next_id += 1
             job = Job(job_id, name, cores, deps, payload)
             job._runtime_key = (fn_hash, cores)
+            job._on_done = on_done
+            if fork:
+                job._payload = encode_id(job_id)
+                job._call = (function, tuple(args or ()), dict(kwargs or {}), current_dir())
             job.time_limit = time_limit
             if problem:
                 job.reason = problem
             self._schedule.register(job)
             self._post(job)
         return job_id
+
+    def add_forked(self, function: Callable, arguments: Sequence[tuple], cores: int = 1,
+                   names: Optional[Sequence[str]] = None, time_limit: Optional[float] = None,
+                   on_done: Optional[Sequence[Callable[[Job], None]]] = None) -> List[int]:
+        """Queue ``function(*args)`` for each tuple of ``arguments`` at once, each a job
+        with ``fork=True`` (see :meth:`add`); ``names`` and ``on_done`` go with them in
+        order. Returns their ids. All are admitted together, so forked workers hold all."""
+        self._check_job(function, cores, time_limit)
+        here = current_dir()
+        with self._lock:
+            if self.closed:
+                raise JobError('this JobQueue is shut down; restart() it first')
+            if self._broken:
+                raise JobError(f'this JobQueue is broken: {self._broken}')
+            ids = []
+            for index, args in enumerate(arguments):
+                job_id = self._next_id
+                self._next_id += 1
+                job = Job(job_id, names[index] if names else None, cores, [], encode_id(job_id))
+                job._runtime_key = (id(function), cores)
+                job._on_done = on_done[index] if on_done else None
+                job._call = (function, tuple(args), {}, here)
+                job.time_limit = time_limit
+                self._schedule.register(job)
+                self._inbox.append(job)
+                ids.append(job_id)
+            self._post(None)
+        return ids
+
+    def _check_job(self, function: Callable, cores: int, time_limit: Optional[float]) -> None:
+        if not callable(function):
+            raise JobError(f'function must be callable, not {type(function).__name__}')
+        if isinstance(cores, bool) or not isinstance(cores, int) or not 1 <= cores <= self.cores:
+            raise JobError(f'a job may ask for 1 to {self.cores} cores (this queue has '
+                           f'{self.cores}), not {cores!r}')
+        if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(
+                time_limit, (int, float)) or not time_limit > 0):
+            raise JobError(f'time_limit must be a number of seconds > 0, not {time_limit!r}')
 
     def get(self, job: Union[int, str], timeout: Optional[float] = None) -> Any:
         """Wait for ``job`` and return its value, or raise its exception.
@@ -186,7 +195,10 @@ class JobQueue:
                 raise TimeoutError(f'job {the_job.id} did not finish within {timeout} s')
             value, kind, data = the_job._value, the_job._kind, the_job._result
         if the_job.state is State.COMPLETED:
-            if value is _NOTHING:
+            if value is _NOTHING and kind == b'r':
+                value = the_job._value = data
+                the_job._result = None
+            elif value is _NOTHING:
                 try:
                     value = loads(data, kind == b'd')  # type: ignore[arg-type]
                 except Exception as exc:
@@ -231,6 +243,13 @@ class JobQueue:
         with self._cond:
             return self._cond.wait_for(lambda: any(j.state.final for j in listed), timeout)
 
+    def warm(self) -> None:
+        """Start every fresh worker now (they start with the first job that needs one
+        otherwise), so that the next jobs find them ready."""
+        with self._lock:
+            self._warm = True
+            self._post(None)
+
     def update(self, timeout: float = 10) -> None:
         """Let the scheduler handle everything sent so far (states are live otherwise)."""
         marker = threading.Event()
@@ -263,6 +282,7 @@ class JobQueue:
             if finished:
                 self._cond.notify_all()
             self.closed, self._broken = False, None
+        self._call_back(finished)
         self._start()
         atexit.unregister(self.shutdown)
         atexit.register(self.shutdown)
@@ -359,7 +379,20 @@ class JobQueue:
 
     def _fail_all(self, reason: str) -> None:
         """The scheduler thread is gone: fail every unfinished job, refuse new ones."""
+        finished: List[Job] = []
         with self._lock:
             self._broken = reason
-            self._schedule.fail_unfinished(reason, [])
+            self._schedule.fail_unfinished(reason, finished)
             self._cond.notify_all()
+        self._call_back(finished)
+
+    @staticmethod
+    def _call_back(finished: List[Job]) -> None:
+        """Call the ``on_done`` of each settled job (no lock held)."""
+        for job in finished:
+            if job._on_done is not None:
+                callback, job._on_done = job._on_done, None
+                try:
+                    callback(job)
+                except Exception:
+                    logger.exception('on_done of job %d failed', job.id)

@@ -22,6 +22,7 @@ from multiprocessing.connection import wait as wait_ready
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from ..batch import State
+from .forked import ForkWorker
 from .worker import WorkerProcess, current_dir
 
 if TYPE_CHECKING:
@@ -57,8 +58,49 @@ class Dispatcher:
         # named cluster elsewhere on the path (tests/cluster) never shadows it in a worker
         self.paths.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
             os.path.abspath(__file__)))))
-        self.workers: List[WorkerProcess] = [WorkerProcess(self.paths) for _ in range(cores)]
+        #: fresh workers start with the first job that needs one (up to ``cores``), forked
+        #: ones as :meth:`choose` says
+        self.workers: List[Any] = []
         self.start_failures = 0
+
+    def choose(self, job: 'Job') -> Any:
+        """The worker ``job`` starts on (lock held): an idle one of its kind, else a new
+        one (a forked worker holds the jobs added before it was forked)."""
+        if job._call is None:
+            fresh = [w for w in self.workers if not w.forked]
+            worker = next((w for w in fresh if w.job is None), None)
+            if worker is None and len(fresh) < self.cores:
+                worker = WorkerProcess(self.paths)
+                self.workers.append(worker)
+            return worker
+        forked = [w for w in self.workers if w.forked and not w.retired]
+        worker = next((w for w in forked if w.job is None and w.holds >= job.id), None)
+        if worker is None:
+            if len(forked) >= self.cores:
+                stale = next((w for w in forked if w.job is None), None)
+                if stale is None:
+                    return None
+                stale.retire()
+            worker = ForkWorker(self.q.jobs, self.q._next_id - 1, self._fds())
+            self.workers.append(worker)
+        # its id now (8 bytes, to an idle worker): it starts while others are forked
+        payload, job._payload = job._payload, None
+        try:
+            worker.tasks.send_bytes(payload)
+        except OSError:  # the worker died; its sentinel reports the job
+            logger.debug('forked worker %d gone before job %d', worker.proc.pid, job.id)
+        return worker
+
+    def _fds(self) -> List[int]:
+        """The queue's descriptors, which a forked worker closes."""
+        found = [self.q._wake_r, self.q._wake_w]
+        for worker in self.workers:
+            if worker.forked:
+                found += worker.fds()
+            else:
+                found += [worker.tasks.fileno(), worker.results.fileno(), worker.lifeline]
+                found += [worker.sentinel] if worker.sentinel is not None else []
+        return [fd for fd in found if fd is not None and fd >= 0]
 
     def run(self) -> None:
         """Loop until the queue stops."""
@@ -76,6 +118,7 @@ class Dispatcher:
             markers: List[threading.Event] = []
             starts: List[Tuple[WorkerProcess, Job]] = []
             finished: List[Job] = []
+            stop = False
             with q._lock:
                 if q._wake_r in ready:
                     os.read(q._wake_r, 4096)
@@ -86,23 +129,33 @@ class Dispatcher:
                     if dead:
                         self._bury(worker, finished)
                 self._enforce_time_limits()
+                if q._warm and not q._stopping:
+                    q._warm = False
+                    while sum(not w.forked for w in self.workers) < self.cores:
+                        self.workers.append(WorkerProcess(self.paths))
                 if not q._stopping:
                     markers = self._take_inbox(finished)
-                    starts = schedule.start_ready(self.workers)
+                    starts = schedule.start_ready(self.workers, self.choose)
                 for job in finished:
                     self.outputs(job)
                 if finished:
                     q._cond.notify_all()
-                if q._stopping:
-                    return
-                for marker in markers:
-                    marker.set()
+                stop = q._stopping
+                if not stop:
+                    for marker in markers:
+                        marker.set()
+            if stop:
+                q._call_back(finished)
+                return
             for worker, job in starts:
                 payload, job._payload = job._payload, None
+                if payload is None:  # sent by choose()
+                    continue
                 try:
                     worker.tasks.send_bytes(payload)
                 except OSError:  # the worker died; its sentinel reports the job
                     logger.debug('worker %d gone before job %d', worker.proc.pid, job.id)
+            q._call_back(finished)  # after the sends: workers need not wait for callbacks
 
     def _next_deadline(self) -> Optional[float]:
         """Seconds until the first running job reaches its time limit; None: no limit."""
@@ -186,14 +239,13 @@ class Dispatcher:
             q._schedule.finish_killed(job, code, reason, finished)
         self.workers.remove(worker)
         worker.close()
+        if worker.forked:
+            return
         self.start_failures = 0 if worker.started else self.start_failures + 1
         if self.start_failures >= 3:
             q._broken = f'worker processes cannot start (exit code {code}); see stderr'
             logger.error('jobqueue: %s', q._broken)
             q._schedule.fail_waiting(q._broken, finished)
-            return
-        if not q._stopping:
-            self.workers.append(WorkerProcess(self.paths))
 
     def stop_workers(self) -> None:
         """Kill every worker's process tree."""

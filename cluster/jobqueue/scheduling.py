@@ -19,13 +19,53 @@ from __future__ import annotations
 
 import heapq
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..batch import State
 
 if TYPE_CHECKING:
-    from .core import Job
     from .worker import WorkerProcess
+
+
+class Job:
+    """One job of a :class:`JobQueue`; read its fields, the scheduler thread writes them.
+
+    The underscored fields are the scheduler's bookkeeping.
+    """
+    __slots__ = ('id', 'name', 'cores', 'dependencies', 'state', 'exitcode', 'start', 'end',
+                 'reason', 'submitted', 'time_limit', '_payload', '_kind', '_result', '_value', '_unmet',
+                 '_dependents', '_bypassed', '_runtime_key', '_call', '_on_done')
+
+    def __init__(self, job_id: int, name: Optional[str], cores: int,
+                 dependencies: List[int], payload: Optional[bytes]) -> None:
+        self.id = job_id
+        self.name = name or f'job{job_id}'
+        self.cores = cores
+        self.dependencies = dependencies
+        self.state = State.PENDING
+        self.exitcode: Optional[int] = None
+        self.submitted = time.time()
+        self.start: Optional[float] = None
+        self.end: Optional[float] = None
+        self.reason: Optional[str] = None
+        self.time_limit: Optional[float] = None  # seconds from its start; then it is killed
+        self._payload = payload
+        self._kind = b''      # b'o'/b'd' result pickle, b'e' error, b'' none
+        self._result: Optional[bytes] = None
+        self._value: Any = _NOTHING
+        self._unmet = 0
+        self._dependents: Optional[List[int]] = None
+        self._bypassed = 0
+        self._runtime_key: Any = None  # (function pickle hash, cores): learned run time
+        self._call: Optional[tuple] = None  # a forked job's (function, args, kwargs, cwd)
+        self._on_done: Optional[Callable[['Job'], None]] = None
+
+    def __repr__(self) -> str:
+        return (f'Job(id={self.id}, name={self.name!r}, state={self.state.value}, '
+                f'cores={self.cores}, exitcode={self.exitcode}, reason={self.reason!r})')
+
+
+_NOTHING = object()
 
 
 class Schedule:
@@ -89,11 +129,13 @@ class Schedule:
                 self.finish(job, State.CANCELLED, None, 'cancelled', finished)
         return running
 
-    def start_ready(self, workers: Sequence['WorkerProcess']
+    def start_ready(self, workers: Sequence['WorkerProcess'],
+                    choose: Optional[Callable[['Job'], Any]] = None
                     ) -> List[Tuple['WorkerProcess', 'Job']]:
         """Give idle workers what may start now: the head of the line, else a backfill.
 
-        Marks those jobs RUNNING and returns (worker, job) pairs.
+        ``choose(job)`` names the worker for a job (None: none can take it now; default:
+        the first idle one). Marks those jobs RUNNING and returns (worker, job) pairs.
         """
         starts = []
         now = time.time()
@@ -109,7 +151,10 @@ class Schedule:
                 if pick is None:
                     break
                 head._bypassed += 1
-            worker = next((w for w in workers if w.job is None), None)
+            if choose is None:
+                worker = next((w for w in workers if w.job is None), None)
+            else:
+                worker = choose(pick)
             if worker is None:
                 break
             heapq.heappop(self.ready[pick.cores])
@@ -172,7 +217,7 @@ class Schedule:
         if state is State.COMPLETED and job.start is not None:
             self.runtimes[job._runtime_key] = job.end - job.start
         job.reason = reason
-        job._payload = None
+        job._payload = job._call = None
         finished.append(job)
         self.unfinished -= 1
         dependents, job._dependents = job._dependents or [], None

@@ -293,6 +293,8 @@ class WorkerProcess:
         self.job: Any = None  # the cluster.jobqueue.Job it runs
         self.started = False  # said hello
 
+    forked = False  # a fresh interpreter (cluster.jobqueue.forked has the other kind)
+
     def kill_tree(self) -> None:
         """SIGKILL this worker and everything it started."""
         procs = []
