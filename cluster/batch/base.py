@@ -107,6 +107,13 @@ class BatchSystem(abc.ABC):
     #: the environment variable that holds an array task's index (None where the system
     #: has no job arrays, and an Executor submits one job per task)
     array_variable: ClassVar[Optional[str]] = None
+    #: tries of a failing status command before it is an error, their timeout, and the
+    #: first pause between them (doubling)
+    status_tries: ClassVar[int] = 4
+    status_timeout: ClassVar[float] = 60.0
+    backoff: ClassVar[float] = 0.5
+    #: seconds a submit of unknown outcome is looked up while the scheduler does not answer
+    lookup_deadline: ClassVar[float] = 300.0
 
     def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
                  endpoint: Any = None) -> None:

@@ -178,11 +178,6 @@ class GridEngine(BatchSystem):
     help_note = ('On sge, cores are slots of the parallel environment [sge] pe (default smp) '
                  'and mem is split over them as the per-slot resource [sge] memory (default '
                  'mem_free); every script runs with -S /bin/bash; nodes and qos do not exist.')
-    status_tries = 4
-    status_timeout = 60.0
-    backoff = 0.5
-    #: seconds a submit of unknown outcome is looked up while qmaster does not answer
-    lookup_deadline = 300.0
 
     def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
                  endpoint: Any = None) -> None:

@@ -217,12 +217,6 @@ class Slurm(BatchSystem):
     notes = {'requeue': _requeue.NOTE}
     can_requeue = True
     array_variable, array_limit = 'SLURM_ARRAY_TASK_ID', slurm_array_limit
-    #: tries of a failing status command before it is an error, and their timeout
-    status_tries = 4
-    status_timeout = 60.0
-    backoff = 0.5
-    #: seconds a submit of unknown outcome is looked up while Slurm does not answer
-    lookup_deadline = 300.0
 
     def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
                  endpoint: Any = None) -> None:

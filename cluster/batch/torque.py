@@ -211,9 +211,6 @@ class Torque(BatchSystem):
                  'mem is the memory of the whole job; qos is a Moab extension.')
     #: the keywords of the one ``-l nodes=`` line
     node_keys = ('nodes', 'cores', 'features')
-    status_tries, status_timeout, backoff = 4, 60.0, 0.5
-    #: seconds a submit of unknown outcome is looked up while the server does not answer
-    lookup_deadline = 300.0
 
     def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
                  endpoint: Any = None) -> None:
