@@ -1,8 +1,10 @@
 """Small helpers every test module may use: real components are required, never faked."""
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
+import time
 from typing import Dict
 
 import pytest
@@ -74,3 +76,28 @@ def sge_env() -> Dict[str, str]:
         up = False
     require('Grid Engine (sge_qmaster)', up, SGE_HOW)
     return env
+
+
+def end_time_now(job_id: str, timeout: float = 60) -> None:
+    """Move a running Slurm job's end time to a second from now, so that slurmctld ends
+    it TIMEOUT at its next periodic check (every 30 s): a real time limit without
+    waiting Slurm's whole minutes. Needs root (scontrol update EndTime)."""
+    if os.geteuid() != 0:
+        require('root (scontrol update EndTime)', False, 'run the tests as root')
+    deadline, refused = time.monotonic() + timeout, ''
+    while time.monotonic() < deadline:
+        shown = subprocess.run(['scontrol', '-o', 'show', 'job', job_id], check=True,
+                               capture_output=True, text=True).stdout
+        if 'JobState=RUNNING' in shown:  # a pending job's StartTime is only a guess
+            started = datetime.datetime.strptime(shown.split('StartTime=')[1].split()[0],
+                                                 '%Y-%m-%dT%H:%M:%S')
+            # an EndTime before StartTime or now is refused
+            end = max(started, datetime.datetime.now()) + datetime.timedelta(seconds=1)
+            update = subprocess.run(['scontrol', 'update', f'JobId={job_id}',
+                                     f'EndTime={end:%Y-%m-%dT%H:%M:%S}'],
+                                    capture_output=True, text=True)
+            if update.returncode == 0:
+                return
+            refused = update.stdout + update.stderr
+        time.sleep(0.2)
+    raise AssertionError(f'could not move the end time of job {job_id}: {refused}')

@@ -15,6 +15,7 @@ import cluster
 from cluster.batch import State
 from cluster.run.errors import JobError, SubmissionError
 from conftest import _require_slurm
+from support import end_time_now
 
 LIVE = [pytest.param('slurm', marks=pytest.mark.slurm),
         pytest.param('torque', marks=pytest.mark.torque)]
@@ -64,10 +65,12 @@ def test_cancelled_while_running_is_not_success(live, in_tmp):
         function.get(timeout=120)
 
 
-@pytest.mark.waits
 def test_time_limit_is_a_timeout_not_success(live, in_tmp):
     command = cluster.submit('sleep 300', qtype=live, time='00:01:00')
     function = cluster.submit(_sleeper, qtype=live, time='00:01:00')
+    for job in (command, function):  # Slurm's own limit, reached now rather than in a minute
+        _until(lambda: _running(job), what=f'{job.name} running')
+        end_time_now(_slurm_id(job))
     code, _, _ = command.get(timeout=300)
     assert code == 143 and command.info.state is State.TIMEOUT
     with pytest.raises(JobError, match='ended timeout'):

@@ -2,7 +2,6 @@
 and live tests against the real single-node Slurm of tests/cluster/slurm_up.sh."""
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import re
@@ -15,6 +14,7 @@ import pytest
 from batch_helpers import (FakeShell, check_golden, data, short_hostname, submit_options,
                            wait_accounting, wait_file, wait_final, wait_for, write_job)
 from conftest import require, slurm_ready
+from support import end_time_now
 
 from cluster.batch import State
 from cluster.batch import slurm as slurm_mod
@@ -363,24 +363,15 @@ def test_live_scancel_reports_cancelled(slurm, tmp_path):
     slurm.cancel([job_id])  # cancelling a finished job is not an error
 
 
-@pytest.mark.waits
 @pytest.mark.slurm
 def test_live_time_limit_reports_timeout(slurm, tmp_path):
     """A job past its limit ends TIMEOUT. Slurm's limits are whole minutes, so the test
     moves the running job's end time to now (root only); slurmctld enforces limits on
     its own periodic check (every 30 s), which is the mechanism under test."""
-    if os.geteuid() != 0:
-        require('root (scontrol update EndTime)', False, 'run the tests as root')
     files = write_job(slurm, str(tmp_path), 'slow', 'sleep 300', time='00:01:00')
     job_id = slurm.submit(files, [], submit_options(files))
     wait_for(slurm, job_id, lambda i: i.state is State.RUNNING)
-    # an EndTime before StartTime is refused, and 'now' can be (seen once in CI)
-    shown = subprocess.run(['scontrol', '-o', 'show', 'job', job_id], check=True,
-                           capture_output=True, text=True).stdout
-    started = datetime.datetime.strptime(shown.split('StartTime=')[1].split()[0],
-                                         '%Y-%m-%dT%H:%M:%S')
-    end = (started + datetime.timedelta(seconds=1)).strftime('%Y-%m-%dT%H:%M:%S')
-    subprocess.run(['scontrol', 'update', f'JobId={job_id}', f'EndTime={end}'], check=True)
+    end_time_now(job_id)
     info = wait_final(slurm, job_id, timeout=70)
     assert info.state is State.TIMEOUT
     assert info.reason == 'TimeLimit'
