@@ -12,7 +12,8 @@ import time
 
 import pytest
 from batch_helpers import FakeShell, data
-from conftest import require, slurm_ready
+import support
+from conftest import REMOTE_MARKS, STATE, require, slurm_ready
 from requeue_work import Counter
 
 import cluster
@@ -26,6 +27,9 @@ from cluster.run.errors import OptionError
 from cluster.script import JobFiles
 from cluster.script import function
 from cluster.script.body import Attempts, job_body
+
+
+REMOTE_ENV = os.path.join(STATE, 'remote.env')
 
 
 def _until(condition, timeout: float, what: str):
@@ -137,17 +141,18 @@ def test_an_attempt_beyond_max_requeues_does_not_run(tmp_path):
 
 
 # --- the node runner's checkpoint, on a real process ---------------------------------------
-def _runner(tmp_path, attempt: int, counter=None, checkpoint=None):
-    """Start the runner of a Counter job as a node would, with the body's exports."""
+def _runner(tmp_path, attempt: int, counter=None, checkpoint=None, python=sys.executable):
+    """Start the runner of a Counter job as a node would, with the body's exports (with
+    another ``python``: a payload for another host, as a remote job's)."""
     files = JobFiles(str(tmp_path), 'count', qtype='slurm')
     if counter is not None:
-        function.write_payload(files, counter)
+        function.write_payload(files, counter, by_value=python != sys.executable)
     env = dict(os.environ, CLUSTER_ATTEMPT=str(attempt), CLUSTER_MAX_REQUEUES='2',
                CLUSTER_REQUEUE=f'touch {tmp_path / "requeued"}',
                CLUSTER_CHECKPOINT=checkpoint or files.pickle_resume)
     out = open(tmp_path / f'out{attempt}', 'w')
-    return files, subprocess.Popen([sys.executable, files.function_py], env=env, stdout=out,
-                                   stderr=subprocess.PIPE, text=True)
+    return files, subprocess.Popen([python, files.function_py], env=env, stdout=out,
+                                   stderr=subprocess.PIPE, text=True, cwd=tmp_path)
 
 
 def _after_steps(tmp_path, attempt: int, steps: int) -> None:
@@ -167,6 +172,25 @@ def test_the_runner_checkpoints_requeues_and_resumes(tmp_path):
     value = function.read_result(files)
     (first, _), (second, carried) = value['starts']
     assert (first, second, value['done']) == (0, 1, 30) and carried >= 3
+
+
+def test_a_checkpoint_resumes_on_a_host_without_cluster(tmp_path):
+    """A remote job's payload (by value) on a Python without cluster: the Counter's
+    checkpoint returns cluster.Resume all the same, and the next attempt resumes it."""
+    python = support.read_env_file(REMOTE_ENV)['CLUSTER_TEST_REMOTE_PYTHON'] \
+        if os.path.isfile(REMOTE_ENV) else None
+    require('the remote test Python', bool(python), 'bash tests/cluster/remote_up.sh')
+    assert subprocess.run([python, '-c', 'import cluster'], cwd=tmp_path,
+                          capture_output=True).returncode != 0   # not there: the point
+    files, proc = _runner(tmp_path, 0, Counter(30, step=0.05), python=python)
+    _after_steps(tmp_path, 0, 3)
+    proc.send_signal(signal.SIGUSR2)
+    assert proc.wait(30) == 128 + signal.SIGUSR2, proc.stderr.read()
+    assert (tmp_path / 'requeued').exists() and os.path.exists(files.pickle_resume)
+    files, proc = _runner(tmp_path, 1, python=python)
+    assert proc.wait(30) == 0, proc.stderr.read()
+    (first, _), (second, carried) = function.read_result(files)['starts']
+    assert (first, second) == (0, 1) and carried >= 3
 
 
 def test_on_sigterm_the_runner_checkpoints_but_does_not_requeue(tmp_path):
@@ -253,22 +277,29 @@ def _text(path: str) -> str:
 
 def _preempt_when(job: Job, marker: str, cpus: int, started, tmp_path) -> float:
     """Once ``job`` printed ``marker``, submit a job on all CPUs to partition high, which
-    preempts it; return when that was (time.monotonic())."""
-    _until(lambda: marker in _text(job.files.outfile), 600, f'{marker!r} from {job}')
+    preempts it; return when that was (time.monotonic()). A remote job's output is read
+    where it is written (the test sshd's user is on this machine)."""
+    _until(lambda: marker in _text(job.target.outfile), 600, f'{marker!r} from {job}')
     started(Job('true', qtype='slurm', partition='high', cores=cpus, name='preemptor',
                 filedir=str(tmp_path)))
     return time.monotonic()
 
 
+#: where the live jobs run: the real Slurm here, and over SSH (Xenon, the test sshd) on it
+SLURM = pytest.param('slurm', marks=pytest.mark.slurm)
+REMOTE = pytest.param('remote-slurm', marks=[pytest.mark.slurm, *REMOTE_MARKS])
+
+
 @pytest.mark.alone
-@pytest.mark.slurm
-def test_a_preempted_checkpointing_function_resumes_from_its_checkpoint(slurm_cpus, started,
-                                                                        tmp_path):
-    job = started(Job(Counter(20), qtype='slurm', cores=slurm_cpus, requeue=True,
-                      name='resumes', filedir=str(tmp_path)))
+@pytest.mark.parametrize('target', [SLURM, REMOTE], indirect=True)
+def test_a_preempted_checkpointing_function_resumes_from_its_checkpoint(target, slurm_cpus,
+                                                                        started, tmp_path):
+    job = started(Job(Counter(20), cores=slurm_cpus, requeue=True, name='resumes',
+                      filedir=str(tmp_path), **target))
     preempted = _preempt_when(job, 'step 3\n', slurm_cpus, started, tmp_path)
-    _until(lambda: 'attempt 1 starts' in _text(job.files.outfile), 600, 'the second attempt')
-    print(f'preemption to resume: {time.monotonic() - preempted:.1f} s')
+    _until(lambda: 'attempt 1 starts' in _text(job.target.outfile), 600, 'the second attempt')
+    print(f'{job.qtype} via {target}: preemption to resume: '
+          f'{time.monotonic() - preempted:.1f} s')
     value = job.get(timeout=600)
     (first, _), (second, carried) = value['starts'][:2]
     assert (first, second, value['done']) == (0, 1, 20)
@@ -293,12 +324,13 @@ def test_a_function_past_its_time_limit_finishes_through_checkpoints(slurm_cpus,
 
 
 @pytest.mark.alone
-@pytest.mark.slurm
-def test_a_requeued_command_is_rerun_and_reports_its_true_code(slurm_cpus, started, tmp_path):
+@pytest.mark.parametrize('target', [SLURM, REMOTE], indirect=True)
+def test_a_requeued_command_is_rerun_and_reports_its_true_code(target, slurm_cpus, started,
+                                                               tmp_path):
     command = ('echo "attempt $CLUSTER_ATTEMPT"; if [ "$CLUSTER_ATTEMPT" -gt 0 ]; '
                'then exit 3; fi; sleep 600')
-    job = started(Job(command, qtype='slurm', cores=slurm_cpus, requeue=True, name='rerun',
-                      filedir=str(tmp_path)))
+    job = started(Job(command, cores=slurm_cpus, requeue=True, name='rerun',
+                      filedir=str(tmp_path), **target))
     _preempt_when(job, 'attempt 0\n', slurm_cpus, started, tmp_path)
     code, out, _ = job.get(timeout=600)
     assert (code, job.info.state) == (3, State.FAILED)  # the last attempt's, not 143

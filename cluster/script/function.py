@@ -118,8 +118,10 @@ def _pickler_class() -> Any:
 
         def save_module(pickler: Any, module: types.ModuleType) -> None:
             name = module.__name__
+            # the package itself goes by name: where it is not installed, the runner
+            # stands in for it (cluster.Resume, what a checkpoint returns)
             if name == '__main__' or (getattr(pickler, '_cluster_portable', False)
-                                      and not is_installed(name)):
+                                      and not is_installed(name) and name != 'cluster'):
                 return by_state(pickler, module)
             pickler.save_reduce(_dill._import_module, (name,), obj=module)
 

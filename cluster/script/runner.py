@@ -21,6 +21,7 @@ and the next attempt (``CLUSTER_ATTEMPT`` > 0) runs the Resume. SIGTERM (preempt
 killed) writes the checkpoint only; the batch system decides whether the job runs again.
 """
 import errno
+import importlib.util
 import os
 import shlex
 import shutil
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+import types
 
 #: how the temporary files of :func:`write_atomic` end (``.<name>.<random>.part``)
 TMP_SUFFIX = '.part'
@@ -95,12 +97,29 @@ def load_call(path, resume=None):
             os.chdir(context['cwd'])
         imported = _do_imports(context.get('imports'))
         vars(sys.modules['__main__']).update(imported)
+        _stand_in_for_cluster()
         function, args, kwargs = dill.load(handle) if resume is None else load_pickle(resume)
     namespace = getattr(function, '__globals__', None)
     if namespace is not None:
         for name, value in imported.items():
             namespace.setdefault(name, value)
     return function, args, kwargs
+
+
+def _not_here(name):
+    raise AttributeError(f'cluster.{name}: cluster is not installed on this host; a job '
+                         'running here has cluster.Resume only')
+
+
+def _stand_in_for_cluster():
+    """Where ``cluster`` cannot be imported (a remote host), a payload that names it (a
+    checkpoint returning ``cluster.Resume``) gets a module of this runner's :class:`Resume`
+    (a plain module, which dill pickles by name again)."""
+    if 'cluster' in sys.modules or importlib.util.find_spec('cluster') is not None:
+        return
+    stand_in = types.ModuleType('cluster', 'cluster stands in here: Resume only')
+    stand_in.Resume, stand_in.__getattr__ = Resume, _not_here
+    sys.modules['cluster'] = stand_in
 
 
 def plain_pickle(obj):
