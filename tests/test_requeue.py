@@ -308,6 +308,26 @@ def test_a_preempted_checkpointing_function_resumes_from_its_checkpoint(target, 
     assert job.info.state is State.COMPLETED and job.get_exitcode() == 0
 
 
+@pytest.mark.parametrize('target', [SLURM, REMOTE], indirect=True)
+def test_the_warning_signal_checkpoints_and_the_job_requeues_itself(target, slurm_cpus,
+                                                                    started, tmp_path):
+    """What ``--signal=B:USR2@grace`` does near the time limit, sent at once (scancel -b):
+    no preemption requeues this job, the runner's ``scontrol requeue`` does, as the user
+    that submitted it (the remote one over SSH)."""
+    job = started(Job(Counter(40, step=0.2), requeue=True, name='warned',
+                      filedir=str(tmp_path), **target))
+    _until(lambda: 'step 3\n' in _text(job.target.outfile), 600, f'3 steps of {job}')
+    signalled = time.monotonic()
+    subprocess.run(['scancel', '--batch', '--signal=USR2', job.id], check=True)
+    value = job.get(timeout=600)
+    print(f'{target}: warning signal to the end of the resumed attempt: '
+          f'{time.monotonic() - signalled:.1f} s')
+    (first, _), (second, carried) = value['starts']
+    assert (first, second, value['done']) == (0, 1, 40) and carried >= 3, value
+    assert 'checkpointed on SIGUSR2; requeued' in _text(job.target.errfile)
+    assert attempts_started(job) == 2 and records.load(job.record_key)['attempts'] == 2
+
+
 @pytest.mark.waits
 @pytest.mark.slurm
 def test_a_function_past_its_time_limit_finishes_through_checkpoints(slurm_cpus, started,
