@@ -365,3 +365,45 @@ def test_a_rejected_submission_exits_1_and_says_why(env, args, reason):
     result = run(env, 'qsub', '-terse', *args, '-b', 'y', 'true', check=False)
     assert (result.returncode, result.stdout) == (1, '')
     assert result.stderr == f'Unable to run job: {reason}\nExiting.\n'
+
+
+# -- arrays (the Executor's tasks) and requeue -------------------------------------------------
+def test_array_tasks_count_from_1_and_a_deleted_task_has_its_own_record(env, tmp_path):
+    """``$SGE_TASK_ID`` runs 1..N (``undefined`` outside arrays); ``qdel JOB.N`` of a running
+    task gives that task's record failed 100, exit 137, and leaves the others alone; a
+    pending task deleted so has no record; each record names its ``taskid``."""
+    body = f'echo "$SGE_TASK_ID $SGE_TASK_FIRST $SGE_TASK_LAST" > {tmp_path}/task.$SGE_TASK_ID\n' \
+           f'[ "$SGE_TASK_ID" = 2 ] && sleep 300\nsleep 1\n'
+    job = qsub(env, '-t', '1-4', '-tc', '2', '-o', '/dev/null', '-j', 'y',
+               script(tmp_path / 'array.sh', body)).split('.')[0]
+    try:
+        wait_until(lambda: (tmp_path / 'task.2').exists(), f'task {job}.2 running')
+        assert f'job-array task {job}.2' in run(env, 'qdel', f'{job}.2').stdout
+    except BaseException:
+        run(env, 'qdel', job, check=False)
+        raise
+    wait_gone(env, job, timeout=90)
+    for task in (1, 2, 3, 4):
+        assert (tmp_path / f'task.{task}').read_text() == f'{task} 1 4\n'
+    text = run(env, 'qacct', '-j', job).stdout
+    records = {r['taskid'].split()[0]: r for r in parse_qacct(text)}
+    assert sorted(records) == ['1', '2', '3', '4']
+    assert records['2']['failed'].split()[0] == '100' and records['2']['exit_status'].startswith('137')
+    assert all(records[t]['failed'].split()[0] == '0' for t in ('1', '3', '4'))
+    sample('qacct_array_task_qdel.txt', text, qacct_keys)
+    pending = qsub(env, '-t', '1-2', '-h', '-o', '/dev/null', '-j', 'y', '-b', 'y', 'true')
+    pending = pending.split('.')[0]
+    run(env, 'qdel', f'{pending}.2')
+    run(env, 'qrls', pending)
+    wait_gone(env, pending)
+    assert [r['taskid'].split()[0] for r in qacct(env, pending)] == ['1']
+    out = tmp_path / 'plain.txt'
+    plain = qsub(env, '-o', str(out), '-j', 'y', '-b', 'y', 'echo', '"[$SGE_TASK_ID]"')
+    wait_gone(env, plain)
+    assert out.read_text() == '[undefined]\n'
+
+
+def test_max_aj_tasks_is_in_the_global_configuration(env):
+    text = run(env, 'qconf', '-sconf').stdout
+    assert re.search(r'^max_aj_tasks\s+75000$', text, re.MULTILINE), text
+

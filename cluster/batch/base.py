@@ -107,6 +107,8 @@ class BatchSystem(abc.ABC):
     #: the environment variable that holds an array task's index (None where the system
     #: has no job arrays, and an Executor submits one job per task)
     array_variable: ClassVar[Optional[str]] = None
+    #: the value :attr:`array_variable` has in an array's first task (its index is 0)
+    array_first: ClassVar[int] = 0
     #: tries of a failing status command before it is an error, their timeout, and the
     #: first pause between them (doubling)
     status_tries: ClassVar[int] = 4

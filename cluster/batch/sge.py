@@ -17,13 +17,12 @@ files before it runs anything (their ``id path`` pairs are the script's argument
 dependent stopped there exits :data:`DEPENDENCY_EXIT` without writing its own code file,
 and is reported CANCELLED ("dependency N failed").
 
-Accounting: ``qacct``'s ``failed`` decides as much as ``exit_status``: 0 is the script's
-own end; 37 a limit qmaster enforced (``h_rt``: TIMEOUT); 100 a signal (``qdel``: exit
-137); 25 a requeue (the job runs again); others a failure of execd (26: an output file
-could not be opened).
+Arrays (an Executor's tasks): ``qsub -t 1-N [-tc T]``, tasks numbered from 1 and known
+here as ``<job>_<n-1>``; parsing and accounting: :mod:`cluster.batch.sge_status`.
 """
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import re
@@ -39,8 +38,11 @@ from ..script.files import MARKER, JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
 from ._commands import (begin_stamp, connection_problem, header_options, is_grid_engine,
                         last_line, output_paths, parse_iso, run_retried)
+from ._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, cached_limit
 from ._dependencies import DependencyGate
 from ._submit import given_name, submit_once, unique_name
+from .sge_status import (accounting_info, listed_keys, map_state, max_array_tasks,  # noqa: F401
+                         parse_qacct, parse_qstat_xml, split_key)
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +50,6 @@ logger = logging.getLogger(__name__)
 DEPENDENCY_EXIT = 86
 #: seconds the script waits for a dependency's exit-code file to appear (shared file systems)
 CODE_FILE_WAIT = 10
-#: qacct ``failed`` codes (sge_status(5), execd's failure codes) with a meaning here
-FAILED_LIMIT = 37        # qmaster enforced h_rt, h_cpu or h_vmem
-FAILED_SIGNAL = 100      # "assumedly after job": the job was killed by a signal
-FAILED_RESCHEDULED = 25  # requeued (qmod -rj, or exit 99): the job runs again
 _QACCT_NOT_FOUND = re.compile(r'job (id|name) .* not found')
 
 
@@ -59,85 +57,6 @@ def _setting(key: str) -> str:
     """The ``[sge]`` setting ``key`` of ~/.cluster (``pe``, ``memory``), or its default
     (:data:`cluster.batch.SETTINGS`); read each time a header is written."""
     return config_file.get('sge', key) or SETTINGS['sge'][key]
-
-
-def map_state(native: str, held_is_pending: bool = False) -> State:
-    """The shared :class:`State` of a qstat state code (``qw``, ``hqw``, ``r``, ``Eqw``...)."""
-    code = (native or '').strip()
-    if 'E' in code:
-        return State.FAILED              # error state: it never runs unless cleared
-    if 'd' in code:
-        return State.CANCELLED           # being deleted
-    if 's' in code or 'S' in code or 'T' in code:
-        return State.HELD                # suspended (by the user, the queue or a threshold)
-    if 'h' in code:
-        return State.PENDING if held_is_pending else State.HELD
-    if 'r' in code or 't' in code:
-        return State.RUNNING
-    if 'q' in code or 'w' in code:
-        return State.PENDING
-    logger.debug('unknown grid engine state %r', native)
-    return State.UNKNOWN
-
-
-def parse_qstat_xml(text: str) -> List[Dict[str, str]]:
-    """``qstat -xml`` -> one dict of tags per job (``JB_job_number``, ``state``...)."""
-    text = text.strip()
-    if not text:
-        return []
-    root = ElementTree.fromstring(text)
-    return [{child.tag: (child.text or '').strip() for child in element}
-            for element in root.iter('job_list')]
-
-
-def parse_qacct(text: str) -> List[Dict[str, str]]:
-    """``qacct -j`` -> one dict per record, in the order printed (``failed``, ...)."""
-    records: List[Dict[str, str]] = []
-    for line in text.splitlines():
-        if line.startswith('====='):
-            records.append({})
-        elif records and line.strip():
-            key, _, value = line.partition(' ')
-            records[-1][key] = ' '.join(value.split())
-    return records
-
-
-def _number(text: Optional[str]) -> Optional[int]:
-    """The leading number of ``'100 : assumedly after job'`` or ``'137 (Killed)'``."""
-    match = re.match(r'\s*(-?\d+)', text or '')
-    return int(match.group(1)) if match else None
-
-
-def _ctime(text: Optional[str]) -> Optional[float]:
-    """Epoch seconds from qacct's ``Wed Dec  2 00:15:57 2026`` (None for '-/-')."""
-    try:
-        return time.mktime(time.strptime(' '.join((text or '').split()), '%a %b %d %H:%M:%S %Y'))
-    except ValueError:
-        return None
-
-
-def accounting_info(record: Mapping[str, str]) -> JobInfo:
-    """One qacct record -> :class:`JobInfo` (state from ``failed`` and ``exit_status``)."""
-    failed = _number(record.get('failed')) or 0
-    status = _number(record.get('exit_status'))
-    reason = None
-    if failed == FAILED_RESCHEDULED:
-        state, status, reason = State.PENDING, None, 'requeued: it runs again'
-    elif failed == FAILED_LIMIT:
-        state, reason = State.TIMEOUT, f'failed {record.get("failed")}'
-    elif failed == 0:
-        state = State.COMPLETED if status == 0 else State.FAILED
-    else:
-        state = State.FAILED
-        reason = f'failed {record.get("failed")}' + (
-            f' (killed by signal {status - 128})' if failed == FAILED_SIGNAL and status
-            and status > 128 else '')
-        if status == 0:
-            status = None                # execd failed before the script could end
-    return JobInfo(id=record.get('jobnumber', ''), state=state, exitcode=status,
-                   name=given_name(record.get('jobname')), user=record.get('owner') or None,
-                   node=record.get('hostname') or None, start=_ctime(record.get('start_time')),
-                   end=_ctime(record.get('end_time')), reason=reason)
 
 
 def _job_id(out: str) -> str:
@@ -163,6 +82,16 @@ def _dependency_check(wait: int = CODE_FILE_WAIT) -> List[str]:
     ]
 
 
+def _array_arguments(options: Optional[Mapping[str, Any]]) -> List[str]:
+    """``-t 1-N`` (and ``-tc T``) for submit options that ask for an array of N tasks:
+    task ``i`` of ``cluster``'s array is Grid Engine's task ``i + 1``."""
+    wanted = (options or {}).get(ARRAY_OPTION)
+    if not wanted:
+        return []
+    last, throttle = wanted
+    return ['-t', f'1-{int(last) + 1}'] + (['-tc', str(int(throttle))] if throttle else [])
+
+
 class GridEngine(BatchSystem):
     """A Grid Engine cluster; commands go through :attr:`shell` (local or remote)."""
 
@@ -178,6 +107,8 @@ class GridEngine(BatchSystem):
     help_note = ('On sge, cores are slots of the parallel environment [sge] pe (default smp) '
                  'and mem is split over them as the per-slot resource [sge] memory (default '
                  'mem_free); every script runs with -S /bin/bash; nodes and qos do not exist.')
+    #: an Executor's tasks run as one array: ``$SGE_TASK_ID`` counts from 1
+    array_variable, array_first = 'SGE_TASK_ID', 1
 
     def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
                  endpoint: Any = None) -> None:
@@ -191,6 +122,12 @@ class GridEngine(BatchSystem):
         #: id -> its dependencies, and when it was submitted (epoch seconds)
         self._deps: Dict[str, List[str]] = {}
         self._submitted_at: Dict[str, float] = {}
+        #: ids submitted with -hold_jid: their hold (hqw) is a wait, not a user hold
+        self._holding: Set[str] = set()
+
+    def array_limit(self) -> int:
+        """``max_aj_tasks`` of ``qconf -sconf``, read once per system instance."""
+        return cached_limit(self, max_array_tasks)
 
     @classmethod
     def found(cls, shell: Shell = local_shell) -> bool:
@@ -241,28 +178,36 @@ class GridEngine(BatchSystem):
     # submission ----------------------------------------------------------------------------
     def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
                options: Optional[Mapping] = None) -> str:
-        """``qsub -terse -N <unique> [-hold_jid a,b] -o <out> -e <err> <script> [id path]...``.
+        """``qsub -terse -N <unique> [-t 1-N [-tc T]] [-hold_jid a,b] -o <out> -e <err>
+        <script> [id path]...``.
 
         A job whose dependency already failed is not submitted (the gate's id comes back);
-        the ``id path`` pairs name the exit-code files the script checks (see above)."""
+        the ``id path`` pairs name the exit-code files the script checks (see above). A
+        dependency on an array task (``7_0``) holds for the whole array (``-hold_jid 7``):
+        the task's result file tells the dependent call whether its input failed."""
         deps = [str(d) for d in dependencies]
         name = unique_name(files.name)
         refused = self._gate.refuse(self, deps, name, files.name)
         if refused:
             return refused
         outfile, errfile = output_paths(options)
-        argv = ['qsub', '-terse', '-N', name]
-        argv += ['-hold_jid', ','.join(deps)] if deps else []
+        argv = ['qsub', '-terse', '-N', name, *_array_arguments(options)]
+        holds = [split_key(d)[0] for d in deps + [str(i) for i in
+                                                   (options or {}).get(AFTER_ANY_OPTION) or ()]]
+        argv += ['-hold_jid', ','.join(dict.fromkeys(holds))] if holds else []
         argv += ['-o', outfile or files.outfile, '-e', errfile or files.errfile, files.submission]
+        single = files.script is None and not (options or {}).get(ARRAY_OPTION)
         if files.script is None:
             argv += [part for dep in deps if dep in self._codes
                      for part in (dep, self._codes[dep])]
         job_id = submit_once(self.shell, argv, name, _job_id, self._find,
                              timeout=self.status_timeout, deadline=self.lookup_deadline,
                              backoff=self.backoff, hint=f'qstat -xml; qacct -j {name}')
-        if files.script is None:
+        if single:
             self._codes[job_id] = files.exitcode
         self._deps[job_id] = deps
+        if holds:
+            self._holding.add(job_id)
         self._submitted_at[job_id] = time.time()
         logger.debug('qsub %s -> %s', files.submission, job_id)
         return job_id
@@ -308,15 +253,17 @@ class GridEngine(BatchSystem):
         jobs = {}
         for job in listed:
             info = self._listed_info(job)
-            if ids is None or info.id in ids:
-                jobs[info.id] = info
+            for key in listed_keys(job):   # an array entry: one info per task
+                if ids is None or key in ids:
+                    jobs[key] = dataclasses.replace(info, id=key, state=self._task_state(
+                        key, info.state))
         self._cancel_errors(jobs)
         jobs.update(refused)
         return jobs
 
     def _listed_info(self, job: Mapping[str, str]) -> JobInfo:
         job_id = job.get('JB_job_number', '')
-        state = map_state(job.get('state', ''), held_is_pending=bool(self._deps.get(job_id)))
+        state = map_state(job.get('state', ''), held_is_pending=job_id in self._holding)
         if job_id in self._errored:
             state = State.FAILED
         elif state is State.CANCELLED and job_id not in self._cancelled:
@@ -328,11 +275,19 @@ class GridEngine(BatchSystem):
                        reason=f'error state {job.get("state")}: qstat -j {job_id} says why'
                        if state is State.FAILED else None)
 
+    def _task_state(self, key: str, state: State) -> State:
+        """A task this instance deleted is CANCELLED even when its array lists it as
+        running on ('d' shows for the task being deleted only)."""
+        if state is State.RUNNING and key in self._cancelled and split_key(key)[1]:
+            return State.CANCELLED
+        return state
+
     def _cancel_errors(self, jobs: Dict[str, JobInfo]) -> None:
         """Delete (once) the jobs submitted here that sit in an error state (Eqw): they
         never run unless an administrator clears them, and they stay FAILED."""
-        stuck = [i for i, info in jobs.items() if info.state is State.FAILED
-                 and i in self._submitted_at and i not in self._errored]
+        stuck = list(dict.fromkeys(
+            split_key(i)[0] for i, info in jobs.items() if info.state is State.FAILED
+            and split_key(i)[0] in self._submitted_at and split_key(i)[0] not in self._errored))
         if stuck:
             logger.warning('grid engine jobs %s are in an error state; deleting them',
                            ', '.join(stuck))
@@ -343,21 +298,22 @@ class GridEngine(BatchSystem):
         """Accounting of the jobs that left the queue: one ``qacct`` call (``-j ID`` for
         one job, every record of the user that ended since the oldest of them otherwise)."""
         ids, found = self._gate.split([str(i) for i in job_ids])
-        ids = [i for i in ids if i.isdigit()]
+        ids = [i for i in ids if split_key(i)[0].isdigit()]
+        jobs = list(dict.fromkeys(split_key(i)[0] for i in ids))
         if not ids:
             return found
-        if len(ids) == 1:
-            argv = ['qacct', '-j', ids[0]]
+        if len(jobs) == 1:
+            argv = ['qacct', '-j', jobs[0]]
         else:
             # a day before the oldest submit: the cluster's clock may be in another zone
-            since = min(self._submitted_at.get(i, time.time() - 86400) for i in ids)
+            since = min(self._submitted_at.get(i, time.time() - 86400) for i in jobs)
             argv = ['qacct', '-o', self.user or getpass.getuser(), '-E', '-b',
                     time.strftime('%Y%m%d%H%M.%S', time.localtime(since - 86400)), '-j']
         code, out, err = self.shell(argv, stdin=None, timeout=self.status_timeout)
         if code != 0 and not _QACCT_NOT_FOUND.search(out + err):
             logger.warning('qacct failed (exit %s): %s', code, (err or out).strip()[:300])
             return found
-        for record in parse_qacct(out):   # the last record of a job is its latest run
+        for record in parse_qacct(out):   # the last record of a job (task) is its latest run
             info = self._judged(accounting_info(record))
             if info.id in ids:
                 found[info.id] = info
@@ -365,9 +321,10 @@ class GridEngine(BatchSystem):
 
     def _judged(self, info: JobInfo) -> JobInfo:
         """Apply what only this instance knows: its cancellations and dependency checks."""
-        if info.id in self._errored:
+        job_id = split_key(info.id)[0]
+        if job_id in self._errored:
             info.state = State.FAILED
-        elif info.id in self._cancelled and info.state is not State.COMPLETED:
+        elif ({info.id, job_id} & self._cancelled) and info.state is not State.COMPLETED:
             info.state, info.reason = State.CANCELLED, info.reason or 'cancelled with qdel'
         elif (info.state is State.FAILED and info.exitcode == DEPENDENCY_EXIT
               and self._deps.get(info.id) and info.reason is None):
@@ -383,13 +340,16 @@ class GridEngine(BatchSystem):
             self._delete(ids)
 
     def _delete(self, ids: List[str]) -> None:
+        """``qdel 7 8.3``: jobs, and array tasks by Grid Engine's number."""
         self._cancelled.update(i for i in ids if i not in self._errored)
-        code, out, err = run_retried(self.shell, ['qdel', *ids], tries=self.status_tries,
+        argv = ['qdel', *(f'{job}.{task}' if task else job
+                          for job, task in map(split_key, ids))]
+        code, out, err = run_retried(self.shell, argv, tries=self.status_tries,
                                      timeout=self.status_timeout, backoff=self.backoff,
                                      retry=connection_problem,
                                      accept=lambda result: not connection_problem(result))
         if code != 0:
             alive = [i for i, info in self.statuses(ids).items() if not info.state.final]
             if alive:
-                raise CommandError(['qdel', *ids], code, out, err,
+                raise CommandError(argv, code, out, err,
                                    message=f'jobs {", ".join(alive)} still queued or running')

@@ -61,7 +61,8 @@ class ArrayJob(Job):
     def _body(self) -> str:
         base = self.target.base
         python = shlex.quote(self.store.python or sys.executable)
-        index = (f'"${self.system.array_variable}"' if self.array
+        variable, first = self.system.array_variable, self.system.array_first
+        index = ((f'"$(({variable} - {first}))"' if first else f'"${variable}"') if self.array
                  else str(self.tasks[0].index))
         command = f'{python} {shlex.quote(base + ".tasks.py")} {shlex.quote(base)} {index}'
         return job_body(command, self.target.exitcode, self.runpath, self.modules)
