@@ -1,0 +1,183 @@
+"""cluster.Executor on Slurm's Torque wrappers: one ``qsub -t`` per chunk, each task followed
+on its own (qstat cannot name tasks: cluster/batch/_torque_arrays.py), a task cancelled
+mid-array, the throttle, and MaxArraySize (tests/cluster/slurm_conf.sh)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import cluster
+from cluster import JobError
+from cluster.queue import watcher
+from conftest import _require_slurm
+
+HERE = Path(__file__).resolve().parent
+CONF_SCRIPT = HERE / 'cluster' / 'slurm_conf.sh'
+DEADLINE = 240
+
+pytestmark = pytest.mark.torque
+
+
+def square(x):
+    return x * x
+
+
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def interval(seconds):
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def most_at_once(intervals):
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def wait_for(condition, what, deadline=DEADLINE):
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, f'{what}: not within {deadline} s'
+        time.sleep(0.1)  # polling a condition with a deadline
+
+
+def logged(shims: Path, command: str, log: Path) -> None:
+    """A ``command`` first on PATH that notes its arguments, then runs the real one."""
+    real = subprocess.run(['bash', '-c', f'command -v {command}'], capture_output=True,
+                          text=True).stdout.strip()
+    assert real, f'no {command} on PATH'
+    shims.mkdir(exist_ok=True)
+    (shims / command).write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    (shims / command).chmod(0o755)
+
+
+@pytest.fixture
+def counted(in_tmp, monkeypatch):
+    """qsub, qstat and sacct calls of this process, each a list of argument lines."""
+    _require_slurm('torque')
+    logs = {name: in_tmp / f'{name}.log' for name in ('qsub', 'qstat', 'sacct')}
+    for name, log in logs.items():
+        logged(in_tmp / 'bin', name, log)
+    monkeypatch.setenv('PATH', f'{in_tmp / "bin"}:{os.environ["PATH"]}')
+    return lambda name: logs[name].read_text().splitlines() if logs[name].exists() else []
+
+
+def test_a_map_is_one_qsub_of_an_array_and_its_values_come_in_order(counted):
+    calls = 12
+    with cluster.Executor(qtype='torque', cores=1, time='00:03:00') as ex:
+        results = list(ex.map(square, range(calls), chunksize=1, timeout=DEADLINE))
+        polls = watcher(ex.system).polls
+        assert len(ex.jobs) == 1 and ex.jobs[0].id.isdigit()
+        assert [t.id for t in ex.jobs[0].tasks] == [f'{ex.jobs[0].id}_{i}' for i in range(calls)]
+    assert results == [x * x for x in range(calls)]
+    qsubs = counted('qsub')
+    assert len(qsubs) == 1 and f'-t 0-{calls - 1} ' in qsubs[0], qsubs
+    statuses = [line for line in counted('qstat') if line != '--version']
+    assert 0 < len(statuses) <= polls, (statuses, polls)  # one qstat per poll, for all
+    print(f'{calls} tasks: 1 qsub, {len(statuses)} qstat, {len(counted("sacct"))} sacct, '
+          f'{polls} polls')
+
+
+def test_a_task_cancelled_mid_array_fails_only_its_calls(counted):
+    with cluster.Executor(qtype='torque', cores=1, time='00:03:00', throttle=2) as ex:
+        # 8 calls, 2 slots: 2 calls per task, task 1 holds nap(150) and nap(0)
+        calls = [(square, 0), (square, 1), (nap, 150), (nap, 0),
+                 (square, 4), (square, 5), (square, 6), (square, 8)]
+        futures = [ex.submit(fn, arg) for fn, arg in calls]
+        killed = futures[2].job
+        assert futures[3].job is killed and futures[1].job is not killed
+        assert len({f.job.id.split('_')[0] for f in futures}) == 1  # one array
+        try:
+            wait_for(futures[2].running, f'task {killed.id} running')
+            ex.system.cancel([killed.id])  # the wrappers' qdel would cancel all: scancel
+        finally:
+            if not futures[2].done():
+                subprocess.run(['scancel', killed.id], capture_output=True)
+        for future in futures[2:4]:
+            with pytest.raises(JobError, match=rf'{killed.id}\) ended cancelled'):
+                future.result(DEADLINE)
+        kept = [f.result(DEADLINE) for i, f in enumerate(futures) if i not in (2, 3)]
+        assert kept == [0, 1, 16, 25, 36, 64]
+    assert len(counted('qsub')) == 1 and '%2 ' in counted('qsub')[0]
+
+
+def test_throttle_caps_the_running_tasks_of_all_arrays(counted):
+    """throttle=1 over two arrays: -t 0-1%1, and the second waits for the first
+    (afterany), so never two tasks at once, though the node has two cores."""
+    with cluster.Executor(qtype='torque', cores=1, time='00:03:00', throttle=1) as ex:
+        first = ex.map(interval, [1.5, 1.5], chunksize=1, timeout=DEADLINE)
+        second = ex.map(interval, [1.5, 1.5], chunksize=1, timeout=DEADLINE)
+        assert len(ex.jobs) == 2
+        a = ex.jobs[0].id
+        intervals = list(first) + list(second)
+    assert most_at_once(intervals) == 1, intervals
+    assert min(s for s, _ in intervals[2:]) >= max(e for _, e in intervals[:2])
+    qsubs = counted('qsub')
+    assert len(qsubs) == 2 and all('-t 0-1%1 ' in line for line in qsubs), qsubs
+    assert f'depend=afterany:{a} ' in qsubs[1], qsubs
+
+
+SCRIPT = '''\
+import json
+import cluster
+
+
+def add_one(x):
+    return x + 1
+
+
+with cluster.Executor(qtype='torque', cores=1, time='00:05:00') as ex:
+    results = list(ex.map(add_one, range({calls}), chunksize=1, timeout={deadline}))
+    arrays = [[job.id, [task.index for task in job.tasks]] for job in ex.jobs]
+    limit = ex.system.array_limit()
+print(json.dumps({{'results': results, 'arrays': arrays, 'limit': limit}}))
+'''
+
+
+@pytest.mark.alone
+def test_arrays_split_at_a_low_max_array_size(in_tmp):
+    """52 tasks under MaxArraySize=50: two qsub calls, -t 0-49 and -t 0-1."""
+    _require_slurm('torque')
+    calls = 52
+    (in_tmp / 'run_map.py').write_text(SCRIPT.format(calls=calls, deadline=DEADLINE))
+    log = in_tmp / 'qsub.log'
+    logged(in_tmp / 'bin', 'qsub', log)
+    env = dict(os.environ, PATH=f'{in_tmp / "bin"}:{os.environ["PATH"]}')
+    done = subprocess.run(['bash', str(CONF_SCRIPT), 'with', 'MaxArraySize=50', '--',
+                           sys.executable, 'run_map.py'], capture_output=True, text=True,
+                          env=env, timeout=DEADLINE + 120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out['limit'] == 50
+    assert out['results'] == [x + 1 for x in range(calls)]
+    assert [indices for _, indices in out['arrays']] == [list(range(50)), [0, 1]]
+    submitted = log.read_text().splitlines()
+    assert ['-t 0-49 ' in line for line in submitted] == [True, False], submitted
+    assert '-t 0-1 ' in submitted[1]
+    limit = subprocess.run(['bash', str(CONF_SCRIPT), 'get', 'MaxArraySize'],
+                           capture_output=True, text=True).stdout.strip()
+    assert limit != '50'  # put back
+
+
+def test_one_job_per_task_where_the_flavour_has_no_arrays():
+    """Real Torque and PBS Pro (not on this machine) keep one job per task: no index
+    variable, a limit of 1."""
+    from cluster.batch.torque import Torque
+    for flavour in ('torque', 'pbspro'):
+        system = Torque()
+        system._flavour = flavour
+        assert (system.array_variable, system.array_limit()) == (None, 1)

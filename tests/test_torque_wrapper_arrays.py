@@ -1,0 +1,179 @@
+"""Facts of Slurm's Torque wrappers (slurm-wlm-torque over the real test Slurm) that
+torque's job arrays build on (cluster/batch/_torque_arrays.py), and the array parser on
+the recorded outputs.
+
+The live tests drive qsub/qstat/qdel themselves (no package code). With
+RECORD_TORQUE_SAMPLES=1 they write the raw outputs to tests/data/torque_wrapper/:
+
+    RECORD_TORQUE_SAMPLES=1 CLUSTER_TEST_STRICT=1 .venv/bin/python -m pytest -q tests/test_torque_wrapper_arrays.py
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from conftest import _require_slurm
+
+from cluster.batch.base import JobInfo, State
+from cluster.batch._torque_arrays import WrapperArrays
+from cluster.batch.torque import parse_qstat_f
+
+HERE = Path(__file__).resolve().parent
+SAMPLES = HERE / 'data' / 'torque_wrapper'
+#: what would name an array task in a qstat attribute (``123_4``, ``123[4]``, array...)
+NAMES_A_TASK = re.compile(r'\d_\d|\[\d|array', re.I)
+QUEUE_WAIT = 300  # our tasks may wait behind others' jobs on the 2 shared cores
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if check and done.returncode:
+        raise AssertionError(f'{argv} exited {done.returncode}: {done.stdout}{done.stderr}')
+    return done
+
+
+def record(name: str, text: str) -> None:
+    if os.environ.get('RECORD_TORQUE_SAMPLES'):
+        SAMPLES.mkdir(parents=True, exist_ok=True)
+        (SAMPLES / name).write_text(text)
+
+
+def poll(what, probe, timeout=QUEUE_WAIT, every=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f'timed out after {timeout} s waiting for {what}'
+        time.sleep(every)  # polling a condition with a deadline
+
+
+def ours(listing: str, name: str) -> List[Dict[str, str]]:
+    return [r for r in parse_qstat_f(listing) if r.get('Job_Name') == name]
+
+
+def tasks(array: str) -> Dict[str, str]:
+    """squeue's view, one line per task: 'A_i' -> state."""
+    out = sh('squeue', '-h', '-r', '-t', 'all', '-j', array, '-o', '%i %T', check=False).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+@pytest.fixture
+def arrays(tmp_path, monkeypatch):
+    _require_slurm('torque')
+    monkeypatch.chdir(tmp_path)
+    submitted: List[str] = []
+    yield submitted
+    if submitted:
+        sh('scancel', *submitted, check=False)
+
+
+def qsub(arrays, tmp_path, name, *args):
+    out = sh('qsub', '-N', name, '-o', f'{tmp_path}/o.%A_%a', '-e', f'{tmp_path}/e.%A_%a',
+             *args).stdout
+    assert re.fullmatch(r'\d+\n', out), f'qsub printed {out!r}'  # the array's id, bare
+    arrays.append(out.strip())
+    return out.strip()
+
+
+@pytest.mark.torque
+def test_qsub_t_is_sbatch_array_and_qdel_of_a_task_cancels_the_whole_array(arrays, tmp_path):
+    script = tmp_path / 'job.sh'
+    script.write_text('#!/bin/bash\ntrue\n')
+    lines = [sh('qsub', '--sbatchline', '-t', spec, str(script)).stdout for spec in
+             ('0-5%2', '0-5')]
+    assert "--array='0-5%2'" in lines[0] and "--array='0-5'" in lines[1], lines
+    name = f'held-{uuid.uuid4().hex[:8]}'  # a name of this run only, as the package's are
+    array = qsub(arrays, tmp_path, name, '-h', '-t', '0-5%2', str(script))
+    assert sorted(tasks(array)) == [f'{array}_{i}' for i in range(6)]
+    throttle = sh('squeue', '-h', '-j', array, '-o', '%K').stdout.strip()
+    assert throttle == '0-5%2'
+    mine = ours(sh('qstat', '-f').stdout, name)
+    record('qstat_f_held.txt', _text(mine))
+    assert [(r['Job Id'], r['job_state']) for r in mine] == [(array, 'Q')]  # one record
+    assert not any(NAMES_A_TASK.search(f'{k} = {v}') for r in mine for k, v in r.items())
+    one = sh('qstat', '-f', f'{array}_1', check=False)
+    assert (one.returncode, one.stdout) == (153, '')  # qstat cannot name a task
+    sh('qdel', f'{array}_1')
+    assert poll('the array cancelled', lambda: set(tasks(array).values()) == {'CANCELLED'}
+                or not tasks(array), 30)  # every task, not just index 1
+
+
+@pytest.mark.torque
+def test_tasks_get_their_own_job_ids_no_index_and_slurms_variable(arrays, tmp_path):
+    go = tmp_path / 'go'
+    script = tmp_path / 'task.sh'
+    script.write_text('#!/bin/bash\n'
+                      'echo "index=$SLURM_ARRAY_TASK_ID pbs=${PBS_ARRAYID-unset} '
+                      'job=$SLURM_JOB_ID"\n'
+                      f'for i in $(seq 600); do [ -e {go} ] && break; sleep 0.1; done\n')
+    name = f'running-{uuid.uuid4().hex[:8]}'
+    array = qsub(arrays, tmp_path, name, '-t', '0-2%2', str(script))
+    poll('two tasks running', lambda: list(tasks(array).values()).count('RUNNING') == 2)
+    running = ours(sh('qstat', '-f').stdout, name)
+    record('qstat_f_running.txt', _text(running))
+    states = sorted((r['Job Id'] == array, r['job_state']) for r in running)
+    assert states == [(False, 'R'), (False, 'R'), (True, 'Q')], running  # own ids; rest Q
+    assert not any(NAMES_A_TASK.search(f'{k} = {v}') for r in running for k, v in r.items())
+    go.write_text('')
+    finished: List[Dict[str, str]] = []
+
+    def seen_finished():
+        records = ours(sh('qstat', '-f').stdout, name)
+        if any(r['job_state'] == 'C' for r in records):
+            finished[:] = records
+        return not any(state in ('PENDING', 'RUNNING') for state in tasks(array).values())
+    poll('the array over', seen_finished)
+    record('qstat_f_finished.txt', _text(finished))
+    assert finished and not any('exit_status' in r for r in finished), finished
+    for i in range(3):
+        out = (tmp_path / f'o.{array}_{i}').read_text()
+        assert re.fullmatch(rf'index={i} pbs=unset job=\d+\n', out), out
+    def accounted():
+        rows = sh('sacct', '-n', '-X', '-P', '-j', array, '-o', 'JobID,State,ExitCode').stdout
+        return sorted(rows.split()) if rows.count('COMPLETED') == 3 else None
+    rows = poll('every task in sacct', accounted, 60)
+    assert rows == [f'{array}_{i}|COMPLETED|0:0' for i in range(3)]  # sacct names each
+
+
+def _text(records: List[Dict[str, str]]) -> str:
+    return ''.join('Job Id:\t' + r['Job Id'] + '\n' + ''.join(
+        f'\t{k} = {v}\n' for k, v in r.items() if k != 'Job Id') + '\n' for r in records)
+
+
+# --- the parser on the recorded outputs ----------------------------------------------------
+def sample(name: str) -> List[Dict[str, str]]:
+    return parse_qstat_f((SAMPLES / name).read_text())
+
+
+def test_recorded_array_is_followed_task_by_task_through_the_accounting():
+    running = sample('qstat_f_running.txt')
+    array = next(r['Job Id'] for r in running if r['job_state'] == 'Q')
+    asked: List[List[str]] = []
+    answer = {f'{array}_0': JobInfo(f'{array}_0', State.RUNNING),
+              f'{array}_1': JobInfo(f'{array}_1', State.RUNNING)}
+
+    def sacct(ids):
+        asked.append(list(ids))
+        return {i: v for i, v in answer.items() if i in ids}
+    followed = WrapperArrays(sacct)
+    followed.add(array, running[0]['Job_Name'], 3)
+    other = {'Job Id': '1', 'Job_Name': 'else', 'job_state': 'R'}
+    rest, found = followed.follow(running + [other])
+    assert rest == [other] and len(asked) == 1
+    assert {i: v.state for i, v in found.items()} == {
+        f'{array}_0': State.RUNNING, f'{array}_1': State.RUNNING, f'{array}_2': State.PENDING}
+    followed.follow(running)
+    assert len(asked) == 1  # nothing changed in qstat: no accounting asked
+    answer[f'{array}_0'] = JobInfo(f'{array}_0', State.COMPLETED, exitcode=0)
+    answer[f'{array}_2'] = JobInfo(f'{array}_2', State.RUNNING)
+    finished = sample('qstat_f_finished.txt')
+    _, found = followed.follow(finished)
+    assert len(asked) == 2 and found[f'{array}_0'].state is State.COMPLETED
+    assert followed.follow([other]) == ([other], {})  # gone from qstat: left to accounting
