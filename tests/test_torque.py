@@ -40,7 +40,7 @@ def test_every_job_state_letter_is_mapped():
 
 
 def test_unknown_letter_is_unknown_and_logged(caplog):
-    with caplog.at_level(logging.DEBUG, logger='cluster.batch.torque'):
+    with caplog.at_level(logging.DEBUG, logger='cluster.batch._torque_parse'):
         assert map_state('Z') is State.UNKNOWN
     assert "'Z'" in caplog.text
 

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
+from batch_helpers import FakeShell
 from conftest import _require_slurm
 
-from cluster.batch.base import JobInfo, State
+from cluster.batch._arrays import AFTER_ANY_OPTION, ARRAY_OPTION
 from cluster.batch._torque_arrays import WrapperArrays
-from cluster.batch.torque import parse_qstat_f
+from cluster.batch.base import JobInfo, State
+from cluster.batch.torque import Torque, parse_qstat_f
+from cluster.script import JobFiles
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE / 'data' / 'torque_wrapper'
@@ -112,10 +115,11 @@ def test_tasks_get_their_own_job_ids_no_index_and_slurms_variable(arrays, tmp_pa
     script.write_text('#!/bin/bash\n'
                       'echo "index=$SLURM_ARRAY_TASK_ID pbs=${PBS_ARRAYID-unset} '
                       'job=$SLURM_JOB_ID"\n'
-                      f'for i in $(seq 600); do [ -e {go} ] && break; sleep 0.1; done\n')
+                      f'for i in $(seq 6000); do [ -e {go} ] && break; sleep 0.1; done\n')
     name = f'running-{uuid.uuid4().hex[:8]}'
     array = qsub(arrays, tmp_path, name, '-t', '0-2%2', str(script))
-    poll('two tasks running', lambda: list(tasks(array).values()).count('RUNNING') == 2)
+    poll('two tasks running, one pending', lambda: sorted(tasks(array).values()) == [
+        'PENDING', 'RUNNING', 'RUNNING'])
     running = ours(sh('qstat', '-f').stdout, name)
     record('qstat_f_running.txt', _text(running))
     states = sorted((r['Job Id'] == array, r['job_state']) for r in running)
@@ -177,3 +181,36 @@ def test_recorded_array_is_followed_task_by_task_through_the_accounting():
     _, found = followed.follow(finished)
     assert len(asked) == 2 and found[f'{array}_0'].state is State.COMPLETED
     assert followed.follow([other]) == ([other], {})  # gone from qstat: left to accounting
+
+
+# --- the Torque back end on the wrappers, through a fake runner ----------------------------
+def wrapper(runner) -> Torque:
+    system = Torque(runner)
+    system.backoff, system._flavour = 0, 'wrapper'
+    return system
+
+
+def test_array_submit_is_qsub_t_with_afterok_and_afterany(tmp_path):
+    files = JobFiles(str(tmp_path), 'job', qtype='torque')
+    runner = FakeShell({'qsub': (0, '700\n', '')})
+    system = wrapper(runner)
+    assert system.array_variable == 'SLURM_ARRAY_TASK_ID'
+    job_id = system.submit(files, ['690_1'], {ARRAY_OPTION: (4, 2), AFTER_ANY_OPTION: ['699']})
+    argv = runner.calls[0]
+    assert job_id == '700' and argv[argv.index('-t') + 1] == '0-4%2'
+    assert argv[argv.index('-W') + 1] == 'depend=afterok:690_1,afterany:699'
+    assert set(system._arrays.arrays['700'].tasks) == {f'700_{i}' for i in range(5)}
+
+
+def test_task_cancel_is_scancel_and_a_listing_by_id_keeps_the_arrays(tmp_path):
+    files = JobFiles(str(tmp_path), 'job', qtype='torque')
+    runner = FakeShell({'qsub': (0, '700\n', ''), 'scancel': (0, '', ''), 'qdel': (0, '', ''),
+                        'qstat': (0, 'Job Id:\t5\n\tJob_Name = other\n\tjob_state = R\n', '')})
+    system = wrapper(runner)
+    system.submit(files, [], {ARRAY_OPTION: (2, None)})
+    system.cancel(['700_1', '5'])
+    assert ['scancel', '700_1'] in runner.calls and ['qdel', '5'] in runner.calls
+    assert set(system.statuses(['5'])) == {'5'} and '700' in system._arrays.arrays
+    assert ['qstat', '-f', '5'] in runner.calls
+    assert system.statuses(['700_1']) == {}  # a full listing without the array: left out
+    assert ['qstat', '-f'] in runner.calls and '700' not in system._arrays.arrays

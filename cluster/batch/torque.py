@@ -13,6 +13,9 @@ is ``-l qos=NAME`` (Moab); ``begin`` is ``-a`` (``[[CC]YY]MMDDhhmm.SS``, a relat
 ``now+N`` made absolute); ``export='ALL'`` is ``-V``. The final states C and F say nothing
 about success: without an exit status (the wrappers) a job is UNKNOWN until
 :func:`cluster.queue.outcome` decides from its exit-code file and Slurm's accounting.
+
+Job arrays (``qsub -t``) on the wrappers only, followed task by task as
+:mod:`._torque_arrays` describes; Torque and PBS Pro get one job per task.
 """
 from __future__ import annotations
 
@@ -205,7 +208,7 @@ class Torque(BatchSystem):
                                      accept=_unknown_id)
         records = self._records(argv, code, out, err)
         found: Dict[str, JobInfo] = {}
-        if self.flavour == 'wrapper':
+        if self.flavour == 'wrapper' and (ids is None or tasks):  # a full listing
             self._arrays.ask_for(tasks, records)
             records, found = self._arrays.follow(records)
         infos = [job_info(attrs, self.flavour) for attrs in records]
