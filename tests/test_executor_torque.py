@@ -173,6 +173,16 @@ def test_arrays_split_at_a_low_max_array_size(in_tmp):
     assert limit != '50'  # put back
 
 
+def test_the_wrappers_array_limit_is_slurms_max_array_size():
+    _require_slurm('torque')
+    from cluster.batch.torque import Torque
+    config = subprocess.run(['scontrol', 'show', 'config'], capture_output=True,
+                            text=True).stdout
+    value = next(line.split('=')[1].strip() for line in config.splitlines()
+                 if line.startswith('MaxArraySize'))
+    assert Torque().array_limit() == int(value)
+
+
 def test_one_job_per_task_where_the_flavour_has_no_arrays():
     """Real Torque and PBS Pro (not on this machine) keep one job per task: no index
     variable, a limit of 1."""

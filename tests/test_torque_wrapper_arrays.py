@@ -214,3 +214,27 @@ def test_task_cancel_is_scancel_and_a_listing_by_id_keeps_the_arrays(tmp_path):
     assert ['qstat', '-f', '5'] in runner.calls
     assert system.statuses(['700_1']) == {}  # a full listing without the array: left out
     assert ['qstat', '-f'] in runner.calls and '700' not in system._arrays.arrays
+
+
+def test_a_task_the_accounting_does_not_know_is_pending_or_over_never_running():
+    for name, state in (('qstat_f_running.txt', State.PENDING),
+                        ('qstat_f_finished.txt', State.UNKNOWN)):
+        records = sample(name)
+        followed = WrapperArrays(lambda ids: {})
+        followed.add('1', records[0]['Job_Name'], 3)
+        _, found = followed.follow(records)
+        assert {info.state for info in found.values()} == {state}, name
+
+
+def test_a_cancelled_pending_task_without_accounting_is_cancelled(tmp_path):
+    files = JobFiles(str(tmp_path), 'job', qtype='torque')
+    system = wrapper(FakeShell({'qsub': (0, '700\n', ''), 'scancel': (0, '', ''),
+                                'sacct': (0, '', '')}))
+    system.submit(files, [], {ARRAY_OPTION: (0, None)})
+    name = system._arrays.arrays['700'].name
+    system.shell.answers['qstat'] = (0, f'Job Id:\t700\n\tJob_Name = {name}\n'
+                                        f'\tjob_state = C\n', '')
+    assert system.statuses(['700_0'])['700_0'].state is State.UNKNOWN
+    system.cancel(['700_0'])
+    info = system.statuses(['700_0'])['700_0']
+    assert (info.state, info.reason) == (State.CANCELLED, 'cancelled with scancel')

@@ -111,15 +111,18 @@ class WrapperArrays:
                 array.known.update((t, found[t]) for t in array.tasks if t in found)
         tasks: Dict[str, JobInfo] = {}
         for array in listed.values():
-            pending = any(r.get('job_state') == 'Q' for r in by_name[array.name])
+            live = any(r.get('job_state') != 'C' for r in by_name[array.name])
             for task_id in array.tasks:
                 tasks[task_id] = dataclasses.replace(array.known[task_id]) \
-                    if task_id in array.known else _unnamed(task_id, array.name, pending)
+                    if task_id in array.known else _unnamed(task_id, array.name, live)
         return rest, tasks
 
 
-def _unnamed(task_id: str, name: str, pending: bool) -> JobInfo:
-    """A task the accounting does not know yet: pending while the array has a pending
-    rest, else started (qstat cannot say which of its records it is)."""
-    return JobInfo(task_id, State.PENDING if pending else State.RUNNING, name=name,
-                   reason=None if pending else 'started; qstat names no array task')
+def _unnamed(task_id: str, name: str, live: bool) -> JobInfo:
+    """A task the accounting does not know (yet): PENDING while its array has a record
+    that is not over (it is shown running only once the accounting says so), else over,
+    with its outcome left to the accounting (UNKNOWN)."""
+    if live:
+        return JobInfo(task_id, State.PENDING, name=name)
+    return JobInfo(task_id, State.UNKNOWN, name=name,
+                   reason='finished; qstat names no array task and shows no exit status')

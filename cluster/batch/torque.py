@@ -246,10 +246,11 @@ class Torque(BatchSystem):
         """Apply this instance's cancellations; a finished job without an exit status
         (the wrappers) is UNKNOWN, for :func:`cluster.queue.outcome` to decide."""
         for job_id, info in jobs.items():
-            if _short(job_id) in self._cancelled and info.state.final \
-                    and info.state is not State.TIMEOUT:
-                info.state = State.CANCELLED
-                info.reason = info.reason or 'cancelled with qdel'
+            over = info.state.final or info.state is State.UNKNOWN
+            if _short(job_id) in self._cancelled and over and info.state is not State.TIMEOUT:
+                how = 'cancelled with ' + ('scancel' if array_of(job_id) else 'qdel')
+                info.state, info.reason = State.CANCELLED, (
+                    info.reason if info.state.final and info.reason else how)
             elif info.state is State.COMPLETED and info.exitcode is None:
                 info.state = State.UNKNOWN
                 info.reason = 'finished; qstat shows no exit status'
