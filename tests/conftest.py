@@ -112,19 +112,50 @@ def remote_env() -> Iterator[Dict[str, str]]:
     xenon_backend.init()
     # a workdir of this module's own inside the test user's: what its jobs leave goes
     # with it, and concurrent test runs never touch each other's files
-    user = pwd.getpwnam(env['CLUSTER_TEST_SSH_USER'])
-    workdir = Path(env['CLUSTER_TEST_REMOTE_WORKDIR']) / f'module-{uuid.uuid4().hex[:10]}'
-    workdir.mkdir(mode=0o700)
-    os.chown(workdir, user.pw_uid, user.pw_gid)
-    env['CLUSTER_TEST_REMOTE_WORKDIR'] = str(workdir)
-    env['url'] = (f'ssh://{env["CLUSTER_TEST_SSH_USER"]}@{env["CLUSTER_TEST_SSH_HOST"]}:'
-                  f'{env["CLUSTER_TEST_SSH_PORT"]}{workdir}')
+    workdirs = []
+    for prefix in ('CLUSTER_TEST_', 'CLUSTER_TEST_SGE_'):
+        if f'{prefix}SSH_USER' in env and f'{prefix}REMOTE_WORKDIR' in env:
+            workdirs.append(_module_workdir(env, prefix))
+    env['url'] = _url(env, 'CLUSTER_TEST_')
     yield env
     from cluster.run import remote
     remote.close_all()
     if started_here:
         xenon_backend.shutdown()
-    shutil.rmtree(workdir, ignore_errors=True)  # root may remove the test user's files
+    for workdir in workdirs:
+        shutil.rmtree(workdir, ignore_errors=True)  # root may remove the test users' files
+
+
+def _module_workdir(env: Dict[str, str], prefix: str) -> Path:
+    """A fresh directory inside the workdir of the user ``env[prefix + 'SSH_USER']``,
+    which becomes that user's workdir in ``env``."""
+    user = pwd.getpwnam(env[f'{prefix}SSH_USER'])
+    workdir = Path(env[f'{prefix}REMOTE_WORKDIR']) / f'module-{uuid.uuid4().hex[:10]}'
+    workdir.mkdir(mode=0o700)
+    os.chown(workdir, user.pw_uid, user.pw_gid)
+    env[f'{prefix}REMOTE_WORKDIR'] = str(workdir)
+    return workdir
+
+
+def _url(env: Dict[str, str], prefix: str) -> str:
+    return (f'ssh://{env[prefix + "SSH_USER"]}@{env["CLUSTER_TEST_SSH_HOST"]}:'
+            f'{env["CLUSTER_TEST_SSH_PORT"]}{env[prefix + "REMOTE_WORKDIR"]}')
+
+
+SGE_LOGIN_HOW = ('bash tests/cluster/sge_up.sh; bash tests/cluster/sshd_up.sh; '
+                 'bash tests/cluster/remote_up.sh')
+
+
+def sge_login(env: Dict[str, str]) -> Dict[str, str]:
+    """``env`` as the test endpoint's Grid Engine user (clustersge, whose SSH commands see
+    the test Grid Engine and no Slurm): its user, key, Python, workdir and url."""
+    keys = ('SSH_USER', 'SSH_KEY', 'REMOTE_PYTHON', 'REMOTE_WORKDIR')
+    missing = [f'CLUSTER_TEST_SGE_{k}' for k in keys if f'CLUSTER_TEST_SGE_{k}' not in env]
+    require('the Grid Engine user of the test sshd', not missing,
+            f'{SGE_LOGIN_HOW} (no {", ".join(missing)})')
+    view = dict(env, **{f'CLUSTER_TEST_{k}': env[f'CLUSTER_TEST_SGE_{k}'] for k in keys})
+    view['url'] = _url(env, 'CLUSTER_TEST_SGE_')
+    return view
 
 
 def remote_profile(env: Dict[str, str], qtype: str, **changes) -> Dict[str, object]:
@@ -137,16 +168,32 @@ def remote_profile(env: Dict[str, str], qtype: str, **changes) -> Dict[str, obje
 
 @pytest.fixture(scope='module')
 def remote_profiles(remote_env, private_config) -> Dict[str, str]:
-    """Profiles remote-slurm and remote-torque for the test endpoint."""
+    """Profiles remote-slurm and remote-torque for the test endpoint, and remote-sge for its
+    Grid Engine user (without qtype: detection over SSH picks sge) when it is set up."""
     from cluster import config_file
     for qtype in ('slurm', 'torque'):
         config_file.set_profile(f'remote-{qtype}', remote_profile(remote_env, qtype),
                                 update=False)
+    if 'CLUSTER_TEST_SGE_REMOTE_WORKDIR' in remote_env:
+        profile = remote_profile(sge_login(remote_env), 'sge')
+        del profile['qtype']
+        config_file.set_profile('remote-sge', profile, update=False)
     return remote_env
 
 
+def remote_target(env: Dict[str, str], profile: str) -> Dict[str, str]:
+    """Submit keywords of the remote ``profile`` (remote-slurm, remote-torque, remote-sge):
+    the profile and a fresh run directory of its user."""
+    if profile == 'remote-sge':
+        from support import sge_env
+        sge_env()                        # fails when strict unless qmaster answers
+        env = sge_login(env)
+    return {'profile': profile, 'dir': str(remote_rundir(env))}
+
+
 def remote_rundir(env: Dict[str, str]) -> Path:
-    """A fresh directory of the test user inside its workdir (readable here: we are root)."""
+    """A fresh directory of the test user inside its workdir (readable here: we are root);
+    of the Grid Engine user for ``sge_login(env)``."""
     user = pwd.getpwnam(env['CLUSTER_TEST_SSH_USER'])
     path = Path(env['CLUSTER_TEST_REMOTE_WORKDIR']) / f'run-{uuid.uuid4().hex[:10]}'
     path.mkdir(mode=0o700)
@@ -163,7 +210,8 @@ REMOTE_MARKS = [pytest.mark.remote, pytest.mark.sshd, pytest.mark.xenon]
                         pytest.param('sge', marks=pytest.mark.sge),
                         pytest.param('remote-slurm', marks=[pytest.mark.slurm, *REMOTE_MARKS]),
                         pytest.param('remote-torque',
-                                     marks=[pytest.mark.torque, *REMOTE_MARKS])])
+                                     marks=[pytest.mark.torque, *REMOTE_MARKS]),
+                        pytest.param('remote-sge', marks=[pytest.mark.sge, *REMOTE_MARKS])])
 def target(request, tmp_path):
     """The submit keywords of each place the Job API runs: ``{'qtype': ...}`` here, or
     ``{'profile': 'remote-...', 'dir': <a run directory of the remote user>}`` over SSH."""
@@ -173,11 +221,12 @@ def target(request, tmp_path):
     if name == 'sge':
         use_sge(request.getfixturevalue('monkeypatch'))
         return {'qtype': 'sge'}
+    if name == 'remote-sge':
+        return remote_target(request.getfixturevalue('remote_profiles'), name)
     _require_slurm(name.split('-')[-1])
     if not name.startswith('remote-'):
         return {'qtype': name}
-    env = request.getfixturevalue('remote_profiles')
-    return {'profile': name, 'dir': str(remote_rundir(env))}
+    return remote_target(request.getfixturevalue('remote_profiles'), name)
 
 
 @pytest.fixture

@@ -72,6 +72,7 @@ SLURM = pytest.param('slurm', marks=pytest.mark.slurm)
 TORQUE = pytest.param('torque', marks=pytest.mark.torque)
 SGE = pytest.param('sge', marks=pytest.mark.sge)
 REMOTE = pytest.param('remote-slurm', marks=[pytest.mark.slurm, pytest.mark.remote])
+REMOTE_SGE = pytest.param('remote-sge', marks=[pytest.mark.sge, pytest.mark.remote])
 
 
 @pytest.mark.parametrize('target', [SLURM, REMOTE], indirect=True)
@@ -88,10 +89,12 @@ def test_a_killed_driver_s_50_jobs_are_collected_by_a_new_process(target, rundir
           f"{answer['get_s']:.1f} s, cluster.jobs() {answer['jobs_s']:.3f} s")
 
 
-@pytest.mark.parametrize('target', [SLURM, TORQUE, SGE, REMOTE], indirect=True)
+@pytest.mark.parametrize('target', [SLURM, TORQUE, SGE, REMOTE, REMOTE_SGE], indirect=True)
 def test_an_attached_job_behaves_as_the_one_that_left(target, rundir, in_tmp):
     ids = _submit_and_kill(dict(target), 1, extra=True)
     square, bad, cmd = (cluster.attach(i) for i in ids)
+    system = target.get('qtype') or {'remote-sge': 'sge'}.get(target['profile'], 'slurm')
+    assert {job.qtype for job in (square, bad, cmd)} == {system}
     assert square.get(timeout=300) == 0
     with pytest.raises(ValueError, match='no good: 7') as raised:
         bad.get(timeout=300)

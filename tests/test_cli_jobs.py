@@ -43,14 +43,20 @@ def _submitted(kw: dict) -> list:
     return done.stdout.split()
 
 
-@pytest.fixture(params=['slurm', pytest.param('remote-slurm', marks=pytest.mark.remote)])
+@pytest.fixture(params=['slurm', pytest.param('remote-slurm', marks=pytest.mark.remote),
+                        pytest.param('remote-sge', marks=[pytest.mark.sge, pytest.mark.remote])])
 def where(request, in_tmp):
-    from conftest import _require_slurm, remote_rundir
-    _require_slurm('slurm')
+    from conftest import _require_slurm, remote_target
+    if request.param != 'remote-sge':
+        _require_slurm('slurm')
     if request.param == 'slurm':
         return {'qtype': 'slurm'}
-    env = request.getfixturevalue('remote_profiles')
-    return {'profile': request.param, 'dir': str(remote_rundir(env))}
+    return remote_target(request.getfixturevalue('remote_profiles'), request.param)
+
+
+def system_of(where: dict) -> str:
+    """The batch system the jobs of ``where`` run on (remote-sge's profile detects sge)."""
+    return 'sge' if where.get('profile') == 'remote-sge' else 'slurm'
 
 
 def test_get_prints_the_value_or_output_and_exits_with_the_code(where):
@@ -71,7 +77,8 @@ def test_get_prints_the_value_or_output_and_exits_with_the_code(where):
     mine = {row.split()[0]: row.split() for row in rows if row.split()[0] in (value, cmd)}
     assert mine[value][1:5] == ['val', mine[value][2], 'completed', '0']
     assert mine[cmd][1] == 'cmd' and mine[cmd][3:5] == ['failed', '4']
-    assert mine[cmd][2].startswith('slurm')
+    assert mine[cmd][2].startswith(system_of(where))
+    assert mine[value][2] == mine[cmd][2]
     failed = cluster_cmd('jobs', '--state', 'failed').stdout
     assert cmd in failed and value not in failed.split()
 

@@ -1,8 +1,9 @@
 """Remote clusters through Xenon: endpoints, the remote runner and store, bad input and faults.
 
-The Job API itself runs over the remote endpoint in test_job.py (targets remote-slurm and
-remote-torque). Here: what is special to the remote path, against the real test sshd on
-127.0.0.1 (user clustertest), the real Slurm behind it and the real xenon-grpc jar.
+The Job API itself runs over the remote endpoint in test_job.py (targets remote-slurm,
+remote-torque and remote-sge). Here: what is special to the remote path, against the real
+test sshd on 127.0.0.1 (user clustertest), the real Slurm behind it and the real xenon-grpc
+jar; and a login node that runs Grid Engine (user clustersge, the real Grid Engine).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from cluster.batch import State
 from cluster.run.remote import (AuthenticationError, HostKeyError, HostUnreachableError,
                             RemotePathError, RemotePythonError)
 from cluster.run.remote.store import local_dir_tag
-from conftest import REMOTE_MARKS, remote_profile
+from conftest import REMOTE_MARKS, remote_profile, sge_login
 
 LIVE = [*REMOTE_MARKS, pytest.mark.slurm]
 
@@ -142,6 +143,67 @@ class TestRunner:
         job = cluster.Job('echo found', profile=name)
         assert job.qtype == 'slurm' and job.files.submission.endswith('.sbatch')
         assert job.submit().get() == (0, 'found\n', '')
+
+
+def fails(x):
+    raise ValueError(f'no good: {x}')
+
+
+@pytest.mark.usefixtures('env')
+class TestGridEngineLogin:
+    """The test sshd's user clustersge: its SSH commands see the test Grid Engine, no Slurm."""
+    pytestmark = [*REMOTE_MARKS, pytest.mark.sge]
+
+    @pytest.fixture(autouse=True)
+    def sge(self, env):
+        """The environment that reaches the same Grid Engine here (to read its records);
+        fails when strict unless qmaster answers and the Grid Engine user is set up."""
+        from support import sge_env
+        sge_login(env)
+        return sge_env()
+
+    def test_detection_picks_grid_engine_there_and_slurm_here(self, env, connection):
+        from cluster import batch
+        from cluster.batch.torque import Torque
+        there = remote.connect(remote.from_profile('remote-sge'))
+        assert there.endpoint.user == sge_login(env)['CLUSTER_TEST_SSH_USER'] != 'clustertest'
+        assert there.endpoint.qtype is None                  # the profile leaves it out
+        assert batch.detect_with(there.run, remote=True) == 'sge'
+        assert not Torque.found(there.run)
+        assert batch.detect_with(connection.run, remote=True) == 'slurm'
+
+    def test_jobs_run_on_grid_engine_as_that_user(self, env, sge, in_tmp):
+        user = sge_login(env)['CLUSTER_TEST_SSH_USER']
+        command = cluster.Job('echo on ge; echo err >&2; exit 2', name='ge_cmd',
+                              profile='remote-sge')
+        assert command.qtype == 'sge' and command.files.submission.endswith('.sge')
+        value = cluster.Job(add, (2, 3), name='ge_add', profile='remote-sge').submit()
+        bad = cluster.Job(fails, (7,), name='ge_bad', profile='remote-sge').submit()
+        assert command.submit().get() == (2, 'on ge\n', 'err\n')
+        assert value.get() == 5
+        with pytest.raises(ValueError, match='no good: 7') as raised:
+            bad.get()
+        assert 'in fails' in raised.value.remote_traceback
+        for job, code in ((command, '2'), (value, '0'), (bad, '1')):
+            # the id is Grid Engine's: its accounting has the job, run by that user
+            record = subprocess.run(['qacct', '-j', job.id], env=sge, capture_output=True,
+                                    text=True, timeout=60)
+            assert record.returncode == 0, record.stderr
+            fields = dict(line.split(None, 1) for line in record.stdout.splitlines()
+                          if len(line.split(None, 1)) == 2)
+            assert fields['owner'].strip() == user
+            assert fields['jobname'].strip().startswith(job.name)
+            assert fields['exit_status'].split()[0] == code
+
+    def test_one_qstat_per_poll_for_all_jobs(self, in_tmp):
+        there = remote.connect(remote.from_profile('remote-sge'))
+        jobs = [cluster.submit('sleep 1', profile='remote-sge') for _ in range(4)]
+        watcher = jobs[0]._watcher
+        before_polls, before_qstat = watcher.polls, there.commands['qstat']
+        cluster.Queue(profile='remote-sge').wait(jobs)
+        polls = watcher.polls - before_polls
+        assert polls >= 1 and there.commands['qstat'] - before_qstat == polls
+        assert all(job.state == State.COMPLETED for job in jobs)
 
 
 @pytest.mark.usefixtures('env')
