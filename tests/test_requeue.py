@@ -5,6 +5,7 @@ default partition by requeue)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -367,3 +368,20 @@ def test_a_preempted_job_without_requeue_is_never_success(slurm_cpus, started, t
     assert job.wait(timeout=600) is False
     assert job.info.state is State.CANCELLED and job.info.exitcode != 0, job.info
     assert 'preempted' in (job.info.reason or ''), job.info
+
+
+@pytest.mark.alone
+@pytest.mark.torque
+def test_a_preempted_torque_job_is_not_rerun_unasked(slurm_cpus, started, tmp_path):
+    """Through the Torque wrappers (Slurm underneath, JobRequeue=1): a job that did not ask
+    for requeue (Torque cannot) ends with its preemption, as on Slurm; a rerun would show
+    as attempt 1 and exit 0."""
+    require('the Torque wrappers', bool(shutil.which('qsub')), 'bash tests/cluster/slurm_up.sh')
+    command = ('echo "attempt ${SLURM_RESTART_COUNT:-0}"; '
+               'if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then exit 0; fi; sleep 600')
+    job = started(Job(command, qtype='torque', cores=slurm_cpus, name='torqued',
+                      filedir=str(tmp_path)))
+    _preempt_when(job, 'attempt 0\n', slurm_cpus, started, tmp_path)
+    assert job.wait(timeout=600) is False, _text(job.target.outfile)
+    assert job.info.state is State.CANCELLED and job.info.exitcode != 0, job.info
+    assert 'preempted' in (job.info.reason or '') and 'attempt 1' not in _text(job.files.outfile)

@@ -186,7 +186,8 @@ def test_submit_argv_has_depend_and_output_paths(tmp_path):
     assert job_id == '1301.head.example.org'
     name = runner.calls[0][2]
     assert re.fullmatch(r'job\.c[0-9a-f]{10}', name)  # unique: the lookup key
-    assert runner.calls == [['qsub', '-N', name, '-W', 'depend=afterok:1201.head:1202.head',
+    assert runner.calls == [['qsub', '-N', name, '-r', 'n',  # not rerun after a preemption
+                             '-W', 'depend=afterok:1201.head:1202.head',
                              '-o', files.outfile, '-e', files.errfile, files.submission]]
 
 

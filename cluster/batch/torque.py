@@ -6,7 +6,7 @@ Computing) prints XML with ``-x``, and keeps a finished job in state C with its
 shows history with ``-f -x`` (state F, ``Exit_status``); ``wrapper`` (Slurm's
 ``slurm-wlm-torque`` scripts, or anything else) prints plain ``qstat -f`` text with states
 Q/R/C and no exit status, and exits 153 for an unknown id. The wrappers' ``qsub`` ignores
-``#PBS -o/-e``, so output paths go on the command line.
+``#PBS -o/-e/-r``: output paths and ``-r n`` go on the command line (nothing is rerun unasked).
 
 Header: nodes, cores and features form one ``-l nodes=N:ppn=C[:features]`` line; ``qos``
 is ``-l qos=NAME`` (Moab); ``begin`` is ``-a`` (``[[CC]YY]MMDDhhmm.SS``, a relative
@@ -155,7 +155,7 @@ class Torque(BatchSystem):
         there, a path with spaces, quotes or ``$()`` is refused before anything runs."""
         outfile, errfile = output_paths(options)
         name = unique_name(files.name)
-        argv = ['qsub', '-N', name]
+        argv = ['qsub', '-N', name, '-r', 'n']  # not rerunnable: Torque jobs cannot requeue
         after_any = [str(i) for i in (options or {}).get(AFTER_ANY_OPTION) or ()]
         kinds = ([f'afterok:{":".join(str(d) for d in dependencies)}'] if dependencies else []) \
             + ([f'afterany:{":".join(after_any)}'] if after_any else [])
