@@ -175,6 +175,22 @@ def test_local_map_honours_cores_and_time(in_tmp):
             list(ex.map(nap, [30], timeout=DEADLINE))
 
 
+def test_local_map_chunks_not_started_are_cancelled_at_shutdown(in_tmp):
+    cores = cluster.Executor(qtype='local').slots
+    ex = cluster.Executor(qtype='local', cores=cores)          # one chunk at a time
+    ex.map(nap, [0.5] * 4, chunksize=1)
+    queue = ex.system.job_queue()
+    first = queue.jobs[int(ex._tasks[0].id)]
+    end = time.monotonic() + DEADLINE
+    while first.state is State.PENDING and time.monotonic() < end:
+        time.sleep(0.01)  # polling for the first chunk to start, with a deadline
+    ex.shutdown(wait=True, cancel_futures=True)
+    futures = [t.futures[0] for t in ex._tasks]
+    assert all(f.done() for f in futures) and futures[-1].cancelled()
+    assert futures[0].result() == [('ok', 0.5)]                # it ran: cancel() refused
+    assert queue.jobs[int(ex._tasks[-1].id)].state is State.CANCELLED
+
+
 def test_local_map_takes_futures_as_arguments(in_tmp):
     with cluster.Executor(qtype='local') as ex:
         first = ex.submit(square, 3)
