@@ -179,10 +179,12 @@ class Executor(concurrent.futures.Executor):
             calls = list(zip(*iterables))
             name = default_name(fn) if callable(fn) else None
             checked = callable(fn) and self._check.check_all(fn, calls)
-            if checked and self._by_call:  # local, no future among the arguments
-                return self._map_forked(fn, calls, chunksize, name, deadline)
-            futures = [self._prepare(fn, args, {}, name, checked) for args in calls]
+            forked = checked and self._by_call  # local, no future among the arguments
+            if not forked:
+                futures = [self._prepare(fn, args, {}, name, checked) for args in calls]
         self._flush()
+        if forked:
+            return self._map_forked(fn, calls, chunksize, name, deadline)
         with self._flushing:
             if futures:
                 self._send(futures, chunksize or self.chunksize_for(len(futures)))
@@ -192,9 +194,10 @@ class Executor(concurrent.futures.Executor):
                     name: str, deadline: Optional[float]) -> Iterator[Any]:
         """Local ``map``: one forked JobQueue job and one future per chunk
         (:mod:`cluster.job.chunks`)."""
-        tasks = chunks.submit_chunks(self, fn, calls, chunksize or self.chunksize_for(
-            len(calls)), name)
-        self._tasks += tasks
+        with self._lock:
+            tasks = chunks.submit_chunks(self, fn, calls, chunksize or self.chunksize_for(
+                len(calls)), name)
+            self._tasks += tasks
         if self._collector.progress.on:
             self._collector.add(tasks)
         return chunks.results([t.futures[0] for t in tasks], deadline, time.monotonic)
