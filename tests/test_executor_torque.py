@@ -131,6 +131,18 @@ def test_throttle_caps_the_running_tasks_of_all_arrays(counted):
     assert f'depend=afterany:{a} ' in qsubs[1], qsubs
 
 
+def test_chunks_follow_the_array_limit_each_from_index_0(counted):
+    """7 tasks under a limit of 5 (set on the instance, below the test Slurm's
+    MaxArraySize; the alone test below lowers Slurm's own): -t 0-4, then -t 0-1."""
+    with cluster.Executor(qtype='torque', cores=1, time='00:03:00') as ex:
+        ex.system._array_limit = 5  # what array_limit() read once from scontrol
+        assert list(ex.map(square, range(7), chunksize=1, timeout=DEADLINE)) == \
+            [x * x for x in range(7)]
+        assert [[t.index for t in job.tasks] for job in ex.jobs] == [list(range(5)), [0, 1]]
+    qsubs = counted('qsub')
+    assert len(qsubs) == 2 and '-t 0-4 ' in qsubs[0] and '-t 0-1 ' in qsubs[1], qsubs
+
+
 SCRIPT = '''\
 import json
 import cluster
