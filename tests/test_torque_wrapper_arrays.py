@@ -5,7 +5,8 @@ the recorded outputs.
 The live tests drive qsub/qstat/qdel themselves (no package code). With
 RECORD_TORQUE_SAMPLES=1 they write the raw outputs to tests/data/torque_wrapper/:
 
-    RECORD_TORQUE_SAMPLES=1 CLUSTER_TEST_STRICT=1 .venv/bin/python -m pytest -q tests/test_torque_wrapper_arrays.py
+    RECORD_TORQUE_SAMPLES=1 CLUSTER_TEST_STRICT=1 .venv/bin/python -m pytest -q \
+        tests/test_torque_wrapper_arrays.py
 """
 from __future__ import annotations
 

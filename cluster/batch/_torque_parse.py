@@ -136,7 +136,8 @@ def job_info(attrs: Mapping[str, str], flavour: str = 'torque') -> JobInfo:
     start = parse_ctime(attrs.get('start_time') or attrs.get('stime') or '')
     end = parse_ctime(attrs.get('comp_time') or attrs.get('obittime') or '')
     return JobInfo(id=attrs.get('Job Id', ''), state=state, exitcode=exitcode,
-                   name=given_name(attrs.get('Job_Name')), user=user, node=_nodes(attrs.get('exec_host')),
+                   name=given_name(attrs.get('Job_Name')), user=user,
+                   node=_nodes(attrs.get('exec_host')),
                    start=start, end=end if state.final else None,
                    reason=reason or attrs.get('comment') or None)
 

@@ -32,8 +32,9 @@ from ._commands import (begin_stamp, connection_problem, header_options, is_grid
                         output_paths, run_retried)
 from ._submit import submit_once, unique_name
 from ._torque_arrays import WrapperArrays, array_of
-from ._torque_parse import (PBSPRO_EXEC_CODES, STATES, TORQUE_EXEC_CODES, UNKNOWN_JOB_EXIT,  # noqa: F401
-                            job_info, map_state, parse_qstat_f, parse_qstat_xml)
+from ._torque_parse import (  # noqa: F401 (the tables and parsers are this module's API too)
+    PBSPRO_EXEC_CODES, STATES, TORQUE_EXEC_CODES, UNKNOWN_JOB_EXIT, job_info, map_state,
+    parse_qstat_f, parse_qstat_xml)
 from .slurm import Slurm, sacct_ids
 
 logger = logging.getLogger(__name__)
