@@ -19,6 +19,8 @@ SIGUSR2 (its time limit is near, or it is being preempted): ``checkpoint(*args, 
 returns a :class:`Resume`, written to ``<that file>.pickle.resume``, the job requeues itself,
 and the next attempt (``CLUSTER_ATTEMPT`` > 0) runs the Resume. SIGTERM (preempted, or
 killed) writes the checkpoint only; the batch system decides whether the job runs again.
+Where ``cluster`` is not installed (a remote host), a payload that names the package (a
+checkpoint returning ``cluster.Resume``) gets a stand-in module holding this :class:`Resume`.
 """
 import errno
 import importlib.util
