@@ -4,6 +4,7 @@
     bash tests/cluster/slurm_up.sh                   # the peers: scripts/install.sh --test
     .venv/bin/python benchmarks/executor.py          # 10,000 calls (Slurm, local), 300 (array)
     .venv/bin/python benchmarks/executor.py --only local --n 50000 --json out.json
+    .venv/bin/python benchmarks/executor.py --only array   # the 300-call row alone
     .venv/bin/python benchmarks/executor.py --small  # a few calls: benchmark still works
 
 (slurm)  N tiny calls: dask-jobqueue ``SLURMCluster`` with 2 one-core workers and
@@ -84,6 +85,7 @@ def run_rows(args: argparse.Namespace, base: str, log: str, name: str) -> List[D
                             dask_jobqueue_body(name, folder, PARTITION), log))
         report(rows[-1])
         ours('slurm', args.n, None, qtype='slurm', cores=1, time='00:10:00')
+    if args.only in (None, 'slurm', 'array'):
         folder = os.path.join(base, 'submitit')
         rows.append(measure('array', 'submitit map_array', 'peer', args.n_array,
                             submitit_body(name, folder, PARTITION), log))
@@ -219,8 +221,9 @@ def parse(argv: List[str]) -> argparse.Namespace:
                         help='a few calls per row (40 and 4), to check the benchmark works')
     parser.add_argument('--repeat', type=int, default=7,
                         help='runs of each local row, in turn; the median is shown (7)')
-    parser.add_argument('--only', choices=('slurm', 'local'),
-                        help='only the Slurm rows (N calls and array) or only the local row')
+    parser.add_argument('--only', choices=('slurm', 'array', 'local'),
+                        help='only the Slurm rows (N calls and array), only the array row '
+                             '(300 calls) or only the local row')
     parser.add_argument('--json', metavar='PATH', help="write the figures as JSON ('-': stdout)")
     args = parser.parse_args(argv)
     args.n = args.n or (40 if args.small else 10_000)
@@ -249,7 +252,7 @@ def main(argv: List[str]) -> int:
         [HERE, os.path.dirname(HERE)] + [p for p in [os.environ.get('PYTHONPATH')] if p])
     cwd = os.getcwd()
     os.chdir(base)                             # stray slurm-*.out files land in the temp dir
-    limit = max_array_size() if args.only in (None, 'slurm') else None
+    limit = max_array_size() if args.only != 'local' else None
     print(f'benchmarks/executor.py: N={args.n}, array {args.n_array}, local chunksize '
           f'{args.chunksize}, {os.cpu_count()} cores, MaxArraySize {limit}, files in {base}')
     print('(other users of the same Slurm, e.g. parallel test runs, slow every row)', flush=True)

@@ -41,8 +41,8 @@ def wait_for(condition, what, deadline=DEADLINE):
 
 def test_a_task_killed_mid_array_fails_only_its_calls(in_tmp):
     _require_slurm('slurm')
-    with cluster.Executor(qtype='slurm', cores=1, time='00:03:00', throttle=2) as ex:
-        # 8 calls, 2 slots: 2 calls per task, task 1 holds nap(150) and nap(0)
+    with cluster.Executor(qtype='slurm', cores=1, time='00:03:00', throttle=4) as ex:
+        # 8 calls, 4 slots, one task per slot: 2 calls per task, task 1 holds nap(150), nap(0)
         calls = [(square, 0), (square, 1), (nap, 150), (nap, 0),
                  (square, 4), (square, 5), (square, 6), (square, 8)]
         futures = [ex.submit(fn, arg) for fn, arg in calls]
@@ -78,6 +78,25 @@ with cluster.Executor(qtype='slurm', cores=1, time='00:05:00') as ex:
     limit = ex.system.array_limit()
 print(json.dumps({{'results': results, 'arrays': arrays, 'limit': limit}}))
 '''
+
+
+def partition_cpus():
+    """TotalCPUs of the default partition, as scontrol shows it."""
+    out = subprocess.run(['scontrol', 'show', 'partition', '-o'], capture_output=True,
+                         text=True, check=True).stdout
+    line = next(row for row in out.splitlines() if 'Default=YES' in row)
+    return int(line.split('TotalCPUs=')[1].split()[0])
+
+
+def test_chunksize_none_makes_one_task_per_cpu_of_the_partition(in_tmp):
+    _require_slurm('slurm')
+    cpus = partition_cpus()
+    with cluster.Executor(qtype='slurm', cores=1, time='00:03:00') as ex:
+        assert list(ex.map(square, range(5 * cpus), timeout=DEADLINE)) == \
+            [x * x for x in range(5 * cpus)]
+        assert [len(job.tasks) for job in ex.jobs] == [cpus]  # one array, a task per CPU
+    with cluster.Executor(qtype='slurm', cores=cpus, time='00:03:00') as ex:
+        assert ex.chunksize_for(7) == 7  # a task takes all CPUs: one task
 
 
 @pytest.mark.alone

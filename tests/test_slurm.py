@@ -177,6 +177,19 @@ def test_final_info_without_accounting_is_empty_and_not_asked_again():
     assert len(runner.calls) == 2  # two tries the first time, none after
 
 
+def test_slots_are_the_usable_cpus_of_the_default_partition_read_once():
+    listing = 'debug 8/0/4/16\nbatch* 3/1/2/10\n'  # batch: 10 CPUs, 2 down or drained
+    runner = FakeShell({'sinfo': (0, listing, '')})
+    system = fast(runner)
+    assert system.slots() == 8 and system.slots() == 8
+    assert runner.calls == [['sinfo', '-h', '-o', '%P %C']]
+
+
+def test_slots_unknown_when_sinfo_fails():
+    runner = FakeShell({'sinfo': (1, '', 'sinfo: error: Unable to contact slurm controller')})
+    assert fast(runner).slots() is None
+
+
 def files_in(tmp_path, name='job') -> JobFiles:
     files = JobFiles(str(tmp_path), name, qtype='slurm')
     for path in (files.submission, files.exec_script):

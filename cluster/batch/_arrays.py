@@ -111,6 +111,36 @@ def cached_limit(system: Any, read: Callable[[Shell], int]) -> int:
     return limit
 
 
+def parse_sinfo_cpus(text: str) -> Optional[int]:
+    """The usable CPUs of the default partition (else the largest) in ``sinfo -h -o
+    '%P %C'`` lines (``debug* 2/0/0/2``: allocated/idle/other/total; other is down or
+    drained), else None."""
+    found: Dict[str, int] = {}
+    default = None
+    for line in text.splitlines():
+        match = re.match(r'^(\S+)\s+(\d+)/(\d+)/(\d+)/(\d+)\s*$', line.strip())
+        if not match:
+            continue
+        name, _, _, other, total = match.groups()
+        if name.endswith('*'):
+            name = default = name[:-1]
+        found[name] = max(found.get(name, 0), int(total) - int(other))
+    if not found:
+        return None
+    return found[default] if default is not None else max(found.values())
+
+
+def slurm_slots(system: Any) -> Optional[int]:
+    """CPUs the default partition can give at once (one ``sinfo``, once per system
+    instance); None when sinfo does not say."""
+    if not hasattr(system, '_slots'):
+        code, out, err = system.shell(['sinfo', '-h', '-o', '%P %C'], stdin=None, timeout=60)
+        system._slots = (parse_sinfo_cpus(out) or None) if code == 0 else None
+        if system._slots is None:
+            logger.warning('slots not read from sinfo (%s)', err.strip() or f'exit code {code}')
+    return system._slots
+
+
 def slurm_array_limit(system: Any) -> int:
     """Slurm's MaxArraySize, read once per system instance (its ``array_limit``)."""
     return cached_limit(system, slurm_max_array_size)

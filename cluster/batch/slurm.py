@@ -23,7 +23,7 @@ from ..script.files import MARKER, JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
 from ._commands import (connection_problem, field, header_options, output_paths, parse_iso,
                         run_retried, wait_status)
-from ._arrays import array_arguments, expand_keys, slurm_array_limit
+from ._arrays import array_arguments, expand_keys, slurm_array_limit, slurm_slots
 from ._dependencies import DependencyGate
 from . import _requeue
 from ._submit import Undecidable, given_name, submit_once, unique_name
@@ -217,6 +217,7 @@ class Slurm(BatchSystem):
     notes = {'requeue': _requeue.NOTE}
     can_requeue = True
     array_variable, array_limit = 'SLURM_ARRAY_TASK_ID', slurm_array_limit
+    slots = slurm_slots  # CPUs of the default partition: what chunksize=None counts with
 
     def __init__(self, shell: Shell = local_shell, user: Optional[str] = None,
                  endpoint: Any = None) -> None:

@@ -29,10 +29,14 @@ logger = logging.getLogger(__name__)
 
 #: seconds a submit waits for more submits to gather into the same array
 GATHER_WINDOW = 0.05
-#: the slots a batch system is assumed to give at once when ``throttle`` does not say
+#: the slots a batch system is assumed to give at once when neither ``throttle`` nor the
+#: system (Slurm: the CPUs of its default partition) says
 BATCH_SLOTS = 4
-#: tasks per slot that ``chunksize=None`` aims at
+#: tasks per slot that ``chunksize=None`` aims at in local mode (no start-up per task)
 TASKS_PER_SLOT = 2
+#: ... and on a batch system, where every task costs a pass of the scheduler (about a
+#: second on Slurm, far more behind other users' jobs) and an interpreter's start-up
+BATCH_TASKS_PER_SLOT = 1
 
 
 class Executor(concurrent.futures.Executor):
@@ -86,15 +90,19 @@ class Executor(concurrent.futures.Executor):
     @property
     def slots(self) -> int:
         """How many tasks are assumed to run at once (``throttle``, else what the system
-        says, else ``BATCH_SLOTS``, 4)."""
+        says, on a batch system divided by ``cores``, else ``BATCH_SLOTS``, 4)."""
         if self.throttle:
             return self.throttle
-        return self.system.slots() or BATCH_SLOTS
+        found = self.system.slots()
+        if found and not self._by_call:
+            found = max(1, found // max(1, int(self.options.get('cores') or 1)))
+        return found or BATCH_SLOTS
 
     def chunksize_for(self, calls: int) -> int:
-        """``chunksize=None``: calls per task so that there are at most
-        TASKS_PER_SLOT x :attr:`slots` tasks."""
-        return max(1, math.ceil(calls / (TASKS_PER_SLOT * self.slots)))
+        """``chunksize=None``: calls per task so that there are at most TASKS_PER_SLOT
+        (batch systems: BATCH_TASKS_PER_SLOT) x :attr:`slots` tasks."""
+        per_slot = TASKS_PER_SLOT if self._by_call else BATCH_TASKS_PER_SLOT
+        return max(1, math.ceil(calls / (per_slot * self.slots)))
 
     # submitting -------------------------------------------------------------------------
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> JobFuture:
