@@ -83,6 +83,32 @@ def test_cached_within_the_interval():
     assert system.status_calls == 1
 
 
+def test_first_polls_of_an_idle_watcher_come_quickly_then_back_off():
+    running, done = {'1': info('1', State.RUNNING)}, {'1': info('1', State.COMPLETED, 0)}
+    system = ScriptedSystem([running, running, running, done])
+    watcher = Watcher(system, 'me', interval=3600)
+    watcher.track('1')
+    result = watcher.wait(['1'], timeout=10)['1']  # 0, 0.25, 0.5, 1 s: not an hour
+    assert result.state is State.COMPLETED and system.status_calls == 4
+    assert watcher.gap == 4.0  # 0.25 doubled after each of the 4 polls
+    watcher.track('2')  # idle again: the pace starts over, one poll answers all jobs
+    watcher.track('3')
+    assert watcher.gap == queue_module.watch.FIRST_POLL
+
+
+def test_missing_polls_count_only_at_the_full_interval():
+    system = ScriptedSystem([{}])
+    watcher = Watcher(system, 'me', interval=3600)
+    watcher.track('5', JobFiles('/nonexistent', 'five'))  # no exit-code file ever
+    for _ in range(4):
+        watcher.refresh(force=True)  # polls at the start-up pace: not counted
+    assert watcher.info('5').state is State.PENDING
+    watcher._pace = None
+    for _ in range(queue_module.watch.MISSING_POLLS):
+        watcher.refresh(force=True)
+    assert watcher.known('5').state is State.FAILED
+
+
 def test_vanished_job_is_settled_from_its_exit_code_file(tmp_path):
     files = JobFiles(str(tmp_path), 'gone')
     write_atomic(files.exitcode, '3\n')

@@ -3,7 +3,9 @@
 A watcher issues at most one status command for all tracked jobs per poll interval
 (``queue_update`` in ``~/.cluster``), plus at most one accounting query for jobs that
 have left the queue. Every thread and every :class:`Queue` of that system shares it.
-A job that vanished from the queue is settled from its exit-code file.
+When it starts following jobs after a time without any, the interval starts at
+:data:`FIRST_POLL` and doubles after each poll up to ``queue_update`` (short jobs are
+seen to end soon). A job that vanished from the queue is settled from its exit-code file.
 """
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ logger = logging.getLogger(__name__)
 #: how many status polls in a row may fail before waiting raises
 MAX_POLL_FAILURES = 5
 #: polls a job may be missing from the queue, with no exit-code file, before it is failed
+#: (only polls at the full interval count)
 MISSING_POLLS = 3
+#: seconds to the first poll after jobs are tracked by an idle watcher (then doubling)
+FIRST_POLL = 0.25
 
 
 def _setting(key: str, fallback: float) -> float:
@@ -98,6 +103,7 @@ class Watcher:
         self.user = user or _user_of(system)
         self.interval = _setting('queue_update', 2.0) if interval is None else interval
         self.polls = 0
+        self._pace: Optional[float] = None  # the quicker interval of a start, else None
         self._files: Dict[str, tuple] = {}  # open id -> (local JobFiles, store)
         self._info: Dict[str, JobInfo] = {}
         self._open: Dict[str, None] = {}    # tracked ids not decided yet, in order
@@ -135,9 +141,16 @@ class Watcher:
             if files is not None or job_id not in self._files:
                 self._files[job_id] = (files, store)
             if job_id not in self._open:
+                if not self._open and self.interval > FIRST_POLL:
+                    self._pace = FIRST_POLL  # idle until now: look again soon
                 self._open[job_id] = None
                 self._unseen.add(job_id)
             self._info.setdefault(job_id, JobInfo(job_id, State.PENDING))
+
+    @property
+    def gap(self) -> float:
+        """Seconds between polls now: ``interval``, or less while the pace starts up."""
+        return self.interval if self._pace is None else min(self._pace, self.interval)
 
     def open_ids(self) -> List[str]:
         """The tracked jobs whose outcome is not decided yet (what a poll looks at)."""
@@ -179,7 +192,7 @@ class Watcher:
         status command that hangs: its answer is kept when it comes. A poll's error
         reaches every caller waiting for it.
         """
-        if not force and time.monotonic() - self._polled_at < self.interval:
+        if not force and time.monotonic() - self._polled_at < self.gap:
             return
         asked = time.monotonic()
         if not getattr(_THREAD, 'submitting', False):
@@ -188,7 +201,7 @@ class Watcher:
         while True:
             with self._lock:
                 if self._polled_at >= asked or (
-                        not force and time.monotonic() - self._polled_at < self.interval):
+                        not force and time.monotonic() - self._polled_at < self.gap):
                     return  # a poll that ended since the call answers it
                 call = self._poll_call
                 if call is None or call.done():
@@ -210,6 +223,8 @@ class Watcher:
         else:
             # after a failed status command, the next poll waits for the backoff
             self._polled_at = time.monotonic() + delay
+            if self._pace is not None:
+                self._pace = None if self._pace * 2 >= self.interval else self._pace * 2
             call.set_result(None)
 
     def _backoff(self) -> float:
@@ -231,7 +246,7 @@ class Watcher:
             if self._failures >= MAX_POLL_FAILURES:
                 raise ClusterError(f'{self.system.name} status command failed '
                                    f'{self._failures} times in a row: {exc}') from exc
-            return max(0.0, self._backoff() - self.interval)
+            return max(0.0, self._backoff() - self.gap)
         self._failures = 0
         self.polls += 1
         with self._lock:
@@ -302,8 +317,7 @@ class Watcher:
             if found is not None and not found.state.final:
                 found = None  # accounting has not caught up yet
             if found is None and self._killed(seen.get(job_id), codes[job_id]) and \
-                    self._missing.get(job_id, 0) + 1 < MISSING_POLLS:
-                self._missing[job_id] = self._missing.get(job_id, 0) + 1
+                    self._missed(job_id) < MISSING_POLLS:
                 continue  # killed: give the accounting a few polls to say by whom
             decided = outcome(job_id, found or seen.get(job_id), codes[job_id])
             if decided is not None:
@@ -314,12 +328,15 @@ class Watcher:
                 settled[job_id] = JobInfo(job_id, State.UNKNOWN, reason=(
                     f'no {self.system.name} job {job_id} is known: it is neither in the '
                     f'queue nor in the accounting'))
-            else:
-                self._missing[job_id] = self._missing.get(job_id, 0) + 1
-                if self._missing[job_id] >= MISSING_POLLS:
-                    settled[job_id] = JobInfo(job_id, State.FAILED,
-                                              reason='left the queue without an exit code')
+            elif self._missed(job_id) >= MISSING_POLLS:
+                settled[job_id] = JobInfo(job_id, State.FAILED,
+                                          reason='left the queue without an exit code')
         return settled
+
+    def _missed(self, job_id: str) -> int:
+        """Count one more poll that missed the job (not while the pace starts up)."""
+        self._missing[job_id] = self._missing.get(job_id, 0) + int(self._pace is None)
+        return self._missing[job_id]
 
     @staticmethod
     def _killed(seen: Optional[JobInfo], code: Optional[int]) -> bool:
@@ -352,7 +369,7 @@ class Watcher:
                 pending = [i for i in ids if i in self._open]
             if not pending:
                 continue
-            pause = max(0.0, self._polled_at + self.interval - time.monotonic())
+            pause = max(0.0, self._polled_at + self.gap - time.monotonic())
             left = _left(deadline)
             if left is not None:
                 pause = min(pause, left)
