@@ -105,7 +105,7 @@ def test_a_map_is_one_native_array_and_each_task_runs_its_own_calls(sge):
 
 @pytest.mark.sge
 def test_a_task_deleted_mid_array_fails_only_its_calls(sge):
-    with cluster.Executor(**sge, throttle=2) as ex:
+    with cluster.Executor(**sge, throttle=4) as ex:  # 4 slots, a task each: 2 calls per task
         calls = [(square, 0), (square, 1), (nap, 150), (nap, 0),
                  (square, 4), (square, 5), (square, 6), (square, 8)]
         futures = [ex.submit(fn, arg) for fn, arg in calls]
