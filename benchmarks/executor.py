@@ -4,12 +4,13 @@
     bash tests/cluster/slurm_up.sh                   # the peers: scripts/install.sh --test
     .venv/bin/python benchmarks/executor.py          # 10,000 calls (Slurm, local), 300 (array)
     .venv/bin/python benchmarks/executor.py --only local --n 50000 --json out.json
-    .venv/bin/python benchmarks/executor.py --only array   # the 300-call row alone
+    .venv/bin/python benchmarks/executor.py --only array --array-repeat 3   # 300 calls
     .venv/bin/python benchmarks/executor.py --small  # a few calls: benchmark still works
 
 (slurm)  N tiny calls: dask-jobqueue ``SLURMCluster`` with 2 one-core workers and
          ``client.map``, worker start-up included; ``cluster.Executor(qtype='slurm')``.
-(array)  300 tiny calls: submitit ``AutoExecutor.map_array``; ``cluster.Executor``.
+(array)  300 tiny calls: submitit ``AutoExecutor.map_array``; ``cluster.Executor``;
+         ``--array-repeat`` times (1), the side going first alternating.
 (local)  N tiny calls: ``ProcessPoolExecutor(2).map(chunksize=C)``, start-up included;
          ``cluster.Executor(qtype='local')`` with the same chunksize. Each is run
          ``--repeat`` times (7), in turn; the rows show the median, min and max, and the
@@ -64,8 +65,7 @@ def max_array_size() -> int:
 
 def run_rows(args: argparse.Namespace, base: str, log: str, name: str) -> List[Dict]:
     """Every row the options ask for, peers first within a pair."""
-    from _peers import (dask_jobqueue_body, executor_body, measure, not_available,
-                        process_pool_body, submitit_body)
+    from _peers import dask_jobqueue_body, executor_body, measure, not_available
     factory = executor_class()
     rows: List[Dict] = []
 
@@ -86,14 +86,46 @@ def run_rows(args: argparse.Namespace, base: str, log: str, name: str) -> List[D
         report(rows[-1])
         ours('slurm', args.n, None, qtype='slurm', cores=1, time='00:10:00')
     if args.only in (None, 'slurm', 'array'):
-        folder = os.path.join(base, 'submitit')
-        rows.append(measure('array', 'submitit map_array', 'peer', args.n_array,
-                            submitit_body(name, folder, PARTITION), log))
-        report(rows[-1])
-        ours('array', args.n_array, None, qtype='slurm', cores=1, time='00:10:00')
+        rows += array_rows(args, base, log, name, factory)
     if args.only in (None, 'local'):
         rows += local_rows(args, log, factory)
     return rows
+
+
+def array_rows(args: argparse.Namespace, base: str, log: str, name: str,
+               factory: Optional[type]) -> List[Dict]:
+    """The array pair, ``--array-repeat`` times. Which side goes first alternates: jobs
+    others submit during a long row queue up (FIFO) before the next row's. Each side's
+    row has the median wall, every run's in ``walls``, and in ``queue`` the jobs of
+    others that squeue listed as each run started."""
+    from _peers import executor_body, measure, not_available, submitit_body
+    tool = "cluster.Executor(qtype='slurm')"
+    sides = [('peer', 'submitit map_array',
+              submitit_body(name, os.path.join(base, 'submitit'), PARTITION))]
+    if factory is not None:
+        sides.append(('cluster', tool, executor_body(factory, None, qtype='slurm', cores=1,
+                                                     time='00:10:00')))
+    runs: Dict[str, List[Dict]] = {side: [] for side, _, _ in sides}
+    for turn in range(args.array_repeat):
+        for side, label, body in (sides[::-1] if turn % 2 else sides):
+            queue = others_jobs(name)
+            runs[side].append(dict(measure('array', label, side, args.n_array, body, log),
+                                   queue=queue))
+            report(runs[side][-1])
+    rows = [dict(median_row(runs[side]), queue=[run['queue'] for run in runs[side]])
+            for side, _, _ in sides]
+    if factory is None:
+        print(f'{ROWS["array"]}: cluster.Executor: not available yet', flush=True)
+        rows.append(not_available('array', tool, args.n_array))
+    return rows
+
+
+def others_jobs(name: str) -> Optional[int]:
+    """Jobs of others (not of this run) that squeue lists now: the load a run starts in."""
+    out = subprocess.run(['squeue', '-h', '-a', '-o', '%j'], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    return sum(1 for job in out.stdout.split() if not job.startswith(name))
 
 
 def local_rows(args: argparse.Namespace, log: str, factory: Optional[type]) -> List[Dict]:
@@ -150,8 +182,9 @@ def report(row: Dict) -> None:
         print(f"{ROWS[row['row']]}: {row['tool']}: FAILED: {row['error']}", flush=True)
     else:
         print(f"{ROWS[row['row']]}: {row['tool']}: {row['calls']} calls, all results after "
-              f"{row['wall']:.3f} s (close {row['close']:.3f} s{seconds(row)}), {commands(row)}",
-              flush=True)
+              f"{row['wall']:.3f} s (close {row['close']:.3f} s{seconds(row)}), {commands(row)}"
+              + (f", others' jobs listed at its start: {row['queue']}" if 'queue' in row
+                 else ''), flush=True)
 
 
 def seconds(row: Dict) -> str:
@@ -221,6 +254,9 @@ def parse(argv: List[str]) -> argparse.Namespace:
                         help='a few calls per row (40 and 4), to check the benchmark works')
     parser.add_argument('--repeat', type=int, default=7,
                         help='runs of each local row, in turn; the median is shown (7)')
+    parser.add_argument('--array-repeat', type=int, default=1,
+                        help='runs of the array pair, the side going first alternating; the '
+                             'median is shown (1)')
     parser.add_argument('--only', choices=('slurm', 'array', 'local'),
                         help='only the Slurm rows (N calls and array), only the array row '
                              '(300 calls) or only the local row')
@@ -231,8 +267,9 @@ def parse(argv: List[str]) -> argparse.Namespace:
     args.chunksize = args.chunksize or max(1, args.n // 20)
     if args.small:
         args.repeat = min(args.repeat, 2)
-    if min(args.n, args.n_array, args.chunksize, args.repeat) < 1:
-        parser.error('--n, --n-array, --chunksize and --repeat must be positive')
+    if min(args.n, args.n_array, args.chunksize, args.repeat, args.array_repeat) < 1:
+        parser.error('--n, --n-array, --chunksize, --repeat and --array-repeat must be '
+                     'positive')
     if args.json and args.json != '-':
         args.json = os.path.abspath(args.json)
     return args
