@@ -93,8 +93,8 @@ def test_a_map_is_one_qsub_of_an_array_and_its_values_come_in_order(counted):
 
 
 def test_a_task_cancelled_mid_array_fails_only_its_calls(counted):
-    with cluster.Executor(qtype='torque', cores=1, time='00:03:00', throttle=2) as ex:
-        # 8 calls, 2 slots: 2 calls per task, task 1 holds nap(150) and nap(0)
+    with cluster.Executor(qtype='torque', cores=1, time='00:03:00', throttle=4) as ex:
+        # 8 calls, 4 slots, one task per slot: 2 calls per task, task 1 holds nap(150), nap(0)
         calls = [(square, 0), (square, 1), (nap, 150), (nap, 0),
                  (square, 4), (square, 5), (square, 6), (square, 8)]
         futures = [ex.submit(fn, arg) for fn, arg in calls]
@@ -112,7 +112,7 @@ def test_a_task_cancelled_mid_array_fails_only_its_calls(counted):
                 future.result(DEADLINE)
         kept = [f.result(DEADLINE) for i, f in enumerate(futures) if i not in (2, 3)]
         assert kept == [0, 1, 16, 25, 36, 64]
-    assert len(counted('qsub')) == 1 and '%2 ' in counted('qsub')[0]
+    assert len(counted('qsub')) == 1 and '%4 ' in counted('qsub')[0]
 
 
 def test_throttle_caps_the_running_tasks_of_all_arrays(counted):
