@@ -276,8 +276,3 @@ def test_a_qsub_of_unknown_outcome_is_looked_up_by_name_not_repeated(tmp_path):
     assert shell.programs().count('qsub') == 1
     assert names[0].startswith('once.c')
     assert ['qstat', '-xml', '-u', 'ann'] in shell.calls
-
-
-def test_requeue_is_refused_naming_the_system():
-    with pytest.raises(cluster.OptionError, match='sge cannot requeue'):
-        cluster.Job('true', qtype='sge', requeue=True)

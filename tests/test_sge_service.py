@@ -407,3 +407,48 @@ def test_max_aj_tasks_is_in_the_global_configuration(env):
     text = run(env, 'qconf', '-sconf').stdout
     assert re.search(r'^max_aj_tasks\s+75000$', text, re.MULTILINE), text
 
+
+def test_exit_99_is_rescheduled_even_without_r_y_and_the_rerun_says_restarted(env, tmp_path):
+    """sge_conf(5): a job script that exits 99 runs again (unless FORBID_RESCHEDULE), ``-r n``
+    or not; ``$RESTARTED`` is 0, then 1; the first run's record is failed 25, exit 99."""
+    runs = tmp_path / 'runs.txt'
+    body = f'echo "$RESTARTED $JOB_ID" >> {runs}\n[ "$RESTARTED" = 1 ] || exit 99\n'
+    job = qsub(env, '-r', 'n', '-o', '/dev/null', '-j', 'y', script(tmp_path / 'again.sh', body))
+    wait_until(lambda: runs.exists() and len(runs.read_text().splitlines()) == 2 and
+               not states(env, job), f'job {job} ran twice and left', timeout=90)
+    assert runs.read_text() == f'0 {job}\n1 {job}\n'
+    text = run(env, 'qacct', '-j', job).stdout
+    records = parse_qacct(text)
+    assert [(r['failed'].split()[0], r['exit_status'].split()[0]) for r in records] == \
+        [('25', '99'), ('0', '0')], records
+    sample('qacct_exit_99_rescheduled.txt', text, qacct_keys)
+
+
+def test_qmod_rj_refuses_a_job_that_is_not_rerunnable(env, tmp_path):
+    job = qsub(env, '-r', 'n', '-o', '/dev/null', '-j', 'y', '-b', 'y', 'sleep', '300')
+    try:
+        wait_until(lambda: states(env, job) == ['r'], f'job {job} running')
+        shown = run(env, 'qmod', '-rj', job, check=False)
+        assert f'The job {job} is not restartable' in shown.stdout + shown.stderr, shown
+        assert states(env, job) == ['r']
+    finally:
+        run(env, 'qdel', job, check=False)
+
+
+def test_s_rt_warns_once_a_rescheduled_run_is_killed_at_s_rt_without_sigusr1(env, tmp_path):
+    """Why cluster's checkpoint timer is its own: at s_rt every process of the job gets
+    SIGUSR1, and its exit 99 is rescheduled; but the next run is killed at s_rt with no
+    warning: failed 37, exit 137."""
+    log = tmp_path / 'log.txt'
+    body = (f"trap 'echo usr1 >> {log}; exit 99' USR1\necho start >> {log}\n"
+            'for i in $(seq 60); do sleep 1; done\n')
+    job = qsub(env, '-l', 's_rt=0:0:3,h_rt=0:1:0', '-o', '/dev/null', '-j', 'y',
+               script(tmp_path / 'soft.sh', body))
+    wait_until(lambda: log.exists() and log.read_text().count('start') == 2
+               and not states(env, job), f'job {job} ran twice and left', timeout=120)
+    assert log.read_text() == 'start\nusr1\nstart\n'
+    text = run(env, 'qacct', '-j', job).stdout
+    records = parse_qacct(text)
+    assert [(r['failed'].split()[0], r['exit_status'].split()[0]) for r in records] == \
+        [('25', '99'), ('37', '137')], records
+    sample('qacct_s_rt_rescheduled.txt', text, qacct_keys)

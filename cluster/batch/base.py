@@ -199,16 +199,20 @@ class BatchSystem(abc.ABC):
         """Map each path to write onto its text; by default one submission script."""
         return {files.submission: '\n'.join(['#!/bin/bash', *header, body]) + '\n'}
 
-    def requeue_header(self, requeue: bool, grace: Optional[int] = None) -> List[str]:
+    def requeue_header(self, requeue: bool, grace: Optional[int] = None,
+                       limit: Optional[str] = None) -> List[str]:
         """Header lines for a job's ``requeue`` keyword; ``grace`` (seconds) for a function
-        job that checkpoints: it gets the checkpoint signal (SIGUSR2, in the job's shell)
-        that long before its time limit, and when it is preempted. None by default."""
+        job that checkpoints: it gets the checkpoint signal (SIGUSR2, in the job's shell) that
+        long before its time limit ``limit`` (``HH:MM:SS``, None: none), and when it is
+        preempted. None by default."""
         return []
 
     def attempt_lines(self) -> List[str]:
         """Job-body lines of a requeueable job that export ``CLUSTER_ATTEMPT`` (0 on the
         first run, 1 after the first requeue...) and ``CLUSTER_REQUEUE`` (the command line
-        that puts the running job back in the queue). None by default."""
+        that puts the running job back in the queue). They may read
+        ``$_cluster_attempts``, the file that holds how many attempts started before this
+        one. None by default."""
         return []
 
     @abc.abstractmethod

@@ -40,6 +40,7 @@ from ._commands import (begin_stamp, connection_problem, header_options, is_grid
                         last_line, output_paths, parse_iso, run_retried)
 from ._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, cached_limit
 from ._dependencies import DependencyGate
+from . import _sge_requeue
 from ._submit import given_name, submit_once, unique_name
 from .sge_status import (accounting_info, listed_keys, map_state, max_array_tasks,  # noqa: F401
                          parse_qacct, parse_qstat_xml, split_key)
@@ -107,6 +108,8 @@ class GridEngine(BatchSystem):
     help_note = ('On sge, cores are slots of the parallel environment [sge] pe (default smp) '
                  'and mem is split over them as the per-slot resource [sge] memory (default '
                  'mem_free); every script runs with -S /bin/bash; nodes and qos do not exist.')
+    notes = {'requeue': _sge_requeue.NOTE}
+    can_requeue = True
     #: an Executor's tasks run as one array: ``$SGE_TASK_ID`` counts from 1
     array_variable, array_first = 'SGE_TASK_ID', 1
 
@@ -133,6 +136,13 @@ class GridEngine(BatchSystem):
     def found(cls, shell: Shell = local_shell) -> bool:
         """``qsub`` is on the PATH behind ``shell`` and it is Grid Engine's."""
         return super().found(shell) and is_grid_engine(shell, shell is local_shell)
+
+    def requeue_header(self, requeue: bool, grace: Optional[int] = None,
+                       limit: Optional[str] = None) -> List[str]:
+        return _sge_requeue.header(requeue, grace, limit)
+
+    def attempt_lines(self) -> List[str]:
+        return list(_sge_requeue.ATTEMPT_LINES)
 
     # header --------------------------------------------------------------------------------
     @classmethod
@@ -170,9 +180,11 @@ class GridEngine(BatchSystem):
         return super().render_header(header_options(options), files)
 
     def render_scripts(self, files: JobFiles, header: Sequence[str], body: str) -> Dict[str, str]:
-        """One script: the marker, the ``#$`` lines, the dependency check, the body."""
+        """One script: the marker, the ``#$`` lines, the dependency check, how the script
+        ends (exit 99 only to requeue itself: :mod:`cluster.batch._sge_requeue`), the body."""
         body = body[len(MARKER) + 1:] if body.startswith(MARKER + '\n') else body
-        lines = ['#!/bin/bash', MARKER, *header, *_dependency_check(), body]
+        lines = ['#!/bin/bash', MARKER, *header, *_dependency_check(),
+                 *_sge_requeue.END_LINES, body]
         return {files.submission: '\n'.join(lines) + '\n'}
 
     # submission ----------------------------------------------------------------------------

@@ -230,7 +230,8 @@ class Slurm(BatchSystem):
         #: ids of the jobs this instance submitted
         self._submitted: Set[str] = set()
 
-    def requeue_header(self, requeue: bool, grace: Optional[int] = None) -> List[str]:
+    def requeue_header(self, requeue: bool, grace: Optional[int] = None,
+                       limit: Optional[str] = None) -> List[str]:
         return _requeue.header(requeue, grace)
 
     def attempt_lines(self) -> List[str]:

@@ -53,7 +53,7 @@ def header(job: Any) -> List[str]:
     """The batch system's header lines for the job's ``requeue`` (and ``grace``)."""
     requeue = bool(job.options.get('requeue'))
     grace = _grace(job.options) if requeue and checkpoints(job.command) else None
-    return job.system.requeue_header(requeue, grace)
+    return job.system.requeue_header(requeue, grace, job.options.get('time'))
 
 
 def attempts(job: Any) -> Optional[Attempts]:

@@ -48,7 +48,7 @@ def _attempt_lines(attempts: Attempts) -> list:
     most = attempts.max_requeues
     checkpoint = [f'export CLUSTER_CHECKPOINT={quote(attempts.checkpoint)}'] \
         if attempts.checkpoint else ['unset CLUSTER_CHECKPOINT']
-    return [*attempts.lines, *checkpoint,
+    return [f'_cluster_attempts={count}', *attempts.lines, *checkpoint,
             f'export CLUSTER_MAX_REQUEUES={most}',
             # an earlier attempt's code and result are not this attempt's
             'rm -f -- ' + ' '.join(quote(path) for path in attempts.stale),
@@ -83,8 +83,11 @@ def job_body(command: str, exitcode: str, runpath: str, modules: Sequence[str] =
     quote = shlex.quote
     code = quote(exitcode)
     lines = [MARKER, *(_attempt_lines(attempts) if attempts else ()),
+             # a batch system's script may define _cluster_end CODE before the body, to end
+             # the job in its own way (the code file keeps the true code)
              f'_cluster_exit() {{ code=$?; printf "%s\\n" "$code" > {code}.$$ '
-             f'&& mv -f {code}.$$ {code}; exit "$code"; }}',
+             f'&& mv -f {code}.$$ {code}; ! declare -F _cluster_end >/dev/null || '
+             '_cluster_end "$code"; exit "$code"; }',
              'trap _cluster_exit EXIT',
              # a signal ends the job with 128 + its number, as a shell reports it;
              # the EXIT trap then records that, never the $? of the command before
