@@ -23,6 +23,7 @@ from ..script import runner as _runner
 from ..script import tasks as _tasks
 from ..script.body import job_body
 from ..script.files import JobFiles, write_atomic
+from . import records
 from .core import Job
 from .futures import Task
 from .prepare import dependency_ids
@@ -57,6 +58,11 @@ class ArrayJob(Job):
         self.array = self.system.array_variable is not None
         #: the executor's array before this one, which a throttled array waits for
         self.after: Optional['ArrayJob'] = None
+        #: the number of this array's first call among the calls sent with it (a map's
+        #: calls split over several arrays go on from one to the next)
+        self.first_call = 0
+        #: the calls of each task, where its futures do not say (a resubmitted array)
+        self.counts: Optional[List[int]] = None
 
     def _body(self) -> str:
         base = self.target.base
@@ -93,6 +99,10 @@ class ArrayJob(Job):
             for task in self.tasks:
                 task.landed(None, exc)
             raise
+        if job_id.isdigit() or not self.array:  # else not submitted: a failed dependency
+            counts = self.counts or [len(t.futures) for t in self.tasks]
+            # before any id is given out, so that whoever has one finds its record
+            records.submitted(self, job_id, records.call_map(counts, self.first_call))
         ids = task_ids(job_id, len(self.tasks)) if self.array else [job_id]
         for task, task_id in zip(self.tasks, ids):
             self._watcher.track(task_id, None if self.array else self.files, self.store)
@@ -110,12 +120,14 @@ def submit_batch(tasks: List[Task], deps: List[Task], executor: Any) -> List[Arr
     size = system.array_limit() if system.array_variable else 1
     jobs: List[ArrayJob] = []
     previous = executor.jobs[-1] if executor.jobs else None
+    first_call = 0
     for start in range(0, len(tasks), size):
         part = tasks[start:start + size]
         for index, task in enumerate(part):
             task.index = index
         job = ArrayJob(part, deps, executor.throttle, **executor.job_args(part))
-        job.after, previous = previous, job
+        job.after, previous, job.first_call = previous, job, first_call
+        first_call += sum(len(t.futures) for t in part)
         for task in part:
             task.payload = task_payload(task, job.imports, job.store.ships_functions_by_value)
         jobs.append(job.submit())

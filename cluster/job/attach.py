@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from concurrent.futures import Future
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import psutil
 
@@ -29,6 +29,7 @@ from ..script import runner
 from ..script.files import JobFiles, write_atomic
 from . import records
 from .core import Job
+from .recorded_array import RecordedArray, resubmit_array, split_task_id
 
 logger = logging.getLogger(__name__)
 
@@ -42,25 +43,40 @@ def _payload_in_files(*_: Any, **__: Any) -> Any:
 
 
 def attach(job_id: Union[str, int], qtype: Optional[str] = None,
-           profile: Optional[str] = None, remote: Any = None) -> Job:
+           profile: Optional[str] = None, remote: Any = None) -> Union[Job, RecordedArray]:
     """The :class:`~cluster.Job` of a job submitted by any earlier process, by its id (or
     its record key). ``qtype``, ``profile`` and ``remote`` choose among records of the
     same id on several systems (else the newest is taken) and say how to reach a remote
-    one (by default the profile or address of its record). Raises
+    one (by default the profile or address of its record). An Executor's array (its id)
+    or one of its tasks (an Executor future's ``.job.id``, ``123_4`` on Slurm) gives a
+    :class:`~cluster.job.recorded_array.RecordedArray`. Raises
     :class:`~cluster.job.records.RecordError` when there is no (trustworthy) record, and
     :class:`~cluster.JobError` for a local job whose process is gone before it ended.
     """
-    record = attach_record(job_id, qtype, profile, remote)
+    record, index = _record_and_task(job_id, qtype, profile, remote)
     if _cleaned(record):
         records.remove(record['key'])
         raise records.RecordError(f'job {job_id} ({record["name"]}) was cleaned: its files '
                                   f'in {record["files"]["directory"]} are gone, and its '
                                   'record with them')
-    job = from_record(record, profile, remote)
+    job = from_record(record, profile, remote, index)
     problem = _gone(record, job)
     if problem:
         raise JobError(problem)
     return job
+
+
+def _record_and_task(job_id: Union[str, int], qtype: Optional[str], profile: Optional[str],
+                     remote: Any) -> Tuple[Dict[str, Any], Optional[int]]:
+    """The record of ``job_id``, and the task index when the id names an array's task."""
+    task = split_task_id(str(job_id))
+    if task is not None and not records.find(str(job_id)):
+        record = attach_record(task[0], qtype, profile, remote)
+        if record['kind'] != 'array':
+            raise records.RecordError(f'{job_id}: job {task[0]} ({record["name"]}) is not '
+                                      'an array')
+        return record, task[1]
+    return attach_record(job_id, qtype, profile, remote), None
 
 
 def _matches(record: Dict[str, Any], qtype: Optional[str], profile: Optional[str],
@@ -75,13 +91,28 @@ def _matches(record: Dict[str, Any], qtype: Optional[str], profile: Optional[str
 
 
 def from_record(record: Dict[str, Any], profile: Optional[str] = None,
-                remote: Any = None) -> Job:
-    """A :class:`~cluster.Job` standing for the recorded job (nothing is submitted)."""
+                remote: Any = None, index: Optional[int] = None) -> Any:
+    """A :class:`~cluster.Job` standing for the recorded job (nothing is submitted); for
+    an array, a :class:`RecordedArray` of all its tasks, or of task ``index``."""
+    if record['kind'] == 'array':
+        return RecordedArray(_job_of(record, profile, remote), record, index)
+    job = _job_of(record, profile, remote)
+    if record['system'] != IN_PROCESS or _own(record):
+        job._watcher.track(record['id'], job.files, job.store)
+    else:
+        code = queue.read_exitcode(job.files)
+        job._info = queue.outcome(record['id'], None, code) if code is not None else None
+    return job
+
+
+def _job_of(record: Dict[str, Any], profile: Optional[str], remote: Any) -> Job:
+    """The Job of a record's files, options and id, not tracked yet."""
     where = record['remote']
     if where:  # else the profile played its part when the job was made: no need for it now
         remote = remote or where['url']
         profile = profile or _existing(where.get('profile'))
-    command = _payload_in_files if record['kind'] == 'function' else record['command']
+    command = {'function': _payload_in_files, 'array': 'true'}.get(record['kind'],
+                                                                    record['command'])
     job = Job(command, name=record['name'], qtype=None if where else record['system'],
               profile=profile if where else None, remote=remote if where else None)
     job.options, job.profile = dict(record['options']), record['profile']
@@ -95,11 +126,6 @@ def from_record(record: Dict[str, Any], profile: Optional[str] = None,
     submitted.set_result(record['id'])
     job._submitting, job._id = submitted, record['id']
     job.record_key, job.record = record['key'], record
-    if record['system'] != IN_PROCESS or _own(record):
-        job._watcher.track(record['id'], files, job.store)
-    else:
-        code = queue.read_exitcode(files)
-        job._info = queue.outcome(record['id'], None, code) if code is not None else None
     return job
 
 
@@ -195,23 +221,35 @@ def _cleaned(record: Dict[str, Any]) -> bool:
 
 def _refresh_once(found: List[Job]) -> None:
     """One status command per batch system for every open job, then their infos."""
-    watchers = {id(j._watcher): j._watcher for j in found if j._info is None}
+    watchers = {id(j._watcher): j._watcher for j in found
+                if isinstance(j, RecordedArray) or j._info is None}
     for watcher in watchers.values():
         watcher.refresh(force=True)
     for job in found:
-        if job._info is None:
+        if job._info is None and not isinstance(job, RecordedArray):  # it reads its tasks
             job._info = job._watcher.known(job.id)
 
 
 def resubmit(job_id: Union[str, int], qtype: Optional[str] = None,
-             profile: Optional[str] = None, remote: Any = None) -> Job:
+             profile: Optional[str] = None, remote: Any = None, failed: bool = False) -> Any:
     """Submit a recorded job again from what it left: the same command, or the same
     payload file of a function job, with the same options, in the same directory. The new
     job has names of its own (its outputs never overwrite the old job's, so an ``outfile``
     or ``errfile`` the old job was given is not reused), a new id, and a record linked to
-    the old one (``links``). Returns the new, submitted Job."""
+    the old one (``links``). An Executor's array runs again as a new array of its tasks'
+    payloads, with ``failed`` only the tasks that did not complete or had a call raise
+    (:func:`~cluster.job.recorded_array.resubmit_array`). Returns the new, submitted Job
+    (or array)."""
     old = attach_record(job_id, qtype, profile, remote)
     where = old['remote']
+    place = dict(qtype=None if where else old['system'],
+                 profile=profile or (_existing(where.get('profile')) if where else old['profile']),
+                 remote=remote or (where['url'] if where else None))
+    if old['kind'] == 'array':
+        return resubmit_array(from_record(old, profile, remote), failed, place)
+    if failed:
+        raise JobError(f'job {old["id"]} ({old["name"]}) is not an array: --failed '
+                       'resubmits the failed tasks of an Executor\'s array')
     options = {k: v for k, v in old['options'].items() if k not in ('outfile', 'errfile')}
     function = old['kind'] == 'function'
     payload = JobFiles(**old['files']).pickle_in
@@ -220,10 +258,7 @@ def resubmit(job_id: Union[str, int], qtype: Optional[str] = None,
                        f'{payload} is gone (was it cleaned?)')
     job = Job(_payload_in_files if function else old['command'], name=old['name'],
               path=old['files']['directory'], dir=old['dir'], modules=old['modules'],
-              imports=old['imports'],
-              qtype=None if where else old['system'],
-              profile=profile or (_existing(where.get('profile')) if where else old['profile']),
-              remote=remote or (where['url'] if where else None), **options)
+              imports=old['imports'], **place, **options)
     job.write()
     if function:  # the old call, byte for byte, through the checked open
         with runner.open_private(payload) as handle:

@@ -13,6 +13,7 @@ from typing import Any, List, Optional, Sequence
 
 from ..run.errors import JobError
 from .attach import attach, jobs, resubmit
+from .recorded_array import RecordedArray
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def _exit_code(code: Optional[int], completed: bool) -> int:
 
 def cmd_get(args: argparse.Namespace) -> None:
     job = attach(args.id, qtype=args.qtype, profile=args.profile)
+    if args.call is not None and not isinstance(job, RecordedArray):
+        raise JobError(f'--call: job {args.id} is not an Executor array or task')
     if not job.is_function:
         code, out, err = job.get(timeout=args.timeout)
         sys.stdout.write(out)
@@ -65,7 +68,7 @@ def cmd_get(args: argparse.Namespace) -> None:
                              + (f': {info.reason}' if info.reason else '') + '\n')
         sys.exit(_exit_code(code, info.state.value == 'completed'))
     try:
-        value = job.get(timeout=args.timeout)
+        value = job.get(timeout=args.timeout, **({} if args.call is None else {'call': args.call}))
     except JobError as exc:  # it did not run to its end: no value, no exception of its own
         sys.stderr.write(f'cluster: {exc}\n')
         sys.exit(_exit_code(job.info.exitcode, False))
@@ -79,7 +82,7 @@ def cmd_get(args: argparse.Namespace) -> None:
 
 def cmd_resubmit(args: argparse.Namespace) -> None:
     for job_id in args.ids:
-        job = resubmit(job_id, qtype=args.qtype, profile=args.profile)
+        job = resubmit(job_id, qtype=args.qtype, profile=args.profile, failed=args.failed)
         print(job.id)
         sys.stderr.write(f'cluster: job {job_id} resubmitted as {job.id} ({job.name}): '
                          f'output {job.outfile}\n')
@@ -105,10 +108,15 @@ def add_commands(add: Any, qtypes: Sequence[str]) -> None:
     cmd.add_argument('--qtype', choices=qtypes)
     cmd.add_argument('--profile', help=where)
     cmd.add_argument('--timeout', type=float, help='seconds to wait for the job to end')
+    cmd.add_argument('--call', type=int, metavar='N',
+                     help="an Executor array's call N alone (numbered as it was given them)")
 
     cmd = add('resubmit', cmd_resubmit, 'run recorded jobs again from their kept files (new '
                                         'ids and names; the old outputs stay)')
     cmd.add_argument('ids', nargs='+', metavar='ID')
+    cmd.add_argument('--failed', action='store_true',
+                     help="only an Executor array's tasks that failed, were cancelled, or had "
+                          'a call raise')
     cmd.add_argument('--qtype', choices=qtypes)
     cmd.add_argument('--profile', help=where)
 

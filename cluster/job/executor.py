@@ -20,7 +20,7 @@ from ..batch import BatchSystem
 from ..run.errors import JobError, OptionError
 from ..run.place import place
 from ..run.storage import remove_local
-from . import arrays, chunks
+from . import arrays, chunks, records
 from .collect import Collector
 from .futures import JobFuture, PickleCheck, Task, has_futures, replace_futures
 from .prepare import default_name, merged_options
@@ -237,6 +237,7 @@ class Executor(concurrent.futures.Executor):
                 job.store.remove(job.files, paths)
                 remove_local({job.store.local(job.files, p) for p in paths}
                              | {s.path for s in job.scripts})
+                records.cleaned(job)  # its record goes with its files
         for files in self.claimed:
             tasks = [t for t in done if t.files == files]
             remove_local([p for t in tasks for p in t.paths] + [files.submission])

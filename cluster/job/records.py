@@ -18,10 +18,10 @@ Schema (``"schema": "cluster.job-record"``, ``"version": 1``), every key always 
 ``name``
     the job's name (its files' name)
 ``kind``
-    ``"command"`` or ``"function"``
+    ``"command"``, ``"function"``, or ``"array"`` (an Executor's job array, version 2)
 ``command``
     the command line of a command job (None for a function job: its payload
-    is ``files.pickle_in``)
+    is ``files.pickle_in``; None for an array: each task's calls are in its own payload)
 ``files``
     the job's files on this machine: ``directory``, ``name``, ``suffix``,
     ``qtype``, ``script`` (:class:`~cluster.script.JobFiles` fields)
@@ -50,7 +50,14 @@ Schema (``"schema": "cluster.job-record"``, ``"version": 1``), every key always 
 ``attempts``
     how many times the job ran (1; requeues add to it)
 ``array``
-    None, or for an array ``{"size": n, "calls": {index: text}}``
+    None, or for an array (kind ``"array"``) the map from task indices to calls, in
+    ranges (:func:`call_map`): ``{"tasks": n, "calls": m, "first_call": c, "runs":
+    [[first_index, last_index, first_call, calls_per_task], ...]}``. The calls are
+    numbered in the order the Executor was given them (``map``'s positions), ``c`` the
+    first this array runs; task ``i`` of run ``[a, b, f, k]`` runs calls
+    ``f + (i - a) * k`` to ``f + (i - a + 1) * k - 1``. A map split over several arrays
+    (the system's array limit) has one record per array. ``links["tasks"]`` of an array
+    resubmitted with ``--failed`` names the old task index of each new one
 ``key``
     the record's own key (below), added when it is written
 
@@ -61,7 +68,9 @@ id on other systems, endpoints, or (local jobs) processes. :func:`update` sets f
 A new key is added to ``FIELDS`` (its JSON types), to :func:`new` (its value in a new
 record) and to ``ADDED`` (the version that brought it, and its value in older records),
 and ``VERSION`` goes up by one: older records then read with that value, and a reader
-refuses a record of a version newer than its own.
+refuses a record of a version newer than its own. A record is written with the lowest
+version that holds it (:data:`KIND_VERSION`): version 2 brought arrays, so a job's record
+is still version 1 and a version-1 reader refuses only array records, saying why.
 """
 from __future__ import annotations
 
@@ -89,7 +98,9 @@ logger = logging.getLogger(__name__)
 
 ENV_VAR = 'CLUSTER_STATE_DIR'
 SCHEMA = 'cluster.job-record'
-VERSION = 1
+VERSION = 2
+#: the version that brought a kind of record (others: 1)
+KIND_VERSION = {'array': 2}
 #: the keys of a version-1 record and the JSON types each may hold
 FIELDS: Dict[str, tuple] = {
     'schema': (str,), 'version': (int,), 'id': (str,), 'system': (str,), 'name': (str,),
@@ -149,7 +160,7 @@ def path_of(key: str) -> str:
 def new(**fields: Any) -> Dict[str, Any]:
     """A version-1 record: ``fields`` over the defaults (see the module's table)."""
     record: Dict[str, Any] = {
-        'schema': SCHEMA, 'version': VERSION, 'command': None, 'profile': None,
+        'schema': SCHEMA, 'version': KIND_VERSION.get(fields.get('kind'), 1), 'command': None, 'profile': None,
         'remote': None, 'host': socket.gethostname(), 'pid': os.getpid(),
         'pid_started': None, 'submitted': time.time(), 'options': {},
         'links': {'resubmit_of': None, 'resubmitted_as': []}, 'attempts': 1, 'array': None,
@@ -187,9 +198,53 @@ def check(record: Any, where: str) -> Dict[str, Any]:
         if not isinstance(record[name], types) or isinstance(record[name], bool) \
                 and bool not in types:
             raise RecordError(f'{where} is corrupt: {name!r} is {record[name]!r}')
-    if record['kind'] not in ('command', 'function'):
+    if record['kind'] not in ('command', 'function', 'array') \
+            or version < KIND_VERSION.get(record['kind'], 1):
         raise RecordError(f'{where} is corrupt: kind {record["kind"]!r}')
+    if record['kind'] == 'array':
+        _check_map(record['array'], where)
     return record
+
+
+def call_map(counts: List[int], first_call: int = 0) -> Dict[str, Any]:
+    """The ``array`` field of a record: task ``i`` runs ``counts[i]`` calls, numbered on
+    from ``first_call``, given as runs of tasks with as many calls each (a map of 10,000
+    calls in equal tasks is one run, whatever its size)."""
+    runs: List[List[int]] = []
+    call = first_call
+    for index, count in enumerate(counts):
+        if runs and runs[-1][3] == count and runs[-1][1] == index - 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index, call, count])
+        call += count
+    return {'tasks': len(counts), 'calls': call - first_call, 'first_call': first_call,
+            'runs': runs}
+
+
+def calls_of(array: Dict[str, Any], index: int) -> range:
+    """The call numbers task ``index`` of a recorded array runs."""
+    for first, last, call, count in array['runs']:
+        if first <= index <= last:
+            start = call + (index - first) * count
+            return range(start, start + count)
+    raise RecordError(f'the array has no task {index} (tasks 0 to {array["tasks"] - 1})')
+
+
+def _check_map(array: Any, where: str) -> None:
+    """RecordError unless ``array`` is a map of :func:`call_map`'s form, its runs covering
+    the tasks and calls in order."""
+    try:
+        runs, index, call = array['runs'], 0, array['first_call']
+        for first, last, start, count in runs:
+            ok = first == index and last >= first and start == call and count >= 0
+            if not ok or not all(isinstance(v, int) for v in (first, last, start, count)):
+                raise ValueError(f'run {[first, last, start, count]}')
+            index, call = last + 1, call + (last - first + 1) * count
+        if index != array['tasks'] or call - array['first_call'] != array['calls']:
+            raise ValueError('the runs do not cover its tasks and calls')
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordError(f'{where} is corrupt: its array map ({exc})') from None
 
 
 def write(record: Dict[str, Any]) -> str:
@@ -330,13 +385,15 @@ def _prune_once() -> None:
             logger.warning('could not prune old job records: %s', exc)
 
 
-def submitted(job: Any, job_id: str) -> Optional[str]:
-    """Record a job just submitted (a :class:`~cluster.Job`); its key, or None when the
-    record could not be written (logged: the job runs on all the same)."""
+def submitted(job: Any, job_id: str, array: Optional[Dict[str, Any]] = None) -> Optional[str]:
+    """Record a job just submitted (a :class:`~cluster.Job`; with ``array``, the
+    :func:`call_map` of an Executor's array); its key, or None when the record could not
+    be written (logged: the job runs on all the same)."""
     try:
-        record = new(id=str(job_id), system=job.system.name, name=job.name,
-                     kind='function' if job.is_function else 'command',
-                     command=None if job.is_function else job.command + ''.join(
+        kind = 'array' if array else 'function' if job.is_function else 'command'
+        record = new(id=str(job_id), system=job.system.name, name=job.name, kind=kind,
+                     array=array,
+                     command=None if kind != 'command' else job.command + ''.join(
                          ' ' + shlex.quote(str(a)) for a in job.args or ()),
                      files=_files(job.files), target=_files(job.target),
                      outfile=job.outfile, errfile=job.errfile, options=job.options,
