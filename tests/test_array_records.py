@@ -20,7 +20,11 @@ from cluster.batch import State
 from cluster.job import records
 from cluster.job.recorded_array import RecordedArray, split_task_id
 
+from array_work import attempt_of
 from test_cli_jobs import cluster_cmd
+from test_requeue import _text, _until, slurm_cpus  # noqa: F401 - slurm_cpus: a fixture
+
+from cluster.job import Job
 
 SLURM = pytest.param('slurm', marks=pytest.mark.slurm)
 REMOTE = pytest.param('remote-slurm', marks=[pytest.mark.slurm, pytest.mark.remote])
@@ -202,3 +206,37 @@ def test_resubmit_failed_runs_only_the_failed_and_cancelled_tasks(in_tmp):
     assert cluster.attach(ids[2]).get() == 2
     none = cluster_cmd('resubmit', '--failed', new_id)
     assert none.returncode != 0 and 'no failed task' in none.stderr
+
+
+# requeue ----------------------------------------------------------------------------------
+def test_requeue_is_refused_where_the_system_cannot(in_tmp):
+    from cluster.run.errors import OptionError
+    with pytest.raises(OptionError, match='local cannot requeue.*can: slurm'):
+        cluster.Executor(qtype='local', requeue=True)
+
+
+@pytest.mark.slurm
+@pytest.mark.alone
+def test_a_preempted_array_task_reruns_its_calls_and_gives_their_values(slurm_cpus, in_tmp):
+    cpus = slurm_cpus
+    ex = cluster.Executor(qtype='slurm', cores=cpus, requeue=True, max_requeues=2,
+                          time='00:10:00')
+    futures = [ex.submit(attempt_of, 7, 600)]
+    task_id = futures[0].job.id  # sent now
+    [job] = ex.jobs
+    script = open(job.files.submission).read()
+    assert '#SBATCH --requeue\n' in script and '--signal' not in script
+    _until(lambda: 'call 7 attempt 0' in _text(job.files.outfile), 600, 'the first attempt')
+    preemptor = Job('true', qtype='slurm', partition='high', cores=cpus, name='preemptor',
+                    filedir=str(in_tmp)).submit()
+    try:
+        assert futures[0].result(timeout=600) == {'x': 7, 'attempt': 1}
+    finally:
+        if not preemptor.done:
+            preemptor.cancel()
+    attached = cluster.attach(task_id)
+    assert attached.get() == {'x': 7, 'attempt': 1} and attached.attempts(0) == 2
+    assert attached.info.state is State.COMPLETED
+    assert 'call 7 attempt 1' in _text(job.files.outfile)  # both attempts' output kept
+    ex.shutdown()
+    assert not [p for p in os.listdir(in_tmp) if p.startswith(job.name + '.cluster.task')]

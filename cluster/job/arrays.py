@@ -9,6 +9,7 @@ one result file per task; the files lie next to the job's own
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import os
@@ -21,9 +22,9 @@ from ..batch._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, task_ids
 from ..script import function as _function
 from ..script import runner as _runner
 from ..script import tasks as _tasks
-from ..script.body import job_body
+from ..script.body import Attempts, job_body
 from ..script.files import JobFiles, write_atomic
-from . import records
+from . import records, requeue
 from .core import Job
 from .futures import Task
 from .prepare import dependency_ids
@@ -71,7 +72,20 @@ class ArrayJob(Job):
         index = ((f'"$(({variable} - {first}))"' if first else f'"${variable}"') if self.array
                  else str(self.tasks[0].index))
         command = f'{python} {shlex.quote(base + ".tasks.py")} {shlex.quote(base)} {index}'
-        return job_body(command, self.target.exitcode, self.runpath, self.modules)
+        return job_body(command, self.target.exitcode, self.runpath, self.modules,
+                        self._attempts(index))
+
+    def _attempts(self, index: str) -> Optional[Attempts]:
+        """With ``requeue``: each attempt of a task counts itself in the task's own
+        ``<base>.task<i>.attempts`` (the array's ``.attempts`` holds the last count any of
+        its tasks wrote), and a task requeued more than ``max_requeues`` times does not
+        run; its calls run again from the start (they are not checkpointed)."""
+        attempts = requeue.attempts(self)
+        if attempts is None:
+            return None
+        own = shlex.quote(self.target.base + '.task') + index + '.attempts'  # attempts_file
+        count = f'printf "%s\\n" "$((CLUSTER_ATTEMPT + 1))" > {own}.$$ && mv -f {own}.$$ {own}'
+        return dataclasses.replace(attempts, lines=[*attempts.lines, count], stale=())
 
     def _write_files(self, files: JobFiles, target: JobFiles, overwrite: bool) -> None:
         for task in self.tasks:
@@ -111,6 +125,18 @@ class ArrayJob(Job):
             task.landed(task_id)
         logger.info('submitted %d task(s) of %s as %s', len(self.tasks), self.name, job_id)
         return job_id
+
+
+def task_files(job: ArrayJob) -> List[str]:
+    """The files of an array's tasks (payloads, results, attempt counts) as the batch
+    system sees them."""
+    return [path for task in job.tasks if task.base
+            for path in (*task.paths, attempts_file(task.base, task.index))]
+
+
+def attempts_file(base: str, index: Any) -> str:
+    """Where task ``index`` with ``requeue`` counts its attempts."""
+    return f'{base}.task{index}.attempts'
 
 
 def submit_batch(tasks: List[Task], deps: List[Task], executor: Any) -> List[ArrayJob]:

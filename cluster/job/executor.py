@@ -17,10 +17,10 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from .. import config_file
 from ..batch import BatchSystem
-from ..run.errors import JobError, OptionError
+from ..run.errors import JobError
 from ..run.place import place
 from ..run.storage import remove_local
-from . import arrays, chunks, records
+from . import arrays, chunks, records, requeue
 from .collect import Collector
 from .futures import JobFuture, PickleCheck, Task, has_futures, replace_futures
 from .prepare import default_name, merged_options
@@ -54,11 +54,8 @@ class Executor(concurrent.futures.Executor):
         if throttle is not None and (not isinstance(throttle, int) or throttle < 1):
             raise JobError(f'throttle must be a whole number >= 1, not {throttle!r}')
         self.options = merged_options(profile, options)  # checked: bad keywords fail here
-        if self.options.get('requeue'):
-            raise OptionError('requeue=True is not supported by the Executor yet: its array '
-                              'tasks are not requeued or checkpointed; submit such calls '
-                              'as Jobs (cluster.submit(..., requeue=True))')
         self.store, self.system = place(qtype, profile, remote)
+        requeue.check(self.options, self.system, 'of the Executor')  # a task reruns its calls
         self.qtype, self.profile, self.remote = self.system.name, profile, remote
         self.throttle = throttle
         self._raw = dict(options)
@@ -231,7 +228,7 @@ class Executor(concurrent.futures.Executor):
         done = [t for t in self._tasks if t.settled or t._error is not None]
         for job in self.jobs:
             if all(t in done for t in job.tasks):
-                paths = [p for t in job.tasks if t.base for p in t.paths]
+                paths = arrays.task_files(job)
                 paths += list(arrays.node_files(job.target.base))
                 paths += job.target.scripts() + job.target.outputs()
                 job.store.remove(job.files, paths)

@@ -18,7 +18,7 @@ from ..run.errors import JobError
 from ..run.storage import remove_local
 from ..script.function import RemoteTraceback
 from . import records
-from .arrays import node_files, read_results
+from .arrays import attempts_file, node_files, read_results
 from .futures import Task
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,15 @@ class RecordedArray:
                 failed.append(index)
         return failed
 
+    def attempts(self, index: int) -> Optional[int]:
+        """How many attempts task ``index`` of an array with ``requeue`` started (None
+        without requeue, or before it started)."""
+        text = self.store.read_text(self.job.files, attempts_file(self.job.target.base, index))
+        try:
+            return int(text.strip()) if text else None
+        except ValueError:
+            return None
+
     # values -----------------------------------------------------------------------------
     def get(self, timeout: Optional[float] = None, call: Optional[int] = None) -> Any:
         """The value of the one call (or of call ``call``), else the list of the calls'
@@ -188,7 +197,8 @@ class RecordedArray:
         for index in self.indices:
             task = Task(index, [], self.name)
             task.base = base
-            paths += [task.paths[0]] + ([task.paths[1]] if delete_outputs else [])
+            paths += [task.paths[0]] + ([task.paths[1], attempts_file(base, index)]
+                                        if delete_outputs else [])
         if delete_outputs:
             paths += target.outputs() + [self.job.outfile, self.job.errfile]
         self.store.remove(self.job.files, sorted(set(paths)))
