@@ -203,9 +203,9 @@ def test_bad_keyword_and_throttle_are_refused():
         cluster.Executor(qtype='local', no_such_keyword=1)
     with pytest.raises(JobError, match='throttle'):
         cluster.Executor(qtype='local', throttle=0)
-    # its array tasks are not requeued: asking for it is refused, never silently ignored
-    with pytest.raises(cluster.OptionError, match='requeue=True is not supported by the Executor'):
-        cluster.Executor(qtype='slurm', requeue=True)
+    # where tasks cannot be requeued, asking for it is refused, never silently ignored
+    with pytest.raises(cluster.OptionError, match='local cannot requeue'):
+        cluster.Executor(qtype='local', requeue=True)
 
 
 def test_shutdown_cancel_futures_cancels_the_waiting_ones(in_tmp):

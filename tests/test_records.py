@@ -127,7 +127,7 @@ def test_a_corrupt_record_is_refused_with_its_path(state):
                                                 kind='command', command='true', files={},
                                                 target={}, outfile='o', errfile='e'),
                                     version=99)))
-    with pytest.raises(RecordError, match='version 99; this cluster reads versions 1 to 1'):
+    with pytest.raises(RecordError, match='version 99; this cluster reads versions 1 to 2'):
         cluster.attach('77')
 
 

@@ -16,9 +16,10 @@ from ..batch import JobInfo, State
 from ..batch._arrays import task_ids
 from ..run.errors import JobError
 from ..run.storage import remove_local
+from ..script import runner
 from ..script.function import RemoteTraceback
 from . import records
-from .arrays import attempts_file, node_files, read_results
+from .arrays import ArrayJob, attempts_file, node_files, read_results
 from .futures import Task
 
 logger = logging.getLogger(__name__)
@@ -258,8 +259,6 @@ def resubmit_array(old: RecordedArray, failed: bool, place: Dict[str, Any]) -> A
     results stay). Its record links to the old one, ``links["tasks"]`` naming the old
     index of each new task. Returns the new, submitted
     :class:`~cluster.job.arrays.ArrayJob`."""
-    from .arrays import ArrayJob  # the Executor's own array job
-    from ..script import runner
     record = old.record
     old._watcher.refresh(force=True)
     open_ids = [old.task_id(i) for i in old.indices

@@ -51,11 +51,8 @@ Schema (``"schema": "cluster.job-record"``, ``"version": 1``), every key always 
     how many times the job ran (1; requeues add to it)
 ``array``
     None, or for an array (kind ``"array"``) the map from task indices to calls, in
-    ranges (:func:`call_map`): ``{"tasks": n, "calls": m, "first_call": c, "runs":
-    [[first_index, last_index, first_call, calls_per_task], ...]}``. The calls are
-    numbered in the order the Executor was given them (``map``'s positions), ``c`` the
-    first this array runs; task ``i`` of run ``[a, b, f, k]`` runs calls
-    ``f + (i - a) * k`` to ``f + (i - a + 1) * k - 1``. A map split over several arrays
+    ranges (:mod:`cluster.job.callmap`). The calls are numbered in the order the
+    Executor was given them (``map``'s positions). A map split over several arrays
     (the system's array limit) has one record per array. ``links["tasks"]`` of an array
     resubmitted with ``--failed`` names the old task index of each new one
 ``key``
@@ -93,6 +90,7 @@ import psutil
 from .. import config_file
 from ..run.errors import ClusterError
 from ..script.files import write_atomic
+from . import callmap
 
 logger = logging.getLogger(__name__)
 
@@ -202,49 +200,22 @@ def check(record: Any, where: str) -> Dict[str, Any]:
             or version < KIND_VERSION.get(record['kind'], 1):
         raise RecordError(f'{where} is corrupt: kind {record["kind"]!r}')
     if record['kind'] == 'array':
-        _check_map(record['array'], where)
+        problem = callmap.problem(record['array'])
+        if problem:
+            raise RecordError(f'{where} is corrupt: its array map ({problem})')
     return record
 
 
-def call_map(counts: List[int], first_call: int = 0) -> Dict[str, Any]:
-    """The ``array`` field of a record: task ``i`` runs ``counts[i]`` calls, numbered on
-    from ``first_call``, given as runs of tasks with as many calls each (a map of 10,000
-    calls in equal tasks is one run, whatever its size)."""
-    runs: List[List[int]] = []
-    call = first_call
-    for index, count in enumerate(counts):
-        if runs and runs[-1][3] == count and runs[-1][1] == index - 1:
-            runs[-1][1] = index
-        else:
-            runs.append([index, index, call, count])
-        call += count
-    return {'tasks': len(counts), 'calls': call - first_call, 'first_call': first_call,
-            'runs': runs}
+call_map = callmap.call_map
 
 
 def calls_of(array: Dict[str, Any], index: int) -> range:
-    """The call numbers task ``index`` of a recorded array runs."""
-    for first, last, call, count in array['runs']:
-        if first <= index <= last:
-            start = call + (index - first) * count
-            return range(start, start + count)
-    raise RecordError(f'the array has no task {index} (tasks 0 to {array["tasks"] - 1})')
-
-
-def _check_map(array: Any, where: str) -> None:
-    """RecordError unless ``array`` is a map of :func:`call_map`'s form, its runs covering
-    the tasks and calls in order."""
-    try:
-        runs, index, call = array['runs'], 0, array['first_call']
-        for first, last, start, count in runs:
-            ok = first == index and last >= first and start == call and count >= 0
-            if not ok or not all(isinstance(v, int) for v in (first, last, start, count)):
-                raise ValueError(f'run {[first, last, start, count]}')
-            index, call = last + 1, call + (last - first + 1) * count
-        if index != array['tasks'] or call - array['first_call'] != array['calls']:
-            raise ValueError('the runs do not cover its tasks and calls')
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RecordError(f'{where} is corrupt: its array map ({exc})') from None
+    """The call numbers task ``index`` of a recorded array runs (RecordError for a task
+    it has not)."""
+    found = callmap.calls_of(array, index)
+    if found is None:
+        raise RecordError(f'the array has no task {index} (tasks 0 to {array["tasks"] - 1})')
+    return found
 
 
 def write(record: Dict[str, Any]) -> str:
