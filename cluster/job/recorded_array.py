@@ -13,7 +13,6 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..batch import JobInfo, State
-from ..batch._arrays import task_ids
 from ..run.errors import JobError
 from ..run.storage import remove_local
 from ..script import runner
@@ -67,7 +66,7 @@ class RecordedArray:
         """The batch id of task ``index`` (the array's own id where each task is a job)."""
         if self.system.array_variable is None:
             return self.array_id
-        return task_ids(self.array_id, self.map['tasks'])[index]
+        return f'{self.array_id}_{index}'  # as batch._arrays.task_ids writes them
 
     @property
     def _watcher(self) -> Any:
@@ -258,7 +257,7 @@ def resubmit_array(old: RecordedArray, failed: bool, place: Dict[str, Any]) -> A
     payloads, with the old options in the old directory and names of its own (the old
     results stay). Its record links to the old one, ``links["tasks"]`` naming the old
     index of each new task. Returns the new, submitted
-    :class:`~cluster.job.arrays.ArrayJob`."""
+    ``ArrayJob`` of :mod:`cluster.job.arrays`."""
     record = old.record
     old._watcher.refresh(force=True)
     open_ids = [old.task_id(i) for i in old.indices

@@ -97,7 +97,7 @@ logger = logging.getLogger(__name__)
 ENV_VAR = 'CLUSTER_STATE_DIR'
 SCHEMA = 'cluster.job-record'
 VERSION = 2
-#: the version that brought a kind of record (others: 1)
+#: the record version that brought each kind of record (version 1 for a kind not named here)
 KIND_VERSION = {'array': 2}
 #: the keys of a version-1 record and the JSON types each may hold
 FIELDS: Dict[str, tuple] = {
