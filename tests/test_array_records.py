@@ -211,8 +211,10 @@ def test_resubmit_failed_runs_only_the_failed_and_cancelled_tasks(in_tmp):
 # requeue ----------------------------------------------------------------------------------
 def test_requeue_is_refused_where_the_system_cannot(in_tmp):
     from cluster.run.errors import OptionError
-    with pytest.raises(OptionError, match='local cannot requeue.*can: slurm'):
+    with pytest.raises(OptionError, match='local cannot requeue.*can: '):
         cluster.Executor(qtype='local', requeue=True)
+    with pytest.raises(OptionError, match='array tasks of sge are not requeued.*whose are: slurm'):
+        cluster.Executor(qtype='sge', requeue=True)
 
 
 @pytest.mark.slurm

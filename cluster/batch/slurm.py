@@ -215,7 +215,7 @@ class Slurm(BatchSystem):
     list_separator = '&'
     help_note = 'On slurm, mem is the memory per node.'
     notes = {'requeue': _requeue.NOTE}
-    can_requeue = True
+    can_requeue = can_requeue_arrays = True
     array_variable, array_limit = 'SLURM_ARRAY_TASK_ID', slurm_array_limit
     slots = slurm_slots  # CPUs of the default partition: what chunksize=None counts with
 

@@ -55,7 +55,7 @@ class Executor(concurrent.futures.Executor):
             raise JobError(f'throttle must be a whole number >= 1, not {throttle!r}')
         self.options = merged_options(profile, options)  # checked: bad keywords fail here
         self.store, self.system = place(qtype, profile, remote)
-        requeue.check(self.options, self.system, 'of the Executor')  # a task reruns its calls
+        requeue.check_arrays(self.options, self.system)  # a requeued task reruns its calls
         self.qtype, self.profile, self.remote = self.system.name, profile, remote
         self.throttle = throttle
         self._raw = dict(options)

@@ -39,6 +39,17 @@ def check(options: Mapping[str, Any], system: BatchSystem, name: str) -> None:
                            'asked to checkpoint as soon as it starts', name, grace, limit)
 
 
+def check_arrays(options: Mapping[str, Any], system: BatchSystem) -> None:
+    """:func:`check` for an Executor, whose array tasks rerun their calls when requeued:
+    OptionError naming the system where its array tasks are not requeued so."""
+    if options.get('requeue') and system.can_requeue and not system.can_requeue_arrays:
+        able = [cls.name for cls in batch.systems() if cls.can_requeue_arrays]
+        raise OptionError(f'Executor: requeue=True, but the array tasks of {system.name} are '
+                          f'not requeued by the Executor (systems whose are: '
+                          f'{", ".join(able) or "none"}); submit such calls as Jobs')
+    check(options, system, 'of the Executor')
+
+
 def _grace(options: Mapping[str, Any]) -> int:
     grace = options.get('grace')
     return int(OPTIONS['grace'].default if grace is None else grace)
