@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..run.errors import CommandError
 
@@ -186,6 +186,23 @@ def begin_stamp(value: str) -> str:
     else:
         moment = datetime.datetime.fromisoformat(value)
     return moment.strftime('%Y%m%d%H%M.%S')
+
+
+class QsubArguments:
+    """For the ``qsub`` family (Torque, Grid Engine), put before
+    :class:`~cluster.batch.base.BatchSystem` among the bases: ``begin`` in ``qsub -a``
+    form, ``export`` ALL as ``-V`` and NONE as nothing."""
+
+    @classmethod
+    def arguments(cls, name: str, value: Any) -> List[str]:
+        if name == 'begin':
+            value = begin_stamp(value)
+        elif name == 'export':
+            items = value.split(',')
+            rest = ','.join(item for item in items if item not in ('ALL', 'NONE'))
+            return (['-V'] if 'ALL' in items else []) + (
+                super().arguments(name, rest) if rest else [])  # type: ignore[misc]
+        return super().arguments(name, value)  # type: ignore[misc]
 
 
 #: what qstat -help (or its complaint about SGE_ROOT) starts with on every Grid Engine

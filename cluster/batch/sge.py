@@ -36,7 +36,7 @@ from . import SETTINGS
 from ..run.errors import CommandError
 from ..script.files import MARKER, JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
-from ._commands import (begin_stamp, connection_problem, header_options, is_grid_engine,
+from ._commands import (QsubArguments, connection_problem, header_options, is_grid_engine,
                         last_line, output_paths, parse_iso, run_retried)
 from ._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, cached_limit
 from ._dependencies import DependencyGate
@@ -93,7 +93,7 @@ def _array_arguments(options: Optional[Mapping[str, Any]]) -> List[str]:
     return ['-t', f'1-{int(last) + 1}'] + (['-tc', str(int(throttle))] if throttle else [])
 
 
-class GridEngine(BatchSystem):
+class GridEngine(QsubArguments, BatchSystem):
     """A Grid Engine cluster; commands go through :attr:`shell` (local or remote)."""
 
     name = 'sge'
@@ -147,17 +147,10 @@ class GridEngine(BatchSystem):
     # header --------------------------------------------------------------------------------
     @classmethod
     def arguments(cls, name: str, value: Any) -> List[str]:
-        """Cores as slots of the configured parallel environment; ``begin`` in ``-a``
-        form; ``export`` ALL as ``-V``, NONE as nothing."""
+        """Cores as slots of the configured parallel environment; ``begin`` and
+        ``export`` as for every qsub (:class:`QsubArguments`)."""
         if name == 'cores':
             return [f'-pe {_setting("pe")} {int(value)}']
-        if name == 'begin':
-            value = begin_stamp(value)
-        elif name == 'export':
-            items = value.split(',')
-            rest = ','.join(item for item in items if item not in ('ALL', 'NONE'))
-            return (['-V'] if 'ALL' in items else []) + (
-                super().arguments(name, rest) if rest else [])
         return super().arguments(name, value)
 
     @classmethod

@@ -28,8 +28,8 @@ from ..run.errors import CommandError, SubmissionError
 from ..script.files import JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
 from ._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, array_spec, slurm_array_limit
-from ._commands import (begin_stamp, connection_problem, header_options, is_grid_engine, last_line,
-                        output_paths, run_retried)
+from ._commands import (QsubArguments, connection_problem, header_options, is_grid_engine,
+                        last_line, output_paths, run_retried)
 from ._submit import submit_once, unique_name
 from ._torque_arrays import WrapperArrays, array_of
 from ._torque_parse import (  # noqa: F401 (the tables and parsers are this module's API too)
@@ -52,7 +52,7 @@ def _unknown_id(result) -> bool:
     return code == UNKNOWN_JOB_EXIT or 'unknown job id' in (out + err).lower()
 
 
-class Torque(BatchSystem):
+class Torque(QsubArguments, BatchSystem):
     """Torque, PBS Pro, or Slurm's Torque wrappers; commands go through :attr:`shell`."""
 
     name = 'torque'
@@ -120,18 +120,6 @@ class Torque(BatchSystem):
         return slurm_array_limit(self) if self.flavour == 'wrapper' else 1
 
     # header --------------------------------------------------------------------------------
-    @classmethod
-    def arguments(cls, name: str, value: Any) -> List[str]:
-        """``begin`` in qsub's ``-a`` form; ``export`` ALL as ``-V``, NONE as nothing."""
-        if name == 'begin':
-            value = begin_stamp(value)
-        elif name == 'export':
-            items = value.split(',')
-            rest = ','.join(item for item in items if item not in ('ALL', 'NONE'))
-            return (['-V'] if 'ALL' in items else []) + (
-                super().arguments(name, rest) if rest else [])
-        return super().arguments(name, value)
-
     @classmethod
     def directive_lines(cls, options: Mapping[str, Any]) -> List[str]:
         """Nodes, cores and features as one ``#PBS -l nodes=N:ppn=C:F1:F2`` line, first."""
