@@ -26,26 +26,24 @@ if (( $# )); then
     exec "${PYTEST[@]}" "$@"
 fi
 # The whole suite within 30 minutes, as four runs that share the one Slurm without
-# disturbing each other (pytest markers, pyproject.toml). Each run must pass; its exit 5 fails.
+# disturbing each other (pytest markers: pyproject.toml). Each run must pass; its exit 5 fails.
 #   apart: the tests that never touch Slurm (the Xenon client, Grid Engine with its own
 #          daemons) run from the start, beside everything else;
 #   main:  the other tests, but for
 #   waits: those that wait minutes on Slurm's clock (time limits), which run beside main;
 #   alone: those that freeze, restart or reconfigure slurmctld, or preempt through partition
 #          high, which run after main and waits, with nothing else on Slurm.
-APART=(tests/test_xenon_*.py tests/test_sge*.py)
-SLURM=(tests "${APART[@]/#/--ignore=}")
 LOGS=$(mktemp -d /tmp/cluster-tests.XXXXXX)
-"${PYTEST[@]}" --durations=10 "${APART[@]}" >"$LOGS/apart" 2>&1 &
+"${PYTEST[@]}" --durations=10 -m 'apart and not alone' >"$LOGS/apart" 2>&1 &
 apart_pid=$!
-"${PYTEST[@]}" --durations=5 -m 'waits and not alone' "${SLURM[@]}" >"$LOGS/waits" 2>&1 &
+"${PYTEST[@]}" --durations=5 -m 'waits and not apart and not alone' >"$LOGS/waits" 2>&1 &
 waits_pid=$!
 main=0 waits=0 alone=0 apart=0
 echo "=== main ==="
-"${PYTEST[@]}" --durations=25 -m 'not waits and not alone' "${SLURM[@]}" || main=$?
+"${PYTEST[@]}" --durations=25 -m 'not apart and not waits and not alone' || main=$?
 wait "$waits_pid" || waits=$?
 echo "=== alone (after main and waits) ==="
-"${PYTEST[@]}" --durations=10 -m alone "${SLURM[@]}" || alone=$?
+"${PYTEST[@]}" --durations=10 -m alone || alone=$?
 wait "$apart_pid" || apart=$?
 for group in waits apart; do
     echo "=== $group (run beside main) ==="

@@ -14,6 +14,20 @@ import pytest
 from support import read_env_file, require  # noqa: F401 (test modules import require here)
 
 
+#: test modules that never touch Slurm: the Xenon client, and Grid Engine with its own daemons
+APART_MODULES = ('test_xenon_', 'test_sge')
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``apart`` every test that never touches Slurm, which scripts/test.sh runs beside
+    the others: the modules above, and each test on a Grid Engine target only."""
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        if item.path.name.startswith(APART_MODULES) or (
+                'sge' in marks and not marks & {'slurm', 'torque'}):
+            item.add_marker(pytest.mark.apart)
+
+
 @pytest.fixture(scope='session', autouse=True)
 def private_config(tmp_path_factory):
     """Point CLUSTER_CONFIG at a fresh file with a short poll interval for every test."""
