@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+from requeue_helpers import started, text_of, until  # noqa: F401 (started: a fixture)
 from batch_helpers import FakeShell, data
 import support
 from conftest import REMOTE_MARKS, STATE, require, slurm_ready
@@ -31,18 +32,6 @@ from cluster.script.body import Attempts, job_body
 
 
 REMOTE_ENV = os.path.join(STATE, 'remote.env')
-
-
-def _until(condition, timeout: float, what: str):
-    """Poll ``condition`` until it gives a true value (bounded); return the value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f'not within {timeout} s: {what}')
-        time.sleep(0.2)
 
 
 # --- keywords and refusals -----------------------------------------------------------------
@@ -157,7 +146,7 @@ def _runner(tmp_path, attempt: int, counter=None, checkpoint=None, python=sys.ex
 
 
 def _after_steps(tmp_path, attempt: int, steps: int) -> None:
-    _until(lambda: f'step {steps}\n' in (tmp_path / f'out{attempt}').read_text(), 30,
+    until(lambda: f'step {steps}\n' in (tmp_path / f'out{attempt}').read_text(), 30,
            f'{steps} steps of attempt {attempt}')
 
 
@@ -251,36 +240,11 @@ def slurm_cpus() -> int:
     return int(out.split()[0])
 
 
-@pytest.fixture
-def started():
-    """Submit jobs through it; whatever is still queued or running is cancelled at the end."""
-    jobs = []
-
-    def submit(job: Job) -> Job:
-        jobs.append(job.submit())
-        return job
-    yield submit
-    for job in jobs:
-        try:
-            if not job.done:
-                job.cancel()
-        except Exception as exc:  # the test's own failure is the one to see
-            print(f'could not cancel {job}: {exc}')
-
-
-def _text(path: str) -> str:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ''
-
-
 def _preempt_when(job: Job, marker: str, cpus: int, started, tmp_path) -> float:
     """Once ``job`` printed ``marker``, submit a job on all CPUs to partition high, which
     preempts it; return when that was (time.monotonic()). A remote job's output is read
     where it is written (the test sshd's user is on this machine)."""
-    _until(lambda: marker in _text(job.target.outfile), 600, f'{marker!r} from {job}')
+    until(lambda: marker in text_of(job.target.outfile), 600, f'{marker!r} from {job}')
     started(Job('true', qtype='slurm', partition='high', cores=cpus, name='preemptor',
                 filedir=str(tmp_path)))
     return time.monotonic()
@@ -298,7 +262,7 @@ def test_a_preempted_checkpointing_function_resumes_from_its_checkpoint(target, 
     job = started(Job(Counter(20), cores=slurm_cpus, requeue=True, name='resumes',
                       filedir=str(tmp_path), **target))
     preempted = _preempt_when(job, 'step 3\n', slurm_cpus, started, tmp_path)
-    _until(lambda: 'attempt 1 starts' in _text(job.target.outfile), 600, 'the second attempt')
+    until(lambda: 'attempt 1 starts' in text_of(job.target.outfile), 600, 'the second attempt')
     print(f'{job.qtype} via {target}: preemption to resume: '
           f'{time.monotonic() - preempted:.1f} s')
     value = job.get(timeout=600)
@@ -317,7 +281,7 @@ def test_the_warning_signal_checkpoints_and_the_job_requeues_itself(target, slur
     that submitted it (the remote one over SSH)."""
     job = started(Job(Counter(40, step=0.2), requeue=True, name='warned',
                       filedir=str(tmp_path), **target))
-    _until(lambda: 'step 3\n' in _text(job.target.outfile), 600, f'3 steps of {job}')
+    until(lambda: 'step 3\n' in text_of(job.target.outfile), 600, f'3 steps of {job}')
     signalled = time.monotonic()
     subprocess.run(['scancel', '--batch', '--signal=USR2', job.id], check=True)
     value = job.get(timeout=600)
@@ -325,7 +289,7 @@ def test_the_warning_signal_checkpoints_and_the_job_requeues_itself(target, slur
           f'{time.monotonic() - signalled:.1f} s')
     (first, _), (second, carried) = value['starts']
     assert (first, second, value['done']) == (0, 1, 40) and carried >= 3, value
-    assert 'checkpointed on SIGUSR2; requeued' in _text(job.target.errfile)
+    assert 'checkpointed on SIGUSR2; requeued' in text_of(job.target.errfile)
     assert attempts_started(job) == 2 and records.load(job.record_key)['attempts'] == 2
 
 
@@ -382,6 +346,6 @@ def test_a_preempted_torque_job_is_not_rerun_unasked(slurm_cpus, started, tmp_pa
     job = started(Job(command, qtype='torque', cores=slurm_cpus, name='torqued',
                       filedir=str(tmp_path)))
     _preempt_when(job, 'attempt 0\n', slurm_cpus, started, tmp_path)
-    assert job.wait(timeout=600) is False, _text(job.target.outfile)
+    assert job.wait(timeout=600) is False, text_of(job.target.outfile)
     assert job.info.state is State.CANCELLED and job.info.exitcode != 0, job.info
-    assert 'preempted' in (job.info.reason or '') and 'attempt 1' not in _text(job.files.outfile)
+    assert 'preempted' in (job.info.reason or '') and 'attempt 1' not in text_of(job.files.outfile)

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+from requeue_helpers import started, text_of, until  # noqa: F401 (started: a fixture)
 from conftest import use_sge
 from requeue_work import Counter
 
@@ -19,46 +20,10 @@ from cluster.job.requeue import attempts_started
 DEADLINE = 300
 
 
-def _until(condition, timeout: float, what: str):
-    """Poll ``condition`` until it gives a true value (bounded); return the value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f'not within {timeout} s: {what}'
-        time.sleep(0.2)
-
-
-def _text(path: str) -> str:
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ''
-
-
 def _reported(job_id: str) -> bool:
     """True once execd reported ``job_id`` running (``qstat -j`` shows a usage line)."""
     shown = subprocess.run(['qstat', '-j', job_id], capture_output=True, text=True).stdout
     return any(line.startswith('usage') for line in shown.splitlines())
-
-
-@pytest.fixture
-def started():
-    """Submit jobs through it; whatever is still queued or running is cancelled at the end."""
-    jobs = []
-
-    def submit(job: Job) -> Job:
-        jobs.append(job.submit())
-        return job
-    yield submit
-    for job in jobs:
-        try:
-            if not job.done:
-                job.cancel()
-        except Exception as exc:  # the test's own failure is the one to see
-            print(f'could not cancel {job}: {exc}')
 
 
 # --- scripts ------------------------------------------------------------------------------
@@ -90,7 +55,7 @@ def test_a_script_exits_99_only_to_requeue_itself(tmp_path, command, marked, sta
     done = subprocess.run(['bash', job.files.submission], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == status, done.stderr
-    assert _text(job.files.exitcode) == code + '\n'
+    assert text_of(job.files.exitcode) == code + '\n'
 
 
 def test_an_attempt_is_counted_from_the_attempts_file(tmp_path):
@@ -102,7 +67,7 @@ def test_an_attempt_is_counted_from_the_attempts_file(tmp_path):
         runs.append(subprocess.run(['bash', job.files.submission], env=env,
                                    capture_output=True, text=True, timeout=60).stdout)
     assert runs == ['attempt 0\n', 'attempt 1\n', 'attempt 2\n']
-    assert _text(job.files.attempts) == '3\n'
+    assert text_of(job.files.attempts) == '3\n'
 
 
 # --- live ---------------------------------------------------------------------------------
@@ -136,10 +101,10 @@ def test_a_rescheduled_command_reports_its_true_final_code(sge, started):
     command = ('echo "attempt $CLUSTER_ATTEMPT"; if [ "$CLUSTER_ATTEMPT" -gt 0 ]; '
                'then exit 3; fi; sleep 600')
     job = started(Job(command, requeue=True, name='rerun', **sge))
-    _until(lambda: 'attempt 0\n' in _text(job.files.outfile), DEADLINE, 'attempt 0 running')
+    until(lambda: 'attempt 0\n' in text_of(job.files.outfile), DEADLINE, 'attempt 0 running')
     # until execd reported the run (qstat -j shows its usage), qmod -rj only resets
     # qmaster's record (start -/-, failed 25): the run goes on, with RESTARTED=0
-    _until(lambda: _reported(job.id), DEADLINE, f'job {job.id} reported running')
+    until(lambda: _reported(job.id), DEADLINE, f'job {job.id} reported running')
     done = subprocess.run(['qmod', '-rj', job.id], capture_output=True, text=True)
     assert 'Pushed rescheduling' in done.stdout, done
     code, out, _ = job.get(timeout=DEADLINE)
@@ -158,8 +123,8 @@ def test_without_requeue_a_job_is_never_success(sge, started):
     killed = started(Job('echo started; sleep 600', name='killed', **sge))
     assert once.wait(timeout=DEADLINE) is False
     assert (once.info.state, once.get_exitcode()) == (State.FAILED, 99)
-    assert _text(os.path.join(sge['filedir'], 'runs')) == 'ran\n'
-    _until(lambda: 'started\n' in _text(killed.files.outfile), DEADLINE, 'killed running')
+    assert text_of(os.path.join(sge['filedir'], 'runs')) == 'ran\n'
+    until(lambda: 'started\n' in text_of(killed.files.outfile), DEADLINE, 'killed running')
     refused = subprocess.run(['qmod', '-rj', killed.id], capture_output=True, text=True)
     assert 'is not restartable' in refused.stdout + refused.stderr, refused
     subprocess.run(['qdel', killed.id], capture_output=True, text=True, check=True)
