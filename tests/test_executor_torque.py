@@ -14,6 +14,7 @@ import pytest
 
 import cluster
 from cluster import JobError
+from cluster.batch import State
 from cluster.queue import watcher
 from conftest import _require_slurm
 
@@ -141,6 +142,21 @@ def test_chunks_follow_the_array_limit_each_from_index_0(counted):
         assert [[t.index for t in job.tasks] for job in ex.jobs] == [list(range(5)), [0, 1]]
     qsubs = counted('qsub')
     assert len(qsubs) == 2 and '-t 0-4 ' in qsubs[0] and '-t 0-1 ' in qsubs[1], qsubs
+
+
+def test_a_task_is_followed_by_a_process_that_did_not_submit_it(counted):
+    """What ``cluster wait 123_4`` does: a fresh Torque instance and Watcher follow an
+    array task to its end (qstat names no task: the watcher tells the system its id)."""
+    import getpass
+    from cluster.batch.torque import Torque
+    from cluster.queue import Watcher
+    with cluster.Executor(qtype='torque', cores=1, time='00:03:00') as ex:
+        futures = [ex.submit(nap, 3), ex.submit(nap, 0)]
+        task_id = futures[0].job.id
+        assert task_id.endswith('_0')
+        info = Watcher(Torque(), getpass.getuser(), interval=0.5).wait([task_id], DEADLINE)
+        assert (info[task_id].state, info[task_id].exitcode) == (State.COMPLETED, 0)
+        assert futures[0].result(DEADLINE) == 3
 
 
 SCRIPT = '''\

@@ -239,3 +239,14 @@ def test_a_cancelled_pending_task_without_accounting_is_cancelled(tmp_path):
     system.cancel(['700_0'])
     info = system.statuses(['700_0'])['700_0']
     assert (info.state, info.reason) == (State.CANCELLED, 'cancelled with scancel')
+
+
+def test_a_task_of_an_array_submitted_elsewhere_is_followed_once_tracked():
+    runner = FakeShell({'qstat': (0, 'Job Id:\t800\n\tJob_Name = theirs\n\tjob_state = Q\n'
+                                     'Job Id:\t5\n\tJob_Name = other\n\tjob_state = R\n', ''),
+                        'sacct': (0, '', '')})
+    system = wrapper(runner)
+    assert '800_1' not in system.statuses(None)
+    system.follow('800_1')  # what Watcher.track tells the system
+    listing = system.statuses(None)
+    assert listing['800_1'].state is State.PENDING and '800' not in listing and '5' in listing

@@ -75,31 +75,29 @@ class WrapperArrays:
         """An array submitted here: its id, unique name and number of tasks."""
         self.arrays[str(array_id)] = _Array(name, [f'{array_id}_{i}' for i in range(count)])
 
-    def ask_for(self, task_ids: Sequence[str], records: Sequence[Mapping[str, str]]) -> None:
-        """Follow tasks asked for by id (an array submitted elsewhere): its name is that of
-        the record listed under the array's id."""
-        names = {r['Job Id']: r.get('Job_Name', '') for r in records}
-        for task_id in task_ids:
-            array_id = array_of(task_id)
-            if array_id is None or array_id in self.arrays and \
-                    task_id in self.arrays[array_id].tasks:
-                continue
-            if array_id in self.arrays:
-                self.arrays[array_id].tasks.append(task_id)
-            elif names.get(array_id):
-                self.arrays[array_id] = _Array(names[array_id], [task_id])
+    def expect(self, task_id: str) -> None:
+        """Follow a task of an array submitted elsewhere: named, in :meth:`follow`, by the
+        record listed under the array's id."""
+        array_id = str(array_of(task_id))
+        array = self.arrays.setdefault(array_id, _Array('', []))
+        if task_id not in array.tasks:
+            array.tasks.append(task_id)
 
     def follow(self, records: List[Dict[str, str]]) -> Tuple[List[Dict[str, str]],
                                                              Dict[str, JobInfo]]:
         """Split a ``qstat -f`` listing into the records of no array of ours, and one
         :class:`JobInfo` per task of our arrays that qstat still lists (tasks of an array
         qstat no longer lists are left out: the accounting decides them)."""
+        for array_id, array in self.arrays.items():
+            array.name = array.name or next((r.get('Job_Name', '') for r in records
+                                             if r['Job Id'] == array_id), '')
+        named = {i: a for i, a in self.arrays.items() if a.name}
         by_name: Dict[str, List[Dict[str, str]]] = {}
         for record in records:
             by_name.setdefault(record.get('Job_Name', ''), []).append(record)
-        ours = {a.name for a in self.arrays.values()}
+        ours = {a.name for a in named.values()}
         rest = [r for r in records if r.get('Job_Name', '') not in ours]
-        listed = {i: a for i, a in self.arrays.items() if by_name.get(a.name)}
+        listed = {i: a for i, a in named.items() if by_name.get(a.name)}
         for array_id in [i for i in self.arrays if i not in listed]:
             del self.arrays[array_id]  # gone from qstat: the accounting decides its tasks
         ask = [a for a in listed.values() if a.open() and a.stale(by_name[a.name])]

@@ -115,6 +115,11 @@ class Torque(QsubArguments, BatchSystem):
         :mod:`._torque_arrays`); None on Torque and PBS Pro (one job per task)."""
         return 'SLURM_ARRAY_TASK_ID' if self.flavour == 'wrapper' else None
 
+    def follow(self, job_id: str) -> None:
+        """An array task followed here but not submitted here (``cluster wait 123_4``)."""
+        if self.flavour == 'wrapper' and array_of(job_id):
+            self._arrays.expect(job_id)
+
     def array_limit(self) -> int:
         """Slurm's MaxArraySize on the wrappers (read once), else 1."""
         return slurm_array_limit(self) if self.flavour == 'wrapper' else 1
@@ -198,7 +203,8 @@ class Torque(QsubArguments, BatchSystem):
         records = self._records(argv, code, out, err)
         found: Dict[str, JobInfo] = {}
         if self.flavour == 'wrapper' and (ids is None or tasks):  # a full listing
-            self._arrays.ask_for(tasks, records)
+            for task_id in tasks:
+                self._arrays.expect(task_id)
             records, found = self._arrays.follow(records)
         infos = [job_info(attrs, self.flavour) for attrs in records]
         if ids is None:
