@@ -261,7 +261,7 @@ class BatchSystem(abc.ABC):
     def follow(self, job_id: str) -> None:
         """``job_id`` is being followed (:meth:`cluster.queue.Watcher.track`): a system
         whose full listing cannot name some ids (tasks of arrays it did not submit) learns
-        them here. Nothing by default."""
+        them here, without running a command (the caller holds a lock). Nothing by default."""
 
     def final_info(self, job_ids: Sequence[str]) -> Dict[str, JobInfo]:
         """Accounting for jobs that left the queue (e.g. ``sacct``); empty if not known."""

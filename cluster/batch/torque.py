@@ -116,8 +116,9 @@ class Torque(QsubArguments, BatchSystem):
         return 'SLURM_ARRAY_TASK_ID' if self.flavour == 'wrapper' else None
 
     def follow(self, job_id: str) -> None:
-        """An array task followed here but not submitted here (``cluster wait 123_4``)."""
-        if self.flavour == 'wrapper' and array_of(job_id):
+        """An array task followed here but not submitted here (``cluster wait 123_4``);
+        no command runs (only the wrappers' listing uses it)."""
+        if array_of(job_id):
             self._arrays.expect(job_id)
 
     def array_limit(self) -> int:

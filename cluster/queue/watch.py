@@ -140,15 +140,13 @@ class Watcher:
                 return  # decided already
             if files is not None or job_id not in self._files:
                 self._files[job_id] = (files, store)
-            new = job_id not in self._open
-            if new:
+            if job_id not in self._open:
                 if not self._open and self.interval > FIRST_POLL:
                     self._pace = FIRST_POLL  # idle until now: look again soon
                 self._open[job_id] = None
                 self._unseen.add(job_id)
+                self.system.follow(job_id)
             self._info.setdefault(job_id, JobInfo(job_id, State.PENDING))
-        if new:
-            self.system.follow(job_id)
 
     @property
     def gap(self) -> float:
