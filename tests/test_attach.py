@@ -218,3 +218,28 @@ def test_a_job_whose_profile_was_deleted_is_still_found(in_tmp):
     [listed] = cluster.jobs(profile='short-lived')
     assert listed.id == job_id and listed.options['mem'] == 500
     assert cluster.attach(job_id).get(timeout=300) == (0, 'kept\n', '')
+
+
+@pytest.mark.slurm
+def test_a_cluster_out_of_reach_hides_no_other_job(in_tmp, tmp_path, monkeypatch):
+    """A record whose remote cluster cannot be reached (nothing listens on its port) is
+    listed as unknown, with the reason, beside the jobs that can be asked; its batch
+    system is the recorded one, not detected again over a connection that fails."""
+    from conftest import _require_slurm
+    _require_slurm('slurm')
+    monkeypatch.setenv('CLUSTER_STATE_DIR', str(tmp_path / 'state'))
+    job = cluster.Job('true', name='here', qtype='slurm').submit()
+    assert job.wait(timeout=300)
+    [record] = records.find(job.id)
+    _forgotten(record, str(int(job.id) + 5_000_000), name='there',
+               remote={'url': 'ssh://nobody@127.0.0.1:1', 'profile': None})
+    listed = {j.name: j.info for j in cluster.jobs()}
+    assert listed['here'].state is cluster.batch.State.COMPLETED
+    there = listed['there']
+    assert there.state is cluster.batch.State.UNKNOWN, there  # never "pending"
+    assert 'could not be asked' in there.reason and '127.0.0.1:1' in there.reason, there
+    assert 'squeue' in there.reason  # the recorded system's own status command
+    # and a job for it now says what failed, not that the batch commands are missing
+    with pytest.raises(cluster.run.remote.RemoteError,
+                       match='cannot run commands on nobody@127.0.0.1:1 .*Connection refused'):
+        cluster.Job('true', name='new', remote='ssh://nobody@127.0.0.1:1')

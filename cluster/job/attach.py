@@ -23,7 +23,7 @@ import psutil
 
 from .. import config_file, queue
 from ..batch import JobInfo, State
-from ..run.errors import JobError, ProfileError
+from ..run.errors import ClusterError, JobError, ProfileError
 from ..run.remote import resolve
 from ..script import runner
 from ..script.files import JobFiles, write_atomic
@@ -98,7 +98,7 @@ def from_record(record: Dict[str, Any], profile: Optional[str] = None,
         return RecordedArray(_job_of(record, profile, remote), record, index)
     job = _job_of(record, profile, remote)
     if record['system'] != IN_PROCESS or _own(record):
-        job._watcher.track(record['id'], job.files, job.store)
+        job._watcher.track(record['id'], job.files, job.store, State.UNKNOWN)  # not asked yet
     else:
         code = queue.read_exitcode(job.files)
         job._info = queue.outcome(record['id'], None, code) if code is not None else None
@@ -113,7 +113,7 @@ def _job_of(record: Dict[str, Any], profile: Optional[str], remote: Any) -> Job:
         profile = profile or _existing(where.get('profile'))
     command = {'function': _payload_in_files, 'array': 'true'}.get(record['kind'],
                                                                     record['command'])
-    job = Job(command, name=record['name'], qtype=None if where else record['system'],
+    job = Job(command, name=record['name'], qtype=record['system'],
               profile=profile if where else None, remote=remote if where else None)
     job.options, job.profile = dict(record['options']), record['profile']
     files, target = JobFiles(**record['files']), JobFiles(**record['target'])
@@ -194,7 +194,11 @@ def jobs(state: Optional[Union[str, State]] = None,
         if _cleaned(record):
             records.remove(key)
             continue
-        job = from_record(record)
+        try:
+            job = from_record(record)
+        except ClusterError as exc:  # e.g. its profile's settings are refused now
+            logger.warning('skipped the record of job %s: %s', record['id'], exc)
+            continue
         problem = _gone(record, job)
         if problem:
             job._info = JobInfo(record['id'], State.FAILED, reason=problem)
@@ -223,10 +227,18 @@ def _refresh_once(found: List[Job]) -> None:
     """One status command per batch system for every open job, then their infos."""
     watchers = {id(j._watcher): j._watcher for j in found
                 if isinstance(j, RecordedArray) or j._info is None}
-    for watcher in watchers.values():
-        watcher.refresh(force=True)
+    unreachable: Dict[int, str] = {}
+    for key, watcher in watchers.items():
+        try:  # one cluster out of reach hides none of the others
+            watcher.refresh(force=True)
+        except ClusterError as exc:
+            unreachable[key] = f'its status could not be asked: {exc}'
     for job in found:
-        if job._info is None and not isinstance(job, RecordedArray):  # it reads its tasks
+        if isinstance(job, RecordedArray):  # it reads its tasks
+            continue
+        if job._info is None and id(job._watcher) in unreachable:
+            job._info = JobInfo(job.id, State.UNKNOWN, reason=unreachable[id(job._watcher)])
+        elif job._info is None:
             job._info = job._watcher.known(job.id)
 
 

@@ -13,8 +13,9 @@ from .. import batch
 from ..batch import BatchSystem, JobInfo
 from ..run.errors import ClusterError
 from ..run.place import place
-from .watch import (MAX_POLL_FAILURES, MISSING_POLLS, SIGNAL_CODES, Watcher, _left, _setting,
-                      _user_of, outcome, read_exitcode, submitting, watcher)
+from .outcome import SIGNAL_CODES, outcome, read_exitcode
+from .watch import (MAX_POLL_FAILURES, MISSING_POLLS, Watcher, _left, _setting, _user_of,
+                    submitting, watcher)
 
 __all__ = ['Queue', 'Watcher', 'wait', 'check_queue', 'get_cluster_environment', 'outcome',
            'read_exitcode', 'submitting', 'watcher', 'MODE', 'MAX_POLL_FAILURES',

@@ -5,7 +5,8 @@ A watcher issues at most one status command for all tracked jobs per poll interv
 have left the queue. Every thread and every :class:`Queue` of that system shares it.
 When it starts following jobs after a time without any, the interval starts at
 :data:`FIRST_POLL` and doubles after each poll up to ``queue_update`` (short jobs are
-seen to end soon). A job that vanished from the queue is settled from its exit-code file.
+seen to end soon). A job that vanished from the queue is settled from its exit-code file, by the rule of
+:mod:`cluster.queue.outcome`.
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Dict, Iterable, List, Optional, Set
 
 from ..batch import BatchSystem, JobInfo, State
+from .outcome import SIGNAL_CODES, ended as _ended, outcome, read_exitcode
 from ..run.errors import ClusterError, CommandError
 from ..script.files import JobFiles
-from ..run.storage import LocalStore, Store
+from ..run.storage import Store
 from .. import config_file
 
 logger = logging.getLogger(__name__)
@@ -41,53 +43,6 @@ def _setting(key: str, fallback: float) -> float:
         return float(config_file.get('queue', key))
     except (TypeError, ValueError, KeyError):
         return fallback
-
-
-def read_exitcode(files: Optional[JobFiles], store: Optional[Store] = None) -> Optional[int]:
-    """The exit code a job script wrote, or None when there is none (yet)."""
-    if files is None:
-        return None
-    store = store or LocalStore()
-    text = store.read_text(files, store.target(files).exitcode)
-    try:
-        return int(text.strip()) if text else None
-    except ValueError:
-        return None
-
-
-#: exit codes above this mean a signal ended the script (128 + signal)
-SIGNAL_CODES = 128
-
-
-def outcome(job_id: str, seen: Optional[JobInfo], code: Optional[int]) -> Optional[JobInfo]:
-    """How a job ended: the one rule, from the scheduler's view and the script's own code.
-
-    ``seen`` is what the batch system says (its queue or accounting; may be None), ``code``
-    what the job script wrote to its exit-code file (None when there is none).
-
-    * A final state other than COMPLETED from the scheduler (cancelled, timeout, failed,
-      preempted, node failure, out of memory...) stands; the file only adds the code.
-      Such a job never has code 0: without a failing code of its own it gets None.
-    * Otherwise the script's code decides: 0 is COMPLETED, anything else FAILED.
-    * Otherwise a COMPLETED with the scheduler's exit code (non-zero is FAILED).
-
-    Returns None while neither tells.
-    """
-    if seen is not None and seen.state.final and seen.state is not State.COMPLETED:
-        return dataclasses.replace(seen, id=job_id, exitcode=code or seen.exitcode or None)
-    if code is not None:
-        base = seen or JobInfo(job_id, State.COMPLETED)
-        return dataclasses.replace(base, id=job_id, exitcode=code,
-                                   state=State.COMPLETED if code == 0 else State.FAILED)
-    if seen is not None and seen.state is State.COMPLETED and seen.exitcode is not None:
-        return dataclasses.replace(seen, id=job_id, state=State.COMPLETED
-                                   if seen.exitcode == 0 else State.FAILED)
-    return None
-
-
-def _ended(info: JobInfo) -> bool:
-    """The batch system shows the job as over (final, or ended with an unknown outcome)."""
-    return info.state.final or info.state is State.UNKNOWN
 
 
 class Watcher:
@@ -133,8 +88,9 @@ class Watcher:
             self._landed.notify_all()
 
     def track(self, job_id: str, files: Optional[JobFiles] = None,
-              store: Optional[Store] = None) -> None:
-        """Start following ``job_id``; ``files`` lets it be settled from its exit-code file."""
+              store: Optional[Store] = None, state: State = State.PENDING) -> None:
+        """Start following ``job_id``; ``files`` lets it be settled from its exit-code file.
+        Until a poll says otherwise it is in ``state`` (pending: it was just submitted)."""
         with self._lock:
             if job_id in self._info and job_id not in self._open:
                 return  # decided already
@@ -146,7 +102,7 @@ class Watcher:
                 self._open[job_id] = None
                 self._unseen.add(job_id)
                 self.system.follow(job_id)
-            self._info.setdefault(job_id, JobInfo(job_id, State.PENDING))
+            self._info.setdefault(job_id, JobInfo(job_id, state))
 
     @property
     def gap(self) -> float:
@@ -228,6 +184,13 @@ class Watcher:
                 self._pace = None if self._pace * 2 >= self.interval else self._pace * 2
             call.set_result(None)
 
+    def _still_unknown(self, job_ids: List[str], reason: str) -> None:
+        """Say why the jobs no poll has seen yet (attached ones) are still unknown."""
+        with self._lock:
+            for info in filter(None, map(self._info.get, job_ids)):
+                if info.state is State.UNKNOWN:
+                    self._info[info.id] = dataclasses.replace(info, reason=reason)
+
     def _backoff(self) -> float:
         """Seconds to wait before polling again after a failed poll."""
         return min(2.0 ** self._failures, 30.0)
@@ -242,6 +205,7 @@ class Watcher:
             listing = self.system.statuses(None, self.user)
         except CommandError as exc:
             self._failures += 1
+            self._still_unknown(open_ids, f'its status could not be asked: {exc}')
             logger.warning('status poll of %s failed (%d in a row): %s',
                            self.system.name, self._failures, exc)
             if self._failures >= MAX_POLL_FAILURES:

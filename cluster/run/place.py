@@ -15,8 +15,9 @@ def place(qtype: Optional[str] = None, profile: Optional[str] = None,
           address: Any = None) -> Tuple[Store, BatchSystem]:
     """(store, batch system): a remote pair when ``address`` (an ``ssh://`` address or an
     Endpoint) or the profile names a remote cluster, else the local store and ``qtype``'s
-    system (detected when None). A ``qtype`` that contradicts the remote profile is refused."""
-    found = remote.lookup(profile, address)
+    system (detected when None; remotely, when neither it nor the profile says). A ``qtype``
+    that contradicts the remote profile is refused."""
+    found = remote.lookup(profile, address, qtype)
     if found is None:
         return LocalStore(), batch.get(qtype or batch.detect())
     store, system = found

@@ -17,16 +17,19 @@ from .endpoint import (AuthenticationError, Endpoint, HostKeyError, HostUnreacha
 from .store import RemoteStore
 
 
-def for_endpoint(endpoint: Endpoint) -> Tuple[RemoteStore, Any]:
-    """(store, batch system) of ``endpoint``; one connection and one system per endpoint."""
+def for_endpoint(endpoint: Endpoint,
+                 qtype: Optional[str] = None) -> Tuple[RemoteStore, Any]:
+    """(store, batch system) of ``endpoint``; one connection and one system per endpoint.
+    The system is the endpoint's qtype, else ``qtype``, else the one detected there."""
     connection = connect(endpoint)
-    return RemoteStore(connection, endpoint), connection.system(endpoint.qtype)
+    return RemoteStore(connection, endpoint), connection.system(endpoint.qtype or qtype)
 
 
-def lookup(profile: Optional[str] = None, remote: Any = None) -> Optional[Tuple[RemoteStore, Any]]:
+def lookup(profile: Optional[str] = None, remote: Any = None,
+           qtype: Optional[str] = None) -> Optional[Tuple[RemoteStore, Any]]:
     """(store, system) when ``remote`` or ``profile`` names a remote cluster, else None."""
     endpoint = resolve(profile, remote)
-    return None if endpoint is None else for_endpoint(endpoint)
+    return None if endpoint is None else for_endpoint(endpoint, qtype)
 
 
 __all__ = ['Endpoint', 'Connection', 'RemoteStore', 'connect', 'close_all', 'forget',

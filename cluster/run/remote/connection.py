@@ -272,9 +272,14 @@ class Connection:
 
     def detect_qtype(self) -> str:
         """The first batch system of the registry found on the remote PATH."""
+        code, _, err = self.run(['true'])
+        if code != 0:  # else every `which` below fails too, and reads as "not installed"
+            raise RemoteError(f'cannot run commands on {self.endpoint.address} to find its '
+                              f'batch system: {(err.strip().splitlines() or [f"exit code {code}"])[-1]}')
         qtype = batch.detect_with(self.run, remote=True)
         if qtype is None:
-            programs = ' nor '.join(cls.submit_command for cls in batch.systems() if cls.remote)
+            programs = ' nor '.join(dict.fromkeys(cls.submit_command for cls in batch.systems()
+                                                  if cls.remote))
             raise RemoteError(f'neither {programs} is on the PATH of {self.endpoint.address}; '
                               f'set qtype ({" or ".join(batch.remote_qtypes())}) in the '
                               'profile, or make the batch commands reachable for '
