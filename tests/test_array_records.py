@@ -22,7 +22,8 @@ from cluster.job.recorded_array import RecordedArray, split_task_id
 
 from array_work import attempt_of
 from test_cli_jobs import cluster_cmd
-from test_requeue import _text, _until, slurm_cpus  # noqa: F401 - slurm_cpus: a fixture
+from requeue_helpers import text_of, until
+from test_requeue import slurm_cpus  # noqa: F401 - slurm_cpus: a fixture
 
 from cluster.job import Job
 
@@ -228,7 +229,7 @@ def test_a_preempted_array_task_reruns_its_calls_and_gives_their_values(slurm_cp
     [job] = ex.jobs
     script = open(job.files.submission).read()
     assert '#SBATCH --requeue\n' in script and '--signal' not in script
-    _until(lambda: 'call 7 attempt 0' in _text(job.files.outfile), 600, 'the first attempt')
+    until(lambda: 'call 7 attempt 0' in text_of(job.files.outfile), 600, 'the first attempt')
     preemptor = Job('true', qtype='slurm', partition='high', cores=cpus, name='preemptor',
                     filedir=str(in_tmp)).submit()
     try:
@@ -239,6 +240,6 @@ def test_a_preempted_array_task_reruns_its_calls_and_gives_their_values(slurm_cp
     attached = cluster.attach(task_id)
     assert attached.get() == {'x': 7, 'attempt': 1} and attached.attempts(0) == 2
     assert attached.info.state is State.COMPLETED
-    assert 'call 7 attempt 1' in _text(job.files.outfile)  # both attempts' output kept
+    assert 'call 7 attempt 1' in text_of(job.files.outfile)  # both attempts' output kept
     ex.shutdown()
     assert not [p for p in os.listdir(in_tmp) if p.startswith(job.name + '.cluster.task')]
