@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+from conftest import _require_slurm
 
 import cluster
 from cluster import JobError
@@ -63,6 +64,23 @@ def test_map_is_ordered_and_reraises_at_position(target, in_tmp):
         results = ex.map(square, range(5, 10), timeout=DEADLINE)
         assert next(results) == 25 and next(results) == 36
         with pytest.raises(ValueError, match='seven'):
+            next(results)
+
+
+def counter_or_generator(x):
+    return (i for i in range(x)) if x == 1 else x  # no pickler takes a generator
+
+
+@pytest.mark.parametrize('qtype', ['local', pytest.param('slurm', marks=pytest.mark.slurm)])
+def test_a_value_that_cannot_be_pickled_fails_its_call_alone(qtype, in_tmp):
+    """Locally the chunk's values come back through a pipe, on Slurm in the task's result
+    file: either way the call whose value cannot be pickled fails, its chunk-mates do not."""
+    if qtype == 'slurm':
+        _require_slurm('slurm')
+    with cluster.Executor(qtype=qtype) as ex:
+        results = ex.map(counter_or_generator, [0, 2, 1], timeout=DEADLINE, chunksize=3)
+        assert next(results) == 0 and next(results) == 2  # one chunk: the same task
+        with pytest.raises(TypeError, match='the return value could not be pickled'):
             next(results)
 
 

@@ -36,15 +36,7 @@ def run_calls(fn: Callable, calls: Sequence[tuple]) -> bytes:
     except Exception:
         pass
     import dill  # heavy: dill
-    kept = []
-    for tagged in outcomes:  # a value that cannot be pickled fails its call alone
-        try:
-            dill.dumps(tagged, recurse=True)
-            kept.append(tagged)
-        except Exception as exc:
-            kept.append(('error', TypeError(f'the return value could not be pickled: '
-                                            f'{exc}'), traceback.format_exc()))
-    return b'd' + dill.dumps(kept, recurse=True)
+    return b'd' + dill.dumps(_runner.picklable_outcomes(outcomes), recurse=True)
 
 
 def decode(data: bytes) -> List[tuple]:

@@ -206,6 +206,21 @@ def _error(exc, text):
         return ('error', RuntimeError(f'{type(exc).__name__}: {exc}'), text)
 
 
+def picklable_outcomes(outcomes):
+    """The tagged outcomes of several calls, each whose value cannot be pickled replaced by
+    its call's error: one bad value fails its call alone."""
+    import dill  # heavy: dill
+    kept = []
+    for tagged in outcomes:
+        try:
+            dill.dumps(tagged, recurse=True)
+            kept.append(tagged)
+        except Exception as exc:
+            kept.append(('error', TypeError(f'the return value could not be pickled: '
+                                            f'{exc}'), traceback.format_exc()))
+    return kept
+
+
 class Resume:
     """What a callable's ``checkpoint`` returns: the call the job's next attempt runs."""
 

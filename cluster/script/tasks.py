@@ -91,15 +91,7 @@ def _dump(results):
         return _runner.quick_dumps(('ok', results), recurse=True)
     except Exception:
         pass
-    kept = []
-    for tagged in results:
-        try:
-            dill.dumps(tagged, recurse=True)
-            kept.append(tagged)
-        except Exception as exc:
-            kept.append(('error', TypeError(f'the return value could not be pickled: '
-                                            f'{exc}'), traceback.format_exc()))
-    return dill.dumps(('ok', kept), recurse=True)
+    return dill.dumps(('ok', _runner.picklable_outcomes(results)), recurse=True)
 
 
 def run_task(base, index, sync=True):
