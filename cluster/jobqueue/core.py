@@ -7,7 +7,6 @@ import logging
 import os
 import pickle
 import threading
-import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import psutil

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection, wait as wait_ready
 from typing import Any, Dict, Iterable, Optional
 
 from ..run.errors import JobError
-from .worker import _dumps_back, _error_message, _watch_parent
+from .worker import WorkerProcess, _dumps_back, _error_message, _watch_parent, open_sentinel
 
 _ID = struct.Struct('!Q')
 
@@ -81,8 +81,9 @@ class ForkedProcess:
             pass
 
 
-class ForkWorker:
-    """A forked worker and the parent's ends of its pipes (see :class:`WorkerProcess`).
+class ForkWorker(WorkerProcess):
+    """A forked worker and the parent's ends of its pipes (closed as a
+    :class:`WorkerProcess`'s are).
 
     ``holds`` is the highest job id it has in memory (every job up to it was added before
     the fork).
@@ -111,13 +112,7 @@ class ForkWorker:
         self.holds = holds
         self.tasks = Connection(task_w, readable=False)
         self.results = Connection(result_r, writable=False)
-        self.sentinel: Optional[int] = None
-        if hasattr(os, 'pidfd_open'):
-            try:
-                self.sentinel = os.pidfd_open(pid)
-            except OSError:
-                pass
-        self.proc.sentinel = self.sentinel
+        self.sentinel = self.proc.sentinel = open_sentinel(pid)
         self.job: Any = None
         self.started = True
         self.retired = False
@@ -143,17 +138,6 @@ class ForkWorker:
             self.proc.wait(timeout=5)
         except Exception:
             pass
-
-    def close(self) -> None:
-        for conn in (self.tasks, self.results):
-            conn.close()
-        for fd in (self.lifeline, self.sentinel):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.lifeline = self.sentinel = None  # type: ignore[assignment]
 
 
 def _child(jobs: Dict[int, Any], task_fd: int, result_fd: int, lifeline_fd: int,

@@ -265,6 +265,16 @@ def _error_message(exc: BaseException, tb_text: str) -> bytes:
 
 # --------------------------------------------------------------------------- in the parent
 
+def open_sentinel(pid: int) -> Optional[int]:
+    """A pidfd of process ``pid``, readable once it ends (None where there is none)."""
+    if hasattr(os, 'pidfd_open'):
+        try:
+            return os.pidfd_open(pid)
+        except OSError:
+            pass
+    return None
+
+
 class WorkerProcess:
     """A worker process and the parent's ends of its pipes; ``job`` is what it runs."""
 
@@ -284,12 +294,7 @@ class WorkerProcess:
                 os.close(fd)
         self.tasks = Connection(task_w, readable=False)
         self.results = Connection(result_r, writable=False)
-        self.sentinel: Optional[int] = None
-        if hasattr(os, 'pidfd_open'):
-            try:
-                self.sentinel = os.pidfd_open(self.proc.pid)
-            except OSError:
-                pass
+        self.sentinel = open_sentinel(self.proc.pid)
         self.job: Any = None  # the cluster.jobqueue.Job it runs
         self.started = False  # said hello
 
