@@ -101,3 +101,35 @@ def test_a_submission_refused_for_a_missing_dill_leaves_nothing(remote_profiles,
     parent = jobs_parent(remote_profiles, in_tmp)
     assert not parent.exists() or os.listdir(parent) == []
     assert cluster.clean_dir(str(in_tmp), profile='no-dill-files') == set()
+
+
+def test_a_remote_file_that_is_gone_leaves_no_copy_of_ours_and_no_file_of_yours_goes(
+        remote_profiles, in_tmp):
+    from cluster.queue.outcome import read_exitcode
+    rundir = remote_rundir(remote_profiles)
+    chosen = rundir / 'chosen.out'
+    job = cluster.submit('echo hello', profile='remote-slurm', dir=str(rundir),
+                         outfile=str(chosen))
+    assert job.wait() and job.get_stdout() == 'hello\n'
+    store, files = job.store, job.files
+    assert read_exitcode(files, store) == 0 and os.path.exists(files.exitcode)
+    copy = store.local(files, str(chosen))
+    assert files.is_copy(os.path.basename(copy)) and os.path.exists(copy)
+    # what a requeued attempt does at its start, before SIGKILL ends it
+    os.unlink(job.target.exitcode)
+    os.unlink(chosen)
+    assert read_exitcode(files, store) is None and not os.path.exists(files.exitcode)
+    assert job.get_stdout() == '' and not os.path.exists(copy)
+    # a user's files where a target of the job's remote directory maps are never deleted
+    mine = in_tmp / 'notes.txt'
+    mine.write_text('mine\n')
+    store.pull(files, [os.path.join(job.target.directory, 'notes.txt')])
+    assert mine.read_text() == 'mine\n'
+    script = in_tmp / 'run.sh'
+    script.write_text('#!/bin/bash\necho run\n')
+    placed, target, _ = store.place_script(str(script), 'slurm')
+    os.unlink(target.script)
+    store.pull(placed, [target.script])
+    assert script.read_text() == '#!/bin/bash\necho run\n'
+    store.remove(placed, [target.script])
+    job.clean(delete_outputs=True)

@@ -55,7 +55,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def pull(self, files: JobFiles, target_paths: Iterable[str]) -> None:
-        """Refresh the local copies of target files that exist (missing ones are skipped)."""
+        """Refresh the local copies of target files; a target that is gone has no copy of
+        the store's own left either (a user's file is never deleted)."""
 
     @abc.abstractmethod
     def read_head(self, path: str, limit: int = 16384) -> Optional[bytes]:

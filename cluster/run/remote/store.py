@@ -23,7 +23,7 @@ import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ...script.files import DEFAULT_SUFFIX, MARKER, JobFiles, job_sets, reserve, write_atomic
-from ..storage import Store
+from ..storage import Store, remove_local
 from .connection import Connection
 from .endpoint import Endpoint, RemotePathError
 
@@ -237,7 +237,8 @@ class RemoteStore(Store):
             logger.debug('pushed %s', path)
 
     def pull(self, files: JobFiles, target_paths: Iterable[str]) -> None:
-        """Refresh the local copies of the targets that exist.
+        """Refresh the local copies of the targets; a target that no longer exists has no
+        local copy either, when that copy is the package's own (:meth:`_own_copy`).
 
         A file of more than :data:`INLINE_LIMIT` bytes is copied to disk by the Xenon
         server in a stream, never through this process's memory, whatever its size.
@@ -246,17 +247,39 @@ class RemoteStore(Store):
         for path in dict.fromkeys(target_paths):
             local = self.local(files, path)
 
-            def read(_, fs, path=path, local=local) -> Optional[bytes]:
+            def read(_, fs, path=path, local=local):
                 try:
                     if fs.get_attributes(path).size <= INLINE_LIMIT:
                         return fs.read_bytes(path)
                 except xe.NoSuchPathException:
-                    return None
+                    return _MISSING
                 _download(fs, path, local)
                 return None
             data = self._guard(path, 'read', read)
-            if data is not None:
+            if data is _MISSING:
+                # a copy pulled earlier would tell of a file that is gone (a requeued
+                # attempt deleted the last one's exit code): it goes, if it is ours
+                if self._own_copy(files, path, local):
+                    remove_local([local])
+            elif data is not None:
                 write_atomic(local, data)
+
+    def _own_copy(self, files: JobFiles, target_path: str, local: str) -> bool:
+        """True when ``local`` is a name of the job's own that :meth:`local` gave the
+        target, which the store may delete: a :meth:`JobFiles.copy_of`, or, for a file of
+        the job's remote directory, one of the job's claimed names (``<name>.<suffix>.*``,
+        ``<name>_func.<suffix>.py*``: the job's files, its array tasks' files).
+
+        Never a user's file: not the script of ``submit_file``, nor a name the user chose
+        in the remote job directory (an ``outfile``), which maps to the same base name here.
+        """
+        if local == files.copy_of(target_path):
+            return True
+        if os.path.dirname(local) != files.directory or local == files.script:
+            return False
+        entry = os.path.basename(local)
+        return local in files.all() or entry.startswith(
+            (f'{files.name}.{files.suffix}.', f'{files.name}_func.{files.suffix}.py'))
 
     def remove(self, files: JobFiles, target_paths: Iterable[str]) -> None:
         """Delete the targets, and the job's directory once it is empty."""
@@ -351,6 +374,8 @@ class RemoteStore(Store):
 
 
 _BIG = object()
+#: what a pull reads of a target that does not exist
+_MISSING = object()
 
 
 def _download(fs, path: str, local: str) -> None:
