@@ -90,11 +90,9 @@ def test_task_ids_parse():
     assert split_task_id('123') is None and split_task_id('123_[1-3]') is None
 
 
-@pytest.mark.slurm
-def test_a_submitted_array_writes_a_private_record_of_its_calls(in_tmp):
-    from conftest import _require_slurm
-    _require_slurm('slurm')
-    ex = cluster.Executor(qtype='slurm', cores=1, mem='100MB')
+@pytest.mark.parametrize('target', [SLURM, REMOTE], indirect=True)
+def test_a_submitted_array_writes_a_private_record_of_its_calls(target, in_tmp):
+    ex = cluster.Executor(cores=1, mem='100MB', **target)
     values = list(ex.map(abs, range(-7, 0), chunksize=3))
     assert values == [7, 6, 5, 4, 3, 2, 1]
     [job] = ex.jobs
@@ -105,9 +103,15 @@ def test_a_submitted_array_writes_a_private_record_of_its_calls(in_tmp):
     assert record['array'] == {'tasks': 3, 'calls': 7, 'first_call': 0,
                                'runs': [[0, 1, 0, 3], [2, 2, 6, 1]]}
     assert record['options']['mem'] and record['files']['name'] == job.name
-    assert record['submitted'] <= time.time() and record['remote'] is None
+    assert record['submitted'] <= time.time()
+    if 'profile' in target:  # reached again over SSH by its address
+        assert record['remote']['address'] and record['profile'] == target['profile']
+    else:
+        assert record['remote'] is None
     ex.shutdown()  # the tasks' files are cleaned: the record goes with them
     assert records.find(job.id) == []
+    if 'profile' in target:  # the remote job's directory goes too (we see it: same host)
+        assert not os.path.exists(job.target.directory), os.listdir(job.target.directory)
 
 
 # attach a killed driver's futures -----------------------------------------------------
@@ -163,19 +167,18 @@ FLAKY = textwrap.dedent('''
             time.sleep(600)          # cancelled while it runs
         return x
 
-    ex = cluster.Executor(qtype='slurm', cores=1, mem='100MB', throttle=6)  # a call a task
+    kw = eval(sys.argv[2])
+    ex = cluster.Executor(cores=1, mem='100MB', throttle=6, **kw)  # a call a task
     futures = [ex.submit(flaky, i, sys.argv[1]) for i in range(6)]
     print(' '.join(f.job.id for f in futures), flush=True)
 ''')
 
 
-@pytest.mark.slurm
-def test_resubmit_failed_runs_only_the_failed_and_cancelled_tasks(in_tmp):
-    from conftest import _require_slurm
-    _require_slurm('slurm')
-    flag = in_tmp / 'second-time'
-    done = subprocess.run([sys.executable, '-c', FLAKY, str(flag)], capture_output=True,
-                          text=True, timeout=300)
+@pytest.mark.parametrize('target', [SLURM, REMOTE], indirect=True)
+def test_resubmit_failed_runs_only_the_failed_and_cancelled_tasks(target, rundir, in_tmp):
+    flag = rundir / 'second-time'  # where the (remote) tasks see it
+    done = subprocess.run([sys.executable, '-c', FLAKY, str(flag), repr(target)],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     ids = done.stdout.split()
     array_id = ids[0].split('_')[0]

@@ -24,7 +24,12 @@ except ImportError:  # run as a copied file: the runner's copy lies beside it
     _spec = _util.spec_from_file_location(
         '_cluster_runner', __file__[:-len('.tasks.py')] + '.runner.py')
     _runner = _util.module_from_spec(_spec)
-    _spec.loader.exec_module(_runner)
+    _writes = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # no __pycache__ beside the job's files: clean leaves none
+    try:
+        _spec.loader.exec_module(_runner)
+    finally:
+        sys.dont_write_bytecode = _writes
 
 #: the first item of a tuple that stands for another call's value:
 #: (REF, result file of its task, its position in that task, its description)
