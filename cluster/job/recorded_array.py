@@ -77,7 +77,15 @@ class RecordedArray:
         """The tasks' state as one (what the last poll knows, without polling)."""
         if self._override is not None:
             return self._override
-        return combined(self.id, [self._watcher.known(self.task_id(i)) for i in self.indices])
+        info = combined(self.id, [self._watcher.known(self.task_id(i)) for i in self.indices])
+        if info is None or info.state is not State.COMPLETED:
+            return info
+        # every task ended 0, but a call that raised is a failure too (never code 0)
+        raised = [i for i in self.indices
+                  if any(tagged[0] != 'ok' for tagged in self._stored(i) or ())]
+        return info if not raised else JobInfo(
+            self.id, State.FAILED, reason=f'{len(raised)} of {len(self.indices)} tasks had '
+                                          f'a call raise (first: task {raised[0]})')
 
     @_info.setter
     def _info(self, info: Optional[JobInfo]) -> None:
@@ -103,36 +111,48 @@ class RecordedArray:
         self._watcher.wait([self.task_id(i) for i in self.indices], timeout)
         return {i: self._task_results(i) for i in self.indices}
 
-    def _task_results(self, index: int) -> List[Tagged]:
+    def _stored(self, index: int) -> Optional[List[Tagged]]:
+        """Task ``index``'s outcomes from its result file (kept), None while it has none."""
         if index not in self._results:
             task = Task(index, [], self.name)
             task.base, task.files, task.store = self.job.target.base, self.job.files, self.store
-            why, found = '', None
             try:
                 found = read_results(task)
             except Exception as exc:  # noqa: BLE001 - an unreadable result fails its calls
-                why = f'its result cannot be read: {exc}'
+                found = self._failed(index, f'its result cannot be read: {exc}')
             if found is None:
-                info = self._watcher.known(self.task_id(index))
-                why = why or (f'ended {info.state if info else State.UNKNOWN}'
-                              + (f': {info.reason}' if info and info.reason else '')
-                              + '; its calls left no result')
-                error = JobError(f'task {index} of {self.name} ({self.task_id(index)}) {why}')
-                found = [('error', error, '')] * len(records.calls_of(self.map, index))
+                return None
             self._results[index] = found
         return self._results[index]
 
-    def failed_tasks(self) -> List[int]:
-        """The indices of the ended tasks that did not complete or had a call raise."""
-        self._watcher.refresh()
-        failed = []
-        for index in self.indices:
+    def _failed(self, index: int, why: str) -> List[Tagged]:
+        error = JobError(f'task {index} of {self.name} ({self.task_id(index)}) {why}')
+        return [('error', error, '')] * len(records.calls_of(self.map, index))
+
+    def _task_results(self, index: int) -> List[Tagged]:
+        found = self._stored(index)
+        if found is None:  # asked once the task ended: it left no result
             info = self._watcher.known(self.task_id(index))
-            if info is None or not info.state.final:
-                continue
-            if any(tagged[0] != 'ok' for tagged in self._task_results(index)):
+            found = self._results[index] = self._failed(
+                index, f'ended {info.state if info else State.UNKNOWN}'
+                + (f': {info.reason}' if info and info.reason else '')
+                + '; its calls left no result')
+        return found
+
+    def failed_tasks(self) -> List[int]:
+        """The indices of the tasks that had a call raise (their result file says so), or
+        that ended without a result (the batch system says they ended)."""
+        failed = [i for i in self.indices if self._stored(i) is not None
+                  and any(tagged[0] != 'ok' for tagged in self._stored(i))]
+        unsettled = [i for i in self.indices if self._stored(i) is None]
+        if unsettled:  # a poll older than their end would miss it
+            self._watcher.refresh(force=True)
+        for index in unsettled:
+            info = self._watcher.known(self.task_id(index))
+            if info is not None and info.state.final and self._stored(index) is None:
+                self._task_results(index)  # no result: its calls fail with the state
                 failed.append(index)
-        return failed
+        return sorted(failed)
 
     def attempts(self, index: int) -> Optional[int]:
         """How many attempts task ``index`` of an array with ``requeue`` started (None
