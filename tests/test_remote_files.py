@@ -105,7 +105,7 @@ def test_a_submission_refused_for_a_missing_dill_leaves_nothing(remote_profiles,
 
 def test_a_remote_file_that_is_gone_leaves_no_copy_of_ours_and_no_file_of_yours_goes(
         remote_profiles, in_tmp):
-    from cluster.queue.outcome import read_exitcode
+    from cluster.queue.outcomes import read_exitcode
     rundir = remote_rundir(remote_profiles)
     chosen = rundir / 'chosen.out'
     job = cluster.submit('echo hello', profile='remote-slurm', dir=str(rundir),

@@ -104,8 +104,8 @@ class BatchSystem(abc.ABC):
     #: whether a job may ask for ``requeue=True``: put back in the queue after a
     #: preemption or node failure, and able to requeue itself after a checkpoint
     can_requeue: ClassVar[bool] = False
-    #: whether an Executor's array tasks may ask for it too: each task requeued by itself,
-    #: under its own id, its calls run again from the start (shown live on Slurm only)
+    #: whether an Executor's array tasks may ask for requeue too (each task requeued by
+    #: itself, under its own id, its calls run again from the start; shown live on Slurm)
     can_requeue_arrays: ClassVar[bool] = False
     #: the environment variable that holds an array task's index (None where the system
     #: has no job arrays, and an Executor submits one job per task)

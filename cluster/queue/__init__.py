@@ -13,7 +13,7 @@ from .. import batch
 from ..batch import BatchSystem, JobInfo
 from ..run.errors import ClusterError
 from ..run.place import place
-from .outcome import SIGNAL_CODES, outcome, read_exitcode
+from .outcomes import SIGNAL_CODES, outcome, read_exitcode
 from .watch import (MAX_POLL_FAILURES, MISSING_POLLS, Watcher, _left, _setting, _user_of,
                     submitting, watcher)
 

@@ -6,7 +6,7 @@ have left the queue. Every thread and every :class:`Queue` of that system shares
 When it starts following jobs after a time without any, the interval starts at
 :data:`FIRST_POLL` and doubles after each poll up to ``queue_update`` (short jobs are
 seen to end soon). A job that vanished from the queue is settled from its exit-code file, by the rule of
-:mod:`cluster.queue.outcome`.
+:mod:`cluster.queue.outcomes`.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Dict, Iterable, List, Optional, Set
 
 from ..batch import BatchSystem, JobInfo, State
-from .outcome import SIGNAL_CODES, ended as _ended, outcome, read_exitcode
+from .outcomes import SIGNAL_CODES, ended as _ended, outcome, read_exitcode
 from ..run.errors import ClusterError, CommandError
 from ..script.files import JobFiles
 from ..run.storage import Store
@@ -106,7 +106,8 @@ class Watcher:
 
     @property
     def gap(self) -> float:
-        """Seconds between polls now: ``interval``, or less while the pace starts up."""
+        """How many seconds apart the polls are now (``interval``, or fewer while the pace
+        starts up)."""
         return self.interval if self._pace is None else min(self._pace, self.interval)
 
     def open_ids(self) -> List[str]:
