@@ -30,7 +30,8 @@ fi
 #   apart: the tests that never touch Slurm (the Xenon client, Grid Engine with its own
 #          daemons) run from the start, beside everything else;
 #   main:  the other tests, but for
-#   waits: those that wait minutes on Slurm's clock (time limits), which run beside main;
+#   waits: the long ones that mostly wait (on Slurm's clock, on their jobs), which run
+#          in a second lane beside main;
 #   alone: those that freeze, restart or reconfigure slurmctld, or preempt through partition
 #          high, which run after main and waits, with nothing else on Slurm.
 LOGS=$(mktemp -d /tmp/cluster-tests.XXXXXX)

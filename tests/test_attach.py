@@ -75,6 +75,7 @@ REMOTE = pytest.param('remote-slurm', marks=[pytest.mark.slurm, pytest.mark.remo
 REMOTE_SGE = pytest.param('remote-sge', marks=[pytest.mark.sge, pytest.mark.remote])
 
 
+@pytest.mark.waits
 @pytest.mark.parametrize('target', [SLURM, REMOTE], indirect=True)
 def test_a_killed_driver_s_50_jobs_are_collected_by_a_new_process(target, rundir, in_tmp):
     ids = _submit_and_kill(dict(target), 50)

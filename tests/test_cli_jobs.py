@@ -59,6 +59,7 @@ def system_of(where: dict) -> str:
     return 'sge' if where.get('profile') == 'remote-sge' else 'slurm'
 
 
+@pytest.mark.waits
 def test_get_prints_the_value_or_output_and_exits_with_the_code(where):
     value, raises, cmd = _submitted(where)
     got = cluster_cmd('get', value, '--timeout', '300')
@@ -83,6 +84,7 @@ def test_get_prints_the_value_or_output_and_exits_with_the_code(where):
     assert cmd in failed and value not in failed.split()
 
 
+@pytest.mark.waits
 def test_resubmit_runs_the_job_again_and_keeps_the_old_outputs(where):
     value, _, cmd = _submitted(where)
     old = cluster.attach(cmd)

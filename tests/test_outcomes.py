@@ -65,6 +65,7 @@ def test_cancelled_while_running_is_not_success(live, in_tmp):
         function.get(timeout=120)
 
 
+@pytest.mark.waits
 def test_time_limit_is_a_timeout_not_success(live, in_tmp):
     command = cluster.submit('sleep 300', qtype=live, time='00:01:00')
     function = cluster.submit(_sleeper, qtype=live, time='00:01:00')
@@ -85,6 +86,7 @@ def _never_called() -> str:
     return 'ran'
 
 
+@pytest.mark.waits
 @pytest.mark.parametrize('backend', ['local', *LIVE])
 def test_dependent_of_a_failed_job_is_cancelled_everywhere(backend, in_tmp):
     if backend != 'local':

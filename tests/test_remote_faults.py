@@ -145,6 +145,7 @@ class TestKilledServer:
     RUNS = int(os.environ.get('CLUSTER_FAULT_RUNS', '3'))
     JOBS = 20
 
+    @pytest.mark.waits
     def test_submissions_are_never_refused_or_doubled_when_the_jvm_is_killed(
             self, own_endpoint, in_tmp, private_servers):  # noqa: F811
         name, endpoint = own_endpoint

@@ -273,6 +273,7 @@ def test_a_preempted_checkpointing_function_resumes_from_its_checkpoint(target, 
     assert job.info.state is State.COMPLETED and job.get_exitcode() == 0
 
 
+@pytest.mark.waits
 @pytest.mark.parametrize('target', [SLURM, REMOTE], indirect=True)
 def test_the_warning_signal_checkpoints_and_the_job_requeues_itself(target, slurm_cpus,
                                                                     started, tmp_path):
