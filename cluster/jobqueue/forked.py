@@ -27,13 +27,12 @@ import struct
 import subprocess
 import sys
 import threading
-import traceback
 import warnings
 from multiprocessing.connection import Connection, wait as wait_ready
 from typing import Any, Dict, Iterable, Optional
 
 from ..run.errors import JobError
-from .worker import WorkerProcess, _dumps_back, _error_message, _watch_parent, open_sentinel
+from .worker import WorkerProcess, _error_message, _watch_parent, call_message, open_sentinel
 
 _ID = struct.Struct('!Q')
 
@@ -184,18 +183,6 @@ def _run(jobs: Dict[int, Any], job_id: int) -> bytes:
         except OSError as exc:
             return _error_message(JobError(f'the directory the job was added from is gone '
                                            f'or unusable: {cwd}: {exc.strerror}'), '')
-    try:
-        value = function(*args, **kwargs)
-    except BaseException as exc:  # noqa: B902 - SystemExit from a job is its failure
-        tb = exc.__traceback__
-        text = ''.join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else tb))
-        return _error_message(exc, text)
-    if type(value) is bytes:  # the common answer of a forked job: its own pickle
-        return b'r' + value
-    try:
-        data, by_dill = _dumps_back(value)
-    except Exception as exc:
-        return _error_message(JobError(
-            f'the return value ({type(value).__name__}) cannot be pickled: {exc!r}'), '')
-    return (b'd' if by_dill else b'o') + data
+    # bytes are the common answer of a forked job (its own pickle): they go as they are
+    return call_message(function, args, kwargs, raw=True)
 

@@ -206,12 +206,21 @@ def _run_task(message: bytes, functions: Dict[bytes, Callable]) -> bytes:
     except BaseException as exc:  # noqa: B902 - report anything, keep the worker alive
         return _error_message(JobError(f'cannot unpickle the job in the worker: {exc!r}'),
                               traceback.format_exc())
+    return call_message(function, args, kwargs)
+
+
+def call_message(function: Callable, args: Sequence, kwargs: dict,
+                 raw: bool = False) -> bytes:
+    """Make the call; its value (with ``raw``, bytes as they are) or its exception as the
+    message a worker sends back."""
     try:
         value = function(*args, **kwargs)
     except BaseException as exc:  # noqa: B902 - SystemExit from a job is its failure
         tb = exc.__traceback__
         tb_text = ''.join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else tb))
         return _error_message(exc, tb_text)
+    if raw and type(value) is bytes:
+        return b'r' + value
     try:
         data, by_dill = _dumps_back(value)
     except Exception as exc:
