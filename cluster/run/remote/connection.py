@@ -274,8 +274,9 @@ class Connection:
         """The first batch system of the registry found on the remote PATH."""
         code, _, err = self.run(['true'])
         if code != 0:  # else every `which` below fails too, and reads as "not installed"
+            why = (err.strip().splitlines() or [f'exit code {code}'])[-1]
             raise RemoteError(f'cannot run commands on {self.endpoint.address} to find its '
-                              f'batch system: {(err.strip().splitlines() or [f"exit code {code}"])[-1]}')
+                              f'batch system: {why}')
         qtype = batch.detect_with(self.run, remote=True)
         if qtype is None:
             programs = ' nor '.join(dict.fromkeys(cls.submit_command for cls in batch.systems()
