@@ -7,6 +7,7 @@ jar; and a login node that runs Grid Engine (user clustersge, the real Grid Engi
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -292,6 +293,40 @@ class TestJobs:
         assert os.path.exists(job.store.local(job.files, job.outfile))
 
 
+@contextlib.contextmanager
+def _stalling_proxy(upstream_port):
+    """A port in front of the test sshd that passes on its greeting and then holds back every
+    later byte from it: an SSH server too slow to finish the handshake."""
+    listener = socket.create_server(('127.0.0.1', 0))
+    opened = []
+
+    def pump(source, sink):
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+
+    def serve():
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                server = socket.create_connection(('127.0.0.1', upstream_port))
+                opened.extend((client, server))
+                greeting = b''
+                while not greeting.endswith(b'\n'):
+                    greeting += server.recv(1)
+                client.sendall(greeting)
+                threading.Thread(target=pump, args=(client, server), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        for sock in [listener, *opened]:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
 # -- bad input and faults -------------------------------------------------------------------
 @pytest.mark.usefixtures('env')
 class TestBadInput:
@@ -316,6 +351,17 @@ class TestBadInput:
             with pytest.raises(HostUnreachableError, match=f'127.0.0.1:{port}.*2 s'):
                 cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
             assert time.monotonic() - started < 2.0 + 3.0
+
+    def test_a_handshake_slower_than_the_connect_timeout_says_so(self, env, in_tmp,
+                                                                 monkeypatch):
+        monkeypatch.setattr('cluster.run.remote.endpoint.CONNECT_TIMEOUT', 2.0)
+        with _stalling_proxy(int(env['CLUSTER_TEST_SSH_PORT'])) as port:
+            name = make_profile(env, 'stalled', remote=f'ssh://clustertest@127.0.0.1:{port}/tmp')
+            started = time.monotonic()
+            with pytest.raises(HostUnreachableError,
+                               match=f'127.0.0.1:{port} did not finish .* 2 s'):
+                cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
+            assert time.monotonic() - started < 2.0 + 5.0
 
     def test_wrong_key_says_authentication_failed(self, env, in_tmp, tmp_path):
         key = tmp_path / 'not_authorized'
@@ -397,7 +443,7 @@ class TestHostKeys:
         endpoint = remote.from_profile(name)
         remote.connect(endpoint, server_factory=lambda dead: server)
         try:
-            with pytest.raises(HostKeyError, match='ssh-keyscan -p 2222 127.0.0.1') as caught:
+            with pytest.raises(HostKeyError, match=r'ssh-keyscan -p 2222 127.0.0.1 localhost \| sort -s -k2,2 >>') as caught:
                 cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
             assert 'strict_host_key = false' in str(caught.value)
         finally:
@@ -426,7 +472,8 @@ class TestHostKeys:
         server = _private_server(home, tmp_path / 'tls')
         monkeypatch.setenv('HOME', str(home))
         name = make_profile(env, 'strict-fresh', strict_host_key=True)
-        endpoint = remote.from_profile(name)
+        # a fresh JVM's first handshake on a busy machine may take more than the default
+        endpoint = remote.from_profile(name, connect_timeout=60)
         try:
             remote.connect(endpoint, server_factory=lambda dead: server)
             with pytest.raises(HostKeyError) as caught:
@@ -439,6 +486,33 @@ class TestHostKeys:
             remote.forget(endpoint)
             remote.connect(endpoint, server_factory=lambda dead: server)
             assert cluster.Job('echo fresh', profile=name).submit().get()[1] == 'fresh\n'
+        finally:
+            remote.forget(endpoint)
+            server.stop()
+
+    def test_known_hosts_without_the_ecdsa_key_says_so(self, env, in_tmp, tmp_path,
+                                                         monkeypatch, private_servers):
+        """``ssh`` may record only the host's ed25519 key; Xenon's client checks its ECDSA
+        key, so that known_hosts is refused, and the error says why and what to run."""
+        home = tmp_path / 'home'
+        server = private_servers(home)
+        known = subprocess.run(['ssh-keyscan', '-p', env['CLUSTER_TEST_SSH_PORT'], '127.0.0.1',
+                                'localhost'], capture_output=True, text=True, check=True).stdout
+        (home / '.ssh' / 'known_hosts').write_text(
+            ''.join(line + '\n' for line in known.splitlines() if ' ssh-ed25519 ' in line))
+        monkeypatch.setenv('HOME', str(home))
+        name = make_profile(env, 'strict-ed25519', strict_host_key=True)
+        endpoint = remote.from_profile(name, connect_timeout=60)
+        remote.connect(endpoint, server_factory=lambda dead: server)
+        try:
+            with pytest.raises(HostKeyError, match='first key of 127.0.0.1:2222 .* is its ssh-ed25519 key.*ECDSA.*ssh-keygen -R') as caught:
+                cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
+            command = re.search(r'run `([^`]+)`', str(caught.value)).group(1)
+            subprocess.run(['bash', '-c', command], env=dict(os.environ, HOME=str(home)),
+                           check=True, capture_output=True, timeout=60)
+            remote.forget(endpoint)
+            remote.connect(endpoint, server_factory=lambda dead: server)
+            assert cluster.Job('echo both', profile=name).submit().get()[1] == 'both\n'
         finally:
             remote.forget(endpoint)
             server.stop()

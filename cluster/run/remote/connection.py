@@ -92,6 +92,7 @@ class Connection:
         if self.server is None or dead_server is not None:
             self.server = self.server_factory(dead_server)
         credential = self._credential or endpoint.credential()
+        attempt = time.monotonic()       # when the call that failed began
         try:
             if self._scheduler is None:
                 try:
@@ -105,10 +106,12 @@ class Connection:
                     if password is None:
                         raise
                     credential = xb.PasswordCredential(username=endpoint.user, password=password)
+                    attempt = time.monotonic()
                     self._scheduler = xb.Scheduler.create(
                         'ssh', endpoint.location, self._properties('scheduler'), credential,
                         server=self.server, timeout=CALL_TIMEOUT)
                 self._credential = credential
+            attempt = time.monotonic()
             self._filesystem = xb.FileSystem.create(
                 'sftp', endpoint.location, self._properties('filesystem'), credential,
                 server=self.server, timeout=CALL_TIMEOUT)
@@ -116,7 +119,7 @@ class Connection:
             if isinstance(exc, xe.XenonServerError):
                 raise RemoteError(f'the xenon-grpc server cannot be used for '
                                   f'{endpoint.address}: {exc.message}') from None
-            raise diagnose.explain(endpoint, exc) from None
+            raise diagnose.explain(endpoint, exc, time.monotonic() - attempt) from None
         logger.info('connected to %s in %.2f s', endpoint.address, time.monotonic() - started)
         _register_exit()
 

@@ -7,19 +7,16 @@ names the host (and user) and says what to do.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import socket
-import subprocess
 import time
-from typing import Optional, Tuple
+from typing import Optional
 
 from .endpoint import (AuthenticationError, Endpoint, HostKeyError, HostUnreachableError,
                        RemoteError)
+from .known_hosts import (KNOWN_HOSTS, add_keys_command, first_key_types, offers_ecdsa,
+                          replace_keys_command)
 
 logger = logging.getLogger(__name__)
-
-KNOWN_HOSTS = '~/.ssh/known_hosts'
 
 
 def ssh_greeting(host: str, port: int, timeout: float) -> str:
@@ -47,56 +44,18 @@ def ssh_greeting(host: str, port: int, timeout: float) -> str:
     return line
 
 
-#: names of this machine: Xenon looks a loopback host up under both (a tunnel too)
-LOOPBACK = ('127.0.0.1', 'localhost')
+def how_to_accept(endpoint: Endpoint, command: Optional[str] = None) -> str:
+    command = command or add_keys_command(endpoint.host, endpoint.port)
+    return (f'run `{command}`, then check the fingerprints that `ssh-keygen -lf '
+            f'{KNOWN_HOSTS}` prints against the ones your cluster publishes; through a '
+            f'tunnel, run it while the tunnel is up. Or set strict_host_key = false in the '
+            f'profile (test machines only)')
 
 
-def host_names(host: str) -> Tuple[str, ...]:
-    """The names the host key must be known under: both loopback names for this machine."""
-    return LOOPBACK if host in LOOPBACK or host == '::1' else (host,)
-
-
-def known_hosts_entry(host: str, port: int, path: str = KNOWN_HOSTS) -> Optional[bool]:
-    """True when ``ssh-keygen -F`` finds every name of the host, False when one is missing,
-    None if it cannot tell."""
-    path = os.path.expanduser(path)
-    if not os.path.exists(path):
-        return False
-    keygen = shutil.which('ssh-keygen')
-    if not keygen:
-        return None
-    for name in host_names(host):
-        entry = name if port == 22 else f'[{name}]:{port}'
-        try:
-            result = subprocess.run([keygen, '-F', entry, '-f', path], capture_output=True,
-                                    text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if result.returncode != 0 or not result.stdout.strip():
-            return False
-    return True
-
-
-def keyscan_command(host: str, port: int) -> str:
-    """A shell command that adds the host's keys to ~/.ssh/known_hosts on a fresh account."""
-    port_option = '' if port == 22 else f'-p {port} '
-    names = ' '.join(host_names(host))
-    return (f'mkdir -p ~/.ssh && chmod 700 ~/.ssh && ssh-keyscan {port_option}{names} '
-            f'>> {KNOWN_HOSTS}')
-
-
-def how_to_accept(endpoint: Endpoint) -> str:
-    port = '' if endpoint.port == 22 else f'-p {endpoint.port} '
-    login = ('' if endpoint.host in host_names('localhost') else
-             f' (or log in once with `ssh {port}{endpoint.user}@{endpoint.host}`)')
-    return (f'run `{keyscan_command(endpoint.host, endpoint.port)}`, then check the '
-            f'fingerprints that `ssh-keygen -lf {KNOWN_HOSTS}` prints against the ones your '
-            f'cluster publishes{login}; through a tunnel, run it while the tunnel is up. Or '
-            f'set strict_host_key = false in the profile (test machines only)')
-
-
-def explain(endpoint: Endpoint, error: Exception) -> RemoteError:
-    """The clear error for a failed connection to ``endpoint`` (``error`` is Xenon's)."""
+def explain(endpoint: Endpoint, error: Exception,
+            elapsed: Optional[float] = None) -> RemoteError:
+    """The clear error for a failed connection to ``endpoint`` (``error`` is Xenon's, after
+    ``elapsed`` seconds)."""
     from xenon_backend import exceptions as xe  # heavy: xenon_backend (grpc)
     message = getattr(error, 'message', str(error))
     if isinstance(error, RemoteError):
@@ -108,9 +67,14 @@ def explain(endpoint: Endpoint, error: Exception) -> RemoteError:
         ssh_greeting(endpoint.host, endpoint.port, endpoint.timeout)
     except HostUnreachableError as unreachable:
         return unreachable
-    if endpoint.strict_host_key and known_hosts_entry(endpoint.host, endpoint.port) is False:
-        return HostKeyError(f'the host key of {endpoint.host}:{endpoint.port} is not in '
-                            f'{KNOWN_HOSTS} and strict_host_key is on: {how_to_accept(endpoint)}')
+    if endpoint.strict_host_key:
+        refused = _refused_host_key(endpoint)
+        if refused:
+            return refused
+    if elapsed is not None and elapsed >= endpoint.timeout:
+        return HostUnreachableError(
+            f'{endpoint.address} did not finish the SSH handshake and login within the '
+            f'connect timeout of {endpoint.timeout:g} s (xenon-grpc said: {message})')
     if isinstance(error, xe.InvalidCredentialException):
         how = f'with the key {endpoint.key}' if endpoint.key else 'with a password or the default keys'
         extra = (' (or its host key differs from the one in known_hosts)'
@@ -118,3 +82,22 @@ def explain(endpoint: Endpoint, error: Exception) -> RemoteError:
         return AuthenticationError(f'authentication failed for {endpoint.user}@{endpoint.host} '
                                    f'(port {endpoint.port}) {how}{extra}')
     return RemoteError(f'cannot connect to {endpoint.address}: {message}')
+
+
+def _refused_host_key(endpoint: Endpoint) -> Optional[HostKeyError]:
+    """The HostKeyError when known_hosts lacks the key Xenon's client checks, else None."""
+    host, port = endpoint.host, endpoint.port
+    first = first_key_types(host, port)
+    if first is None:
+        return None
+    if not all(first.values()):
+        return HostKeyError(f'the host key of {host}:{port} is not in {KNOWN_HOSTS} and '
+                            f'strict_host_key is on: {how_to_accept(endpoint)}')
+    others = sorted({kind for kind in first.values() if not kind.startswith('ecdsa-')})
+    if others and offers_ecdsa(host, port, endpoint.timeout):
+        return HostKeyError(
+            f'the first key of {host}:{port} in {KNOWN_HOSTS} is its {", ".join(others)} '
+            f'key, but xenon-grpc\'s SSH client checks the host\'s ECDSA key against the '
+            f'first entry only, and strict_host_key is on: '
+            f'{how_to_accept(endpoint, replace_keys_command(host, port))}')
+    return None
