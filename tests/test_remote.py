@@ -132,11 +132,10 @@ class TestRunner:
         assert connection.run(['true']) [0] == 0   # the connection is still usable
 
     def test_a_torque_qsub_is_not_taken_for_grid_engine_remotely(self, connection):
-        from cluster.batch.sge import GridEngine
-        from cluster.batch.torque import Torque
+        from cluster import batch
         # the test user's qsub is Slurm's Torque wrapper: qstat -help and $SGE_ROOT,
         # asked through the remote shell, say it is not Grid Engine's
-        assert Torque.found(connection.run) and not GridEngine.found(connection.run)
+        assert batch.found('torque', connection.run) and not batch.found('sge', connection.run)
 
     def test_qtype_is_detected_remotely(self, env, connection, in_tmp):
         assert connection.detect_qtype() == 'slurm'   # sbatch is on the test user's PATH
@@ -165,12 +164,11 @@ class TestGridEngineLogin:
 
     def test_detection_picks_grid_engine_there_and_slurm_here(self, env, connection):
         from cluster import batch
-        from cluster.batch.torque import Torque
         there = remote.connect(remote.from_profile('remote-sge'))
         assert there.endpoint.user == sge_login(env)['CLUSTER_TEST_SSH_USER'] != 'clustertest'
         assert there.endpoint.qtype is None                  # the profile leaves it out
         assert batch.detect_with(there.run, remote=True) == 'sge'
-        assert not Torque.found(there.run)
+        assert not batch.found('torque', there.run)    # its qsub is Grid Engine's
         assert batch.detect_with(connection.run, remote=True) == 'slurm'
 
     def test_jobs_run_on_grid_engine_as_that_user(self, env, sge, in_tmp):

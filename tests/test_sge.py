@@ -5,7 +5,6 @@ Engine 8.1.9 of tests/cluster/sge_up.sh (the Job API set itself runs on it throu
 from __future__ import annotations
 
 import getpass
-import os
 import time
 
 import pytest
@@ -17,7 +16,6 @@ from cluster import batch, config_file
 from cluster.batch import State, local_shell
 from cluster.batch.sge import (DEPENDENCY_EXIT, GridEngine, accounting_info, map_state,
                                parse_qacct, parse_qstat_xml)
-from cluster.batch.torque import Torque
 from cluster.options import check_arguments
 from cluster.run.errors import ConfigError
 from cluster.script import JobFiles
@@ -163,11 +161,12 @@ def test_detection_through_a_shell():
 
 @sge_live
 def test_detection_here_tells_grid_engine_from_the_torque_wrappers(monkeypatch):
-    assert Torque.found(local_shell) and not GridEngine.found(local_shell)   # /usr/bin/qsub
+    assert batch.found('torque') and not batch.found('sge')          # /usr/bin/qsub
     use_sge(monkeypatch)
-    assert GridEngine.found(local_shell) and not Torque.found(local_shell)
+    assert batch.found('sge') and not batch.found('torque')
+    assert not cluster.queue.check_queue('torque')      # Torque's flags would reach GE's qsub
     monkeypatch.delenv('SGE_ROOT')                       # qstat -help alone tells it
-    assert GridEngine.found(local_shell) and not Torque.found(local_shell)
+    assert batch.found('sge') and not batch.found('torque')
 
 
 # --- live ----------------------------------------------------------------------------------

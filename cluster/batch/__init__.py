@@ -27,7 +27,7 @@ from .base import BatchSystem, JobInfo, Shell, State, local_shell
 logger = logging.getLogger(__name__)
 
 __all__ = ['BatchSystem', 'JobInfo', 'Shell', 'State', 'local_shell', 'SYSTEMS', 'SETTINGS',
-           'system_class', 'systems', 'remote_qtypes', 'get', 'detect']
+           'system_class', 'systems', 'remote_qtypes', 'get', 'detect', 'found']
 
 #: name -> ``module:Class`` of every batch system, in the order :func:`detect` tries them;
 #: the last (local mode) needs no program and is always there
@@ -83,6 +83,19 @@ def detect(refresh: bool = False) -> str:
         _DETECTED = detect_with(local_shell, remote=False)
         logger.debug('detected batch system %s', _DETECTED)
     return _DETECTED
+
+
+def found(qtype: str, shell: Shell = local_shell) -> bool:
+    """True when ``qtype`` runs behind ``shell``: its :meth:`BatchSystem.found` says so, and
+    no system before it in :data:`SYSTEMS` with the same submit command is found there (two
+    systems may share a ``qsub``; the one listed first that knows its own wins)."""
+    wanted = system_class(qtype)
+    for cls in systems():
+        if cls is wanted:
+            return cls.found(shell)
+        if cls.submit_command == wanted.submit_command and cls.found(shell):
+            return False
+    return False
 
 
 def detect_with(shell: Shell, remote: bool) -> Optional[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import re
 import threading
 import time
@@ -203,21 +202,3 @@ class QsubArguments:
             return (['-V'] if 'ALL' in items else []) + (
                 super().arguments(name, rest) if rest else [])  # type: ignore[misc]
         return super().arguments(name, value)  # type: ignore[misc]
-
-
-#: what qstat -help (or its complaint about SGE_ROOT) starts with on every Grid Engine
-_GRID_ENGINE = re.compile(r'^\s*(SGE|GE|OGS|OGE|UGE|Univa|Altair)\b|SGE_ROOT', re.MULTILINE)
-
-
-def is_grid_engine(shell: Callable[..., Result], local: bool) -> bool:
-    """True when the ``qsub`` behind ``shell`` (this machine's when ``local``) is Grid
-    Engine's: ``qstat -help`` says so (or asks for ``$SGE_ROOT``), or ``$SGE_ROOT`` is set."""
-    if local and os.environ.get('SGE_ROOT'):
-        return True
-    code, out, err = shell(['qstat', '-help'], timeout=30)
-    if code != 127 and _GRID_ENGINE.search(out + '\n' + err):
-        return True
-    if local:
-        return False
-    code, out, _ = shell(['printenv', 'SGE_ROOT'], timeout=30)
-    return code == 0 and bool(out.strip())

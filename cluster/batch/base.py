@@ -131,17 +131,15 @@ class BatchSystem(abc.ABC):
     @classmethod
     def found(cls, shell: Shell = local_shell) -> bool:
         """True when this system runs behind ``shell``: by default, its submit command is
-        on the PATH (a system without one, local mode, is always there)."""
+        on the PATH (a system without one, local mode, is always there). A system that
+        shares its submit command with one listed after it checks that it is its own;
+        :func:`cluster.batch.found` asks the registry."""
         if not cls.submit_command:
             return True
         if shell is local_shell:
             return run.which(cls.submit_command) is not None
         code, _, _ = shell(['which', cls.submit_command], timeout=30)
         return code == 0
-
-    def available(self) -> bool:
-        """True when this system can be used where it runs."""
-        return self.found(self.shell)
 
     # header --------------------------------------------------------------------------------
     @classmethod

@@ -102,9 +102,6 @@ class Local(BatchSystem):
         'imports': 'imported before the function is unpickled',
     }
 
-    def available(self) -> bool:
-        return True
-
     def submit(self, files: JobFiles, dependencies: Sequence[str] = (),
                options: Optional[Mapping] = None) -> str:
         options = options or {}

@@ -26,7 +26,6 @@ import dataclasses
 import getpass
 import logging
 import re
-import shlex
 import time
 import xml.etree.ElementTree as ElementTree
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
@@ -36,14 +35,14 @@ from . import SETTINGS
 from ..run.errors import CommandError
 from ..script.files import MARKER, JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
-from ._commands import (QsubArguments, connection_problem, header_options, is_grid_engine,
+from ._commands import (QsubArguments, connection_problem, header_options,
                         last_line, output_paths, parse_iso, run_retried)
 from ._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, cached_limit
 from ._dependencies import DependencyGate
 from . import _sge_requeue
 from ._submit import given_name, submit_once, unique_name
-from .sge_status import (accounting_info, listed_keys, map_state, max_array_tasks,  # noqa: F401
-                         parse_qacct, parse_qstat_xml, split_key)
+from .sge_status import (accounting_info, is_grid_engine, listed_keys,  # noqa: F401
+                         map_state, max_array_tasks, parse_qacct, parse_qstat_xml, split_key)
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ could not be opened).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import xml.etree.ElementTree as ElementTree
@@ -155,3 +156,21 @@ def max_array_tasks(shell: Shell) -> int:
                        err.strip() or f'exit code {code}', DEFAULT_MAX_TASKS)
         return DEFAULT_MAX_TASKS
     return int(match.group(1)) or DEFAULT_MAX_TASKS
+
+
+#: what qstat -help (or its complaint about SGE_ROOT) starts with on every Grid Engine
+_GRID_ENGINE = re.compile(r'^\s*(SGE|GE|OGS|OGE|UGE|Univa|Altair)\b|SGE_ROOT', re.MULTILINE)
+
+
+def is_grid_engine(shell: Shell, local: bool) -> bool:
+    """True when the ``qsub`` behind ``shell`` (this machine's when ``local``) is Grid
+    Engine's: ``qstat -help`` says so (or asks for ``$SGE_ROOT``), or ``$SGE_ROOT`` is set."""
+    if local and os.environ.get('SGE_ROOT'):
+        return True
+    code, out, err = shell(['qstat', '-help'], timeout=30)
+    if code != 127 and _GRID_ENGINE.search(out + '\n' + err):
+        return True
+    if local:
+        return False
+    code, out, _ = shell(['printenv', 'SGE_ROOT'], timeout=30)
+    return code == 0 and bool(out.strip())

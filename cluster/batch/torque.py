@@ -28,7 +28,7 @@ from ..run.errors import CommandError, SubmissionError
 from ..script.files import JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
 from ._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, array_spec, slurm_array_limit
-from ._commands import (QsubArguments, connection_problem, header_options, is_grid_engine,
+from ._commands import (QsubArguments, connection_problem, header_options,
                         last_line, output_paths, run_retried)
 from ._submit import submit_once, unique_name
 from ._torque_arrays import WrapperArrays, array_of
@@ -81,10 +81,6 @@ class Torque(QsubArguments, BatchSystem):
         self._slurm: Optional[BatchSystem] = None
         #: the arrays submitted here on the wrappers, and their tasks' states
         self._arrays = WrapperArrays(lambda ids: self._under().final_info(ids))
-
-    @classmethod
-    def found(cls, shell: Shell = local_shell) -> bool:  # a Grid Engine qsub is not Torque's
-        return super().found(shell) and not is_grid_engine(shell, shell is local_shell)
 
     # flavour -------------------------------------------------------------------------------
     @property

@@ -103,7 +103,8 @@ def get_cluster_environment() -> str:
 
 def check_queue(qtype: Optional[str] = None) -> bool:
     """True when ``qtype`` (default: the detected one) can be used here."""
-    return batch.get(qtype).available()
+    system = batch.get(qtype)
+    return batch.found(system.name, system.shell)
 
 
 def wait(jobs, timeout: Optional[float] = None) -> Dict[str, JobInfo]:
