@@ -1,4 +1,4 @@
-"""Work for the Executor requeue test that runs on the node (no pytest here)."""
+"""Work that the Executor tests send to the nodes (no pytest here)."""
 from __future__ import annotations
 
 import os
@@ -13,3 +13,20 @@ def attempt_of(x: int, wait_on_first: float) -> dict:
     if attempt == 0:
         time.sleep(wait_on_first)
     return {'x': x, 'attempt': attempt}
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def nap(seconds: float) -> float:
+    """Sleep ``seconds``, and return them."""
+    time.sleep(seconds)
+    return seconds
+
+
+def interval(seconds: float) -> tuple:
+    """(start, end) epoch seconds of a call that sleeps ``seconds``."""
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()

@@ -1,24 +1,11 @@
-"""What the requeue tests of every batch system share: bounded polling, reading a job's
-output as it grows, and the ``started`` fixture that cancels what a test left running."""
+"""What the requeue tests of every batch system share: reading a job's output as it grows,
+and the ``started`` fixture that cancels what a test left running (bounded polling is
+:func:`support.until`)."""
 from __future__ import annotations
-
-import time
 
 import pytest
 
 from cluster.job import Job
-
-
-def until(condition, timeout: float, what: str):
-    """Poll ``condition`` until it gives a true value (bounded); return the value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f'not within {timeout} s: {what}')
-        time.sleep(0.2)
 
 
 def text_of(path: str) -> str:

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 import subprocess
+import sys
 import time
 from typing import Dict
 
@@ -101,3 +103,40 @@ def end_time_now(job_id: str, timeout: float = 60) -> None:
             refused = update.stdout + update.stderr
         time.sleep(0.2)
     raise AssertionError(f'could not move the end time of job {job_id}: {refused}')
+
+
+def until(condition, timeout: float = 30.0, what: str = 'condition', every: float = 0.1):
+    """Poll ``condition()`` every ``every`` s until it gives a true value, and return that
+    value; the test fails once ``timeout`` s have passed without one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f'not within {timeout:g} s: {what}')
+        time.sleep(every)  # polling a condition with a deadline
+
+
+def most_at_once(intervals) -> int:
+    """The most (start, end) intervals that overlap at one moment."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def first_line_then_kill(script: str, args) -> str:
+    """Run ``python -c script *args``, read the first line it prints, then SIGKILL it (a
+    driver that dies without cleaning up); that line."""
+    driver = subprocess.Popen([sys.executable, '-c', script, *args], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        line = driver.stdout.readline()
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=60)
+    assert driver.returncode == -signal.SIGKILL
+    return line

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -22,7 +21,8 @@ from cluster.job.recorded_array import RecordedArray, split_task_id
 
 from array_work import attempt_of
 from test_cli_jobs import cluster_cmd
-from requeue_helpers import text_of, until
+from requeue_helpers import text_of
+from support import first_line_then_kill, until
 from test_requeue import slurm_cpus  # noqa: F401 - slurm_cpus: a fixture
 
 from cluster.job import Job
@@ -116,14 +116,7 @@ def test_a_submitted_array_writes_a_private_record_of_its_calls(target, in_tmp):
 
 # attach a killed driver's futures -----------------------------------------------------
 def _submit_and_kill(kw: dict, count: int) -> list:
-    driver = subprocess.Popen([sys.executable, '-c', DRIVER, repr(kw), str(count)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        line = driver.stdout.readline()
-    finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=60)
-    assert driver.returncode == -signal.SIGKILL
+    line = first_line_then_kill(DRIVER, [repr(kw), str(count)])
     ids = line.split()
     assert len(ids) == count, line
     return ids

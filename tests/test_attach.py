@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import pytest
 import cluster
 from cluster.job import records
 from cluster.queue import watcher
+from support import first_line_then_kill
 
 DRIVER = textwrap.dedent('''
     import signal, sys, cluster
@@ -54,15 +54,7 @@ ATTACHER = textwrap.dedent('''
 
 def _submit_and_kill(kw: dict, count: int, extra: bool = False) -> list:
     """Run a driver that submits ``count`` function jobs, then SIGKILL it; their ids."""
-    driver = subprocess.Popen([sys.executable, '-c', DRIVER, repr(kw), str(count)]
-                              + (['extra'] if extra else []), stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        line = driver.stdout.readline()
-    finally:
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=60)
-    assert driver.returncode == -signal.SIGKILL
+    line = first_line_then_kill(DRIVER, [repr(kw), str(count)] + (['extra'] if extra else []))
     ids = line.split()
     assert len(ids) == count + (2 if extra else 0), line
     return ids

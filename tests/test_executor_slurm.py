@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -15,28 +14,14 @@ import pytest
 import cluster
 from cluster import JobError
 from conftest import _require_slurm
+from array_work import interval, nap, square
+from support import most_at_once, until
 
 HERE = Path(__file__).resolve().parent
 CONF_SCRIPT = HERE / 'cluster' / 'slurm_conf.sh'
 DEADLINE = 240
 
 pytestmark = pytest.mark.slurm
-
-
-def square(x):
-    return x * x
-
-
-def nap(seconds):
-    time.sleep(seconds)
-    return seconds
-
-
-def wait_for(condition, what, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, f'{what}: not within {deadline} s'
-        time.sleep(0.1)  # polling a condition with a deadline
 
 
 def test_a_task_killed_mid_array_fails_only_its_calls(in_tmp):
@@ -50,7 +35,7 @@ def test_a_task_killed_mid_array_fails_only_its_calls(in_tmp):
         assert futures[3].job is killed and futures[1].job is not killed
         assert len({f.job.id.split('_')[0] for f in futures}) == 1  # one array
         try:
-            wait_for(futures[2].running, f'task {killed.id} running')
+            until(futures[2].running, DEADLINE, f'task {killed.id} running')
             done = subprocess.run(['scancel', killed.id], capture_output=True, text=True)
             assert done.returncode == 0, done.stderr
         finally:
@@ -132,21 +117,6 @@ def test_arrays_split_at_a_low_max_array_size_each_from_index_0(in_tmp):
     limit = subprocess.run(['bash', str(CONF_SCRIPT), 'get', 'MaxArraySize'],
                            capture_output=True, text=True).stdout.strip()
     assert limit != '50'  # put back
-
-
-def interval(seconds):
-    start = time.time()
-    time.sleep(seconds)
-    return start, time.time()
-
-
-def most_at_once(intervals):
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    running = most = 0
-    for _, step in events:
-        running += step
-        most = max(most, running)
-    return most
 
 
 def test_throttle_caps_the_tasks_of_all_arrays_of_an_executor(in_tmp):

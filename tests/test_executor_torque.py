@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,43 +16,14 @@ from cluster import JobError
 from cluster.batch import State
 from cluster.queue import watcher
 from conftest import _require_slurm
+from array_work import interval, nap, square
+from support import most_at_once, until
 
 HERE = Path(__file__).resolve().parent
 CONF_SCRIPT = HERE / 'cluster' / 'slurm_conf.sh'
 DEADLINE = 240
 
 pytestmark = pytest.mark.torque
-
-
-def square(x):
-    return x * x
-
-
-def nap(seconds):
-    time.sleep(seconds)
-    return seconds
-
-
-def interval(seconds):
-    start = time.time()
-    time.sleep(seconds)
-    return start, time.time()
-
-
-def most_at_once(intervals):
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    running = most = 0
-    for _, step in events:
-        running += step
-        most = max(most, running)
-    return most
-
-
-def wait_for(condition, what, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, f'{what}: not within {deadline} s'
-        time.sleep(0.1)  # polling a condition with a deadline
 
 
 def logged(shims: Path, command: str, log: Path) -> None:
@@ -103,7 +73,7 @@ def test_a_task_cancelled_mid_array_fails_only_its_calls(counted):
         assert futures[3].job is killed and futures[1].job is not killed
         assert len({f.job.id.split('_')[0] for f in futures}) == 1  # one array
         try:
-            wait_for(futures[2].running, f'task {killed.id} running')
+            until(futures[2].running, DEADLINE, f'task {killed.id} running')
             ex.system.cancel([killed.id])  # the wrappers' qdel would cancel all: scancel
         finally:
             if not futures[2].done():

@@ -23,7 +23,6 @@ import cluster
 from cluster import config_file
 from cluster.run import remote
 from cluster.batch._submit import given_name
-from cluster.run.errors import SubmissionError
 from conftest import REMOTE_MARKS, remote_profile
 from test_remote import private_servers  # noqa: F401 - a fixture
 
@@ -90,14 +89,6 @@ def kill_sessions(server, port: int) -> int:
     return len(sessions)
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f'timed out waiting for {what}'
-        time.sleep(0.05)
 
 
 class TestKilledSessions:

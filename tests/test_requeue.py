@@ -12,7 +12,8 @@ import sys
 import time
 
 import pytest
-from requeue_helpers import started, text_of, until  # noqa: F401 (started: a fixture)
+from requeue_helpers import started, text_of  # noqa: F401 (started: a fixture)
+from support import until
 from batch_helpers import FakeShell, data
 import support
 from conftest import REMOTE_MARKS, STATE, require, slurm_ready

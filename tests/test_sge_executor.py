@@ -4,41 +4,20 @@ mid-array, the throttle; and the array forms of qstat and qacct (samples in test
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 from batch_helpers import FakeShell, data
 from conftest import use_sge
+from array_work import interval, nap, square
+from support import until
 
 import cluster
 from cluster import JobError
 from cluster.batch import State, local_shell
 from cluster.batch.sge import GridEngine
-from cluster.batch.sge_status import listed_keys, max_array_tasks, parse_qstat_xml, split_key
+from cluster.batch.sge_status import listed_keys, max_array_tasks, split_key
 
 DEADLINE = 180
-
-
-def square(x):
-    return x * x
-
-
-def nap(seconds):
-    time.sleep(seconds)
-    return seconds
-
-
-def interval(seconds):
-    start = time.time()
-    time.sleep(seconds)
-    return start, time.time()
-
-
-def wait_for(condition, what, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, f'{what}: not within {deadline} s'
-        time.sleep(0.1)  # polling a condition with a deadline
 
 
 @pytest.fixture
@@ -114,7 +93,7 @@ def test_a_task_deleted_mid_array_fails_only_its_calls(sge):
         job, task = split_key(killed.id)
         assert task == 2 and len({f.job.id.split('_')[0] for f in futures}) == 1
         try:
-            wait_for(futures[2].running, f'task {killed.id} running')
+            until(futures[2].running, DEADLINE, f'task {killed.id} running')
             done = subprocess.run(['qdel', f'{job}.{task}'], capture_output=True, text=True)
             assert done.returncode == 0, done.stderr
         except BaseException:

@@ -9,7 +9,8 @@ import subprocess
 import time
 
 import pytest
-from requeue_helpers import started, text_of, until  # noqa: F401 (started: a fixture)
+from requeue_helpers import started, text_of  # noqa: F401 (started: a fixture)
+from support import until
 from conftest import use_sge
 from requeue_work import Counter
 

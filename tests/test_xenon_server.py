@@ -17,7 +17,8 @@ import pytest
 from xenon_backend import exceptions as xe
 from xenon_backend.server import Server, find_java
 from xenon_backend.tls import ensure_certificates
-from xenon_helpers import require, wait_for, xenon_missing
+from support import until
+from xenon_helpers import require, xenon_missing
 
 pytest_plugins = ['xenon_fixtures']
 pytestmark = pytest.mark.xenon
@@ -38,7 +39,7 @@ def start_sleeper(server, tmp_path):
     scheduler.submit_batch_job(xb.JobDescription(
         executable='/bin/sh', arguments=['-c', f'echo $$ > {pid_file}; exec sleep 300'],
         queue_name='multi'))
-    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what='the job to start')
+    until(lambda: pid_file.exists() and pid_file.read_text().strip(), what='the job to start')
     return int(pid_file.read_text())
 
 
@@ -141,7 +142,7 @@ def test_plaintext_only_when_asked_and_stop_kills_the_jobs(xenon_session, tmp_pa
     finally:
         server.stop()
     assert gone(jvm)
-    wait_for(lambda: gone(pid), timeout=10, what=f'the job {pid} to go with the group')
+    until(lambda: gone(pid), timeout=10, what=f'the job {pid} to go with the group')
     assert server.process is None and not server.alive()
     with pytest.raises(xe.XenonServerError, match='not started or has been stopped'):
         server.ping()
@@ -166,8 +167,8 @@ def test_a_killed_python_takes_its_server_along(xenon_tls_dir, keep):
                              text=True)
     try:
         jvm = int(child.stdout.readline())
-        wait_for(lambda: [p for p in psutil.Process(jvm).children() if p.name() == 'sleep'],
-                 timeout=30, what='the local job to start')
+        until(lambda: [p for p in psutil.Process(jvm).children() if p.name() == 'sleep'],
+              timeout=30, what='the local job to start')
         group = [jvm] + [p.pid for p in psutil.Process(jvm).children(recursive=True)]
         watchdogs = [p for p in psutil.Process(child.pid).children()
                      if f'kill -KILL -{jvm}' in ' '.join(p.cmdline())]
@@ -180,7 +181,7 @@ def test_a_killed_python_takes_its_server_along(xenon_tls_dir, keep):
             assert not gone(jvm)
             os.killpg(jvm, signal.SIGKILL)
         for pid in group:
-            wait_for(lambda pid=pid: gone(pid), timeout=30, what=f'{pid} of the JVM group to end')
+            until(lambda pid=pid: gone(pid), timeout=30, what=f'{pid} of the JVM group to end')
     finally:  # a failed watchdog must not leave the JVM behind
         try:
             os.killpg(jvm, signal.SIGKILL)
@@ -202,7 +203,7 @@ def test_a_killed_server_is_detected(xenon_tls_dir, tmp_path):
         assert not server.process_alive()
     finally:
         server.stop()
-    wait_for(lambda: gone(pid), timeout=10, what=f'the orphaned job {pid} to go with the group')
+    until(lambda: gone(pid), timeout=10, what=f'the orphaned job {pid} to go with the group')
 
 
 def test_init_restarts_a_dead_default_server(xenon_tls_dir):

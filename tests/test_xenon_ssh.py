@@ -20,7 +20,8 @@ from xenon_backend import exceptions as xe
 from xenon_backend.filesystem import FileSystem
 from xenon_backend.messages import CopyMode, JobDescription, Path, PosixFilePermission
 from xenon_backend.server import Server
-from xenon_helpers import SFTP_PROPERTIES, SSH_PROPERTIES, wait_for
+from support import until
+from xenon_helpers import SFTP_PROPERTIES, SSH_PROPERTIES
 
 pytest_plugins = ['xenon_fixtures']
 pytestmark = [pytest.mark.xenon, pytest.mark.sshd]
@@ -139,8 +140,8 @@ def test_cancel_over_ssh_leaves_the_remote_process_running(ssh_scheduler, sftp_f
     job = ssh_scheduler.submit_batch_job(JobDescription(
         executable='/bin/sh', arguments=['-c', record_pid], queue_name='multi'))
     assert ssh_scheduler.wait_until_running(job, 60_000).running
-    pid = int(wait_for(lambda: sftp_fs.exists(pid_file) and sftp_fs.read_bytes(pid_file),
-                       what='the job to record its pid'))
+    pid = int(until(lambda: sftp_fs.exists(pid_file) and sftp_fs.read_bytes(pid_file),
+                    what='the job to record its pid'))
     try:
         status = ssh_scheduler.cancel_job(job)
         assert status.state == 'KILLED' and status.done
@@ -172,35 +173,47 @@ def test_sftp_files(sftp_fs, remote_dir, sshd):
         sftp_fs.create_directory(remote_dir / 'a')
 
 
-def test_one_sftp_filesystem_is_safe_from_many_threads(sftp_fs, remote_dir):
+def test_one_sftp_filesystem_is_safe_from_many_threads(xenon_session, sshd, ssh_credential):
     """xenon-grpc 3.0.1 loses the replies of overlapping calls on one sftp filesystem
-    (without the FileSystem's lock every thread here failed at its first call)."""
-    assert FileSystem(sftp_fs.id, sftp_fs.server)._serial is sftp_fs._serial
-    errors = []
+    (without the FileSystem's lock every thread here failed at its first call).
 
-    def work(worker):
-        try:
-            for i in range(25):
-                path = remote_dir / f'{worker}-{i}'
-                sftp_fs.write_bytes(path, path.name.encode())
-                assert sftp_fs.exists(path)
-                assert sftp_fs.read_bytes(path) == path.name.encode()
-                assert path in {entry.path for entry in sftp_fs.list(remote_dir)}
-                sftp_fs.delete(path)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(f'worker {worker}: {exc!r}')
+    The filesystem is this test's own: once, in one fresh-clone run, xenon-grpc's SFTP client
+    stopped answering every call on it, and the shared one would take the next tests
+    along."""
+    sftp = FileSystem.create('sftp', sshd['location'], SFTP_PROPERTIES, ssh_credential,
+                             server=xenon_session, timeout=60)
+    try:
+        assert FileSystem(sftp.id, sftp.server)._serial is sftp._serial
+        top = sftp.get_working_directory() / f'xenon-test-{uuid.uuid4().hex[:8]}'
+        sftp.create_directory(top)
+        errors = []
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    for name in 'ab':
-        sftp_fs.write_bytes(remote_dir / name, b'')
-    for entry in sftp_fs.list(remote_dir):  # the listing is read whole: no call waits on it
-        sftp_fs.delete(entry.path)
-    assert list(sftp_fs.list(remote_dir)) == []
+        def work(worker):
+            try:
+                for i in range(6):
+                    path = top / f'{worker}-{i}'
+                    sftp.write_bytes(path, path.name.encode())
+                    assert sftp.exists(path)
+                    assert sftp.read_bytes(path) == path.name.encode()
+                    assert path in {entry.path for entry in sftp.list(top)}
+                    sftp.delete(path)
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(f'worker {worker}: {exc!r}')
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        for name in 'ab':
+            sftp.write_bytes(top / name, b'')
+        for entry in sftp.list(top):  # the listing is read whole: no call waits on it
+            sftp.delete(entry.path)
+        assert list(sftp.list(top)) == []
+        sftp.delete(top)
+    finally:
+        sftp.close()
 
 
 def test_staging_between_local_and_remote(file_fs, sftp_fs, remote_dir, tmp_path):

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
-
-import pytest
 
 from support import read_env_file  # noqa: F401 (xenon_fixtures imports it from here)
 from support import require as support_require
@@ -44,13 +41,3 @@ def xenon_missing() -> str:
     return ''
 
 
-def wait_for(condition, timeout: float = 30.0, interval: float = 0.05, what: str = 'condition'):
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f'timed out after {timeout} s waiting for {what}')
-        time.sleep(interval)

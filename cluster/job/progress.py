@@ -13,12 +13,35 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from ..queue import watcher as queue_watcher
 
 
-class Progress:
+class _Bar:
+    """A tqdm bar of done, failed and running things, on standard error when it is a
+    terminal (else it does nothing)."""
+
+    def __init__(self, wanted: bool, unit: str, leave: bool) -> None:
+        self.on = bool(wanted) and sys.stderr.isatty()
+        self._unit, self._leave = unit, leave
+        self._bar: Any = None
+
+    def draw(self, total: int, done: int, failed: int, running: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm  # heavy: tqdm
+            self._bar = tqdm(total=total, unit=self._unit, file=sys.stderr, leave=self._leave)
+        self._bar.total = total
+        self._bar.n = done + failed
+        self._bar.set_postfix(done=done, failed=failed, running=running, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class Progress(_Bar):
     """A tqdm bar over the calls of an Executor's tasks; does nothing when off."""
 
     def __init__(self, wanted: bool) -> None:
-        self.on = bool(wanted) and sys.stderr.isatty()
-        self._bar: Any = None
+        super().__init__(wanted, 'call', leave=False)
 
     @staticmethod
     def counts(tasks: List[Any]) -> Tuple[int, int, int, int]:
@@ -40,31 +63,17 @@ class Progress:
         return total, done, failed, running
 
     def show(self, tasks: List[Any]) -> None:
-        if not self.on:
-            return
-        total, done, failed, running = self.counts(tasks)
-        if self._bar is None:
-            from tqdm import tqdm  # heavy: tqdm
-            self._bar = tqdm(total=total, unit='call', file=sys.stderr, leave=False)
-        self._bar.total = total
-        self._bar.n = done + failed
-        self._bar.set_postfix(done=done, failed=failed, running=running, refresh=False)
-        self._bar.refresh()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        if self.on:
+            self.draw(*self.counts(tasks))
 
 
-class StateBar:
+class StateBar(_Bar):
     """`cluster wait`'s bar: jobs done (completed), failed (any other end) and running;
     does nothing when standard error is not a terminal."""
 
     def __init__(self, total: int) -> None:
-        self.on = sys.stderr.isatty()
+        super().__init__(True, 'job', leave=True)
         self.total = total
-        self._bar: Any = None
 
     def show(self, infos: Iterable[Any]) -> None:
         if not self.on:
@@ -75,17 +84,7 @@ class StateBar:
                 done += info.state.value == 'completed'
                 failed += info.state.value != 'completed'
             running += info.state.value == 'running'
-        if self._bar is None:
-            from tqdm import tqdm  # heavy: tqdm
-            self._bar = tqdm(total=self.total, unit='job', file=sys.stderr)
-        self._bar.n = done + failed
-        self._bar.set_postfix(done=done, failed=failed, running=running, refresh=False)
-        self._bar.refresh()
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self.draw(self.total, done, failed, running)
 
 
 def wait_showing(queue: Any, ids: List[str], timeout: Optional[float]) -> Dict[str, Any]:

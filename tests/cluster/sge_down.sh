@@ -12,10 +12,7 @@ T0=$(date +%s%N)
 TIMEOUT=${SGE_UP_TIMEOUT:-60}
 SPOOL=${CLUSTER_TEST_SGE:-/opt/cluster-test-sge}/default/spool
 
-log() {
-    local ms=$(( ($(date +%s%N) - T0) / 1000000 ))
-    printf '[sge_down %3d.%03ds] %s\n' $(( ms / 1000 )) $(( ms % 1000 )) "$*"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # log, die, wait_for, running
 
 [[ $(id -u) == 0 ]] || { echo "sge_down: must run as root" >&2; exit 1; }
 

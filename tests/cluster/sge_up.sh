@@ -45,28 +45,7 @@ ENV_FILE=$PREFIX/env.sh
 QUEUE=all.q
 PE=smp
 
-log() {
-    local ms=$(( ($(date +%s%N) - T0) / 1000000 ))
-    printf '[sge_up %3d.%03ds] %s\n' $(( ms / 1000 )) $(( ms % 1000 )) "$*"
-}
-die() { log "ERROR: $*"; exit 1; }
-
-# wait_for DESCRIPTION COMMAND...: retry COMMAND until it succeeds or TIMEOUT passes
-wait_for() {
-    local what=$1; shift
-    local deadline=$(( $(date +%s) + TIMEOUT ))
-    until "$@" >/dev/null 2>&1; do
-        if (( $(date +%s) >= deadline )); then
-            log "timed out after ${TIMEOUT}s waiting for: $what"
-            return 1
-        fi
-        sleep 0.2
-    done
-    log "ready: $what"
-}
-
-# running PIDFILE: the daemon whose pid the file names is alive
-running() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # log, die, wait_for, running
 
 # install_conf PATH MODE TEXT: replace PATH when TEXT differs; returns 0 when it changed
 install_conf() {

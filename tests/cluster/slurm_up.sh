@@ -23,28 +23,7 @@ DBD_CONF=/etc/slurm/slurmdbd.conf
 LOG_DIR=/var/log/slurm
 RUN_DIR=/run/slurm
 
-log() {
-    local ms=$(( ($(date +%s%N) - T0) / 1000000 ))
-    printf '[slurm_up %3d.%03ds] %s\n' $(( ms / 1000 )) $(( ms % 1000 )) "$*"
-}
-die() { log "ERROR: $*"; exit 1; }
-
-# wait_for DESCRIPTION COMMAND...: retry COMMAND until it succeeds or TIMEOUT passes
-wait_for() {
-    local what=$1; shift
-    local deadline=$(( $(date +%s) + TIMEOUT ))
-    until "$@" >/dev/null 2>&1; do
-        if (( $(date +%s) >= deadline )); then
-            log "timed out after ${TIMEOUT}s waiting for: $what"
-            return 1
-        fi
-        sleep 0.2
-    done
-    log "ready: $what"
-}
-
-# running PIDFILE: the daemon whose pid the file names is alive
-running() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # log, die, wait_for, running
 
 [[ $(id -u) == 0 ]] || die "must run as root"
 
