@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import subprocess
 from typing import Dict, Optional, Tuple
+
+from ..shell import cmd
 
 KNOWN_HOSTS = '~/.ssh/known_hosts'
 
@@ -37,17 +37,13 @@ def first_key_types(host: str, port: int,
     path = os.path.expanduser(path)
     if not os.path.exists(path):
         return {name: None for name in host_names(host)}
-    keygen = shutil.which('ssh-keygen')
-    if not keygen:
-        return None
     found: Dict[str, Optional[str]] = {}
     for name in host_names(host):
-        try:
-            result = subprocess.run([keygen, '-F', _entry_name(name, port), '-f', path],
-                                    capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
+        code, out, _ = cmd(['ssh-keygen', '-F', _entry_name(name, port), '-f', path],
+                           timeout=10)
+        if code in (124, 127):            # timed out, or no ssh-keygen
             return None
-        entries = [line.split() for line in result.stdout.splitlines()
+        entries = [line.split() for line in out.splitlines()
                    if line.strip() and not line.startswith('#')]
         found[name] = next((fields[1] for fields in entries if len(fields) >= 3), None)
     return found
@@ -55,16 +51,9 @@ def first_key_types(host: str, port: int,
 
 def offers_ecdsa(host: str, port: int, timeout: float) -> bool:
     """True when ``ssh-keyscan`` gets an ECDSA host key from the server."""
-    keyscan = shutil.which('ssh-keyscan')
-    if not keyscan:
-        return False
-    try:
-        result = subprocess.run([keyscan, '-T', str(max(1, int(timeout))), '-t', 'ecdsa',
-                                 '-p', str(port), host], capture_output=True, text=True,
-                                timeout=timeout + 5)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return ' ecdsa-' in result.stdout
+    _, out, _ = cmd(['ssh-keyscan', '-T', str(max(1, int(timeout))), '-t', 'ecdsa', '-p',
+                     str(port), host], timeout=timeout + 5)
+    return ' ecdsa-' in out
 
 
 def add_keys_command(host: str, port: int) -> str:
