@@ -33,7 +33,8 @@ fi
 #   waits: the long ones that mostly wait (on Slurm's clock, on their jobs), which run
 #          in a second lane beside main;
 #   alone: those that freeze, restart or reconfigure slurmctld, or preempt through partition
-#          high, which run after main and waits, with nothing else on Slurm.
+#          high, which run after main and waits, with nothing else on Slurm; and the Xenon
+#          SFTP tests, which want a quiet machine (tests/conftest.py).
 LOGS=$(mktemp -d /tmp/cluster-tests.XXXXXX)
 "${PYTEST[@]}" --durations=10 -m 'apart and not alone' >"$LOGS/apart" 2>&1 &
 apart_pid=$!

@@ -16,16 +16,23 @@ from support import read_env_file, require  # noqa: F401 (test modules import re
 
 #: test modules that never touch Slurm: the Xenon client, and Grid Engine with its own daemons
 APART_MODULES = ('test_xenon_', 'test_sge')
+#: the Xenon SFTP tests run in the ``alone`` lane, after the main run, one at a time: twice
+#: under the main run's full load xenon-grpc's SFTP client stopped answering (a call on one
+#: filesystem, then every later one, until MINA's idle timeout closed it after 10 minutes)
+QUIET_MODULE = 'test_xenon_ssh.py'
 
 
 def pytest_collection_modifyitems(config, items):
     """Mark ``apart`` every test that never touches Slurm, which scripts/test.sh runs beside
-    the others: the modules above, and each test on a Grid Engine target only."""
+    the others: the modules above, and each test on a Grid Engine target only; and mark
+    ``alone`` the tests of :data:`QUIET_MODULE`."""
     for item in items:
         marks = {mark.name for mark in item.iter_markers()}
         if item.path.name.startswith(APART_MODULES) or (
                 'sge' in marks and not marks & {'slurm', 'torque'}):
             item.add_marker(pytest.mark.apart)
+        if item.path.name == QUIET_MODULE:
+            item.add_marker(pytest.mark.alone)
 
 
 @pytest.fixture(scope='session', autouse=True)

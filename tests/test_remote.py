@@ -428,6 +428,16 @@ def private_servers(tmp_path):
         server.stop()
 
 
+def _follow_the_advice(error, home, endpoint, server):
+    """Run the command a HostKeyError gives, as written, in ``home``; then connect anew."""
+    command = re.search(r'run `([^`]+)`', str(error)).group(1)
+    done = subprocess.run(['bash', '-c', command], env=dict(os.environ, HOME=str(home)),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    remote.forget(endpoint)
+    remote.connect(endpoint, server_factory=lambda dead: server)
+
+
 @pytest.mark.usefixtures('env')
 class TestHostKeys:
     pytestmark = LIVE
@@ -476,13 +486,8 @@ class TestHostKeys:
             remote.connect(endpoint, server_factory=lambda dead: server)
             with pytest.raises(HostKeyError) as caught:
                 cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
-            command = re.search(r'run `([^`]+)`', str(caught.value)).group(1)
-            done = subprocess.run(['bash', '-c', command], env=dict(os.environ, HOME=str(home)),
-                                  capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0, done.stderr
+            _follow_the_advice(caught.value, home, endpoint, server)
             assert stat.S_IMODE(os.stat(home / '.ssh').st_mode) == 0o700
-            remote.forget(endpoint)
-            remote.connect(endpoint, server_factory=lambda dead: server)
             assert cluster.Job('echo fresh', profile=name).submit().get()[1] == 'fresh\n'
         finally:
             remote.forget(endpoint)
@@ -503,13 +508,10 @@ class TestHostKeys:
         endpoint = remote.from_profile(name, connect_timeout=60)
         remote.connect(endpoint, server_factory=lambda dead: server)
         try:
-            with pytest.raises(HostKeyError, match='first key of 127.0.0.1:2222 .* is its ssh-ed25519 key.*ECDSA.*ssh-keygen -R') as caught:
+            with pytest.raises(HostKeyError, match='first key of 127.0.0.1:2222 .* is its '
+                               'ssh-ed25519 key.*ECDSA.*ssh-keygen -R') as caught:
                 cluster.Job('true', profile=name).submit()   # a Job alone opens nothing
-            command = re.search(r'run `([^`]+)`', str(caught.value)).group(1)
-            subprocess.run(['bash', '-c', command], env=dict(os.environ, HOME=str(home)),
-                           check=True, capture_output=True, timeout=60)
-            remote.forget(endpoint)
-            remote.connect(endpoint, server_factory=lambda dead: server)
+            _follow_the_advice(caught.value, home, endpoint, server)
             assert cluster.Job('echo both', profile=name).submit().get()[1] == 'both\n'
         finally:
             remote.forget(endpoint)

@@ -15,17 +15,17 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, TypeVar
+from typing import Dict, List, Optional
 
 import pytest
 from conftest import require, slurm_ready
+from support import until
 
 pytestmark = pytest.mark.slurm
 HERE = Path(__file__).resolve().parent
 SAMPLES = HERE / 'data' / 'slurm'
 CONF_SCRIPT = HERE / 'cluster' / 'slurm_conf.sh'
 QUEUE_WAIT = 300  # our job may wait behind others' jobs on the 2 shared cores
-T = TypeVar('T')
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -43,19 +43,6 @@ def record(name: str, text: str) -> None:
     if os.environ.get('RECORD_SLURM_SAMPLES'):
         SAMPLES.mkdir(parents=True, exist_ok=True)
         (SAMPLES / name).write_text(text)
-
-
-def poll(what: str, probe: Callable[[], Optional[T]], timeout: float = 120,
-         every: float = 0.2) -> T:
-    """The first true value of ``probe()``, polled until the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out after {timeout} s waiting for {what}')
-        time.sleep(every)
 
 
 def lines(path: Path) -> List[str]:
@@ -84,7 +71,7 @@ def final_sacct(job_id: str, *flags: str, fields: str = 'JobID,State,ExitCode,Pa
         state = fields.split(',').index('State')
         return rows if rows and rows[-1].split('|')[state] not in (
             'PENDING', 'RUNNING') else None
-    return poll(f'final accounting of {job_id}', settled, timeout)
+    return until(settled, timeout, f'final accounting of {job_id}')
 
 
 def sbatch(jobs: List[str], *args: str) -> str:
@@ -147,12 +134,12 @@ def test_array_forms_throttle_and_cancelled_indices(jobs, tmp_path):
             def listed():
                 rows = sacct(array, fields='JobID,JobIDRaw,State,ExitCode')
                 return rows if f'{array}_0|' in '\n'.join(rows) else None
-            rows = poll(f'{array}_0 in sacct', listed, 30)  # slurmdbd lags the start
+            rows = until(listed, 30, f'{array}_0 in sacct')  # slurmdbd lags the start
             samples.update(plain=plain, expanded=expanded, sacct='\n'.join(rows) + '\n')
             sh('scancel', plain_job)
             sh('scancel', f'{array}_0')  # running: cancelled, the others go on
         return not mine
-    poll(f'array {array} to finish', probe, QUEUE_WAIT, every=0.1)
+    until(probe, QUEUE_WAIT, f'array {array} to finish', every=0.1)
     record('array_squeue.txt', samples['plain'])
     record('array_squeue_r.txt', samples['expanded'])
     record('array_sacct_running.txt', samples['sacct'])
@@ -172,7 +159,7 @@ def test_array_forms_throttle_and_cancelled_indices(jobs, tmp_path):
         done = len(rows) == 9 and not any(r.split('|')[2] in ('PENDING', 'RUNNING')
                                           for r in rows)
         return rows if done else None
-    rows = poll(f'every task of {array} in sacct', settled, 60)
+    rows = until(settled, 60, f'every task of {array} in sacct')
     record('array_sacct.txt', '\n'.join(rows) + '\n')
     states = {r.split('|')[0]: r.split('|')[2:] for r in rows}
     # cancelled while running: the job row's ExitCode stays 0:0 (the state says it all)

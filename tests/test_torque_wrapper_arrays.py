@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Dict, List
@@ -21,6 +20,7 @@ from typing import Dict, List
 import pytest
 from batch_helpers import FakeShell
 from conftest import _require_slurm
+from support import until
 
 from cluster.batch._arrays import AFTER_ANY_OPTION, ARRAY_OPTION
 from cluster.batch._torque_arrays import WrapperArrays
@@ -46,16 +46,6 @@ def record(name: str, text: str) -> None:
     if os.environ.get('RECORD_TORQUE_SAMPLES'):
         SAMPLES.mkdir(parents=True, exist_ok=True)
         (SAMPLES / name).write_text(text)
-
-
-def poll(what, probe, timeout=QUEUE_WAIT, every=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f'timed out after {timeout} s waiting for {what}'
-        time.sleep(every)  # polling a condition with a deadline
 
 
 def ours(listing: str, name: str) -> List[Dict[str, str]]:
@@ -105,8 +95,8 @@ def test_qsub_t_is_sbatch_array_and_qdel_of_a_task_cancels_the_whole_array(array
     one = sh('qstat', '-f', f'{array}_1', check=False)
     assert (one.returncode, one.stdout) == (153, '')  # qstat cannot name a task
     sh('qdel', f'{array}_1')
-    assert poll('the array cancelled', lambda: set(tasks(array).values()) == {'CANCELLED'}
-                or not tasks(array), 30)  # every task, not just index 1
+    assert until(lambda: set(tasks(array).values()) == {'CANCELLED'} or not tasks(array),
+                 30, 'the array cancelled')  # every task, not just index 1
 
 
 @pytest.mark.torque
@@ -119,8 +109,8 @@ def test_tasks_get_their_own_job_ids_no_index_and_slurms_variable(arrays, tmp_pa
                       f'for i in $(seq 6000); do [ -e {go} ] && break; sleep 0.1; done\n')
     name = f'running-{uuid.uuid4().hex[:8]}'
     array = qsub(arrays, tmp_path, name, '-t', '0-2%2', str(script))
-    poll('two tasks running, one pending', lambda: sorted(tasks(array).values()) == [
-        'PENDING', 'RUNNING', 'RUNNING'])
+    until(lambda: sorted(tasks(array).values()) == ['PENDING', 'RUNNING', 'RUNNING'],
+          QUEUE_WAIT, 'two tasks running, one pending')
     running = ours(sh('qstat', '-f').stdout, name)
     record('qstat_f_running.txt', _text(running))
     states = sorted((r['Job Id'] == array, r['job_state']) for r in running)
@@ -134,7 +124,7 @@ def test_tasks_get_their_own_job_ids_no_index_and_slurms_variable(arrays, tmp_pa
         if any(r['job_state'] == 'C' for r in records):
             finished[:] = records
         return not any(state in ('PENDING', 'RUNNING') for state in tasks(array).values())
-    poll('the array over', seen_finished)
+    until(seen_finished, QUEUE_WAIT, 'the array over')
     record('qstat_f_finished.txt', _text(finished))
     assert finished and not any('exit_status' in r for r in finished), finished
     for i in range(3):
@@ -143,7 +133,7 @@ def test_tasks_get_their_own_job_ids_no_index_and_slurms_variable(arrays, tmp_pa
     def accounted():
         rows = sh('sacct', '-n', '-X', '-P', '-j', array, '-o', 'JobID,State,ExitCode').stdout
         return sorted(rows.split()) if rows.count('COMPLETED') == 3 else None
-    rows = poll('every task in sacct', accounted, 60)
+    rows = until(accounted, 60, 'every task in sacct')
     assert rows == [f'{array}_{i}|COMPLETED|0:0' for i in range(3)]  # sacct names each
 
 
