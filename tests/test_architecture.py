@@ -7,10 +7,13 @@ Source files only; the generated ``xenon_backend/proto/`` is left out. The rules
   otherwise as importing ``pkg``. ``import a.b`` counts as importing ``a.b`` (the parents it also
   runs are not counted). Only the body of ``if TYPE_CHECKING:`` is exempt.
 * **xenon_backend stands alone**: it imports nothing from ``cluster``.
-* **no batch system named outside cluster/batch/**: no string literal, docstrings aside, holds
-  ``slurm``, ``torque``, ``pbs``, ``sge`` or one of their commands (``sbatch``, ``qsub``, ...) as a
-  word, case-insensitive (a word: not preceded or followed by a letter, so ``SLURM_JOB_ID`` names
-  Slurm and ``message`` does not name SGE).
+* **no batch system named outside its own modules** (``cluster/batch/<system>.py``, its helpers
+  ``cluster/batch/_<system>_*.py``, the qsub family's ``_qsub.py``, and the registry entries
+  ``SYSTEMS`` and ``SETTINGS``): no string literal (docstrings aside) and no name used, defined
+  or imported holds ``slurm``, ``torque``, ``pbs``, ``sge``, one of their commands (``sbatch``,
+  ``qsub``, ...) or directives (``#SBATCH``, ``#$``) as a word, case-insensitive (a word: not
+  preceded or followed by a letter, so ``SLURM_JOB_ID`` names Slurm and ``message`` does not name
+  SGE). The shared modules of ``cluster/batch/`` are generic code too.
 * **small pieces**: no module over 400 lines, no function over 60 (``def`` line to last line).
 * **a function-level import is for an optional or heavy dependency and says which**, with a
   trailing comment on one of its lines: ``# heavy: grpc`` or ``# optional: tqdm`` (the tag, a
@@ -34,8 +37,9 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 SYSTEM_WORDS = ('slurm', 'torque', 'pbs', 'sge', 'sbatch', 'squeue', 'scancel', 'sacct', 'sinfo',
                 'scontrol', 'srun', 'salloc', 'qsub', 'qstat', 'qdel', 'qalter', 'qhold', 'qrls',
-                'pbsnodes')
-SYSTEM_NAME = re.compile(r'(?<![a-z])(%s)(?![a-z])' % '|'.join(SYSTEM_WORDS), re.IGNORECASE)
+                'pbsnodes', 'qacct', 'qconf', 'qmod', 'grid engine', '#SBATCH', '#PBS')
+#: a system word (not preceded or followed by a letter), or a Grid Engine directive ``#$ ``
+SYSTEM_NAME = re.compile(r'(?<![a-z])(%s)(?![a-z])|#\$ ' % '|'.join(SYSTEM_WORDS), re.IGNORECASE)
 DEPENDENCY_COMMENT = re.compile(r'#\s*(heavy|optional):\s*[\w.-]+')
 
 
@@ -199,18 +203,59 @@ def _docstrings(tree: ast.Module) -> Set[int]:
     return ids
 
 
+def _registered(modules: Dict[str, Module]) -> Tuple[str, ...]:
+    """The names of the registry ``SYSTEMS`` of ``cluster/batch/__init__.py``, read from its
+    source."""
+    for node in ast.walk(modules['cluster.batch'].tree):
+        target = getattr(node, 'target', None)
+        if isinstance(node, ast.AnnAssign) and getattr(target, 'id', None) == 'SYSTEMS':
+            return tuple(ast.literal_eval(node.value))
+    raise AssertionError('no SYSTEMS: Dict[...] = {...} in cluster/batch/__init__.py')
+
+
+def _own_module(name: str, systems: Tuple[str, ...]) -> bool:
+    """A module that may name batch systems: a system's own (``cluster.batch.<system>``, its
+    helpers ``cluster.batch._<system>_*``) and the qsub family's mixin ``cluster.batch._qsub``."""
+    if not name.startswith('cluster.batch.'):
+        return False
+    leaf = name.rpartition('.')[2]
+    return leaf in systems or leaf == '_qsub' or any(
+        leaf.startswith(f'_{system}_') for system in systems)
+
+
+def _registry(tree: ast.Module) -> Set[int]:
+    """ids of the nodes inside the assignments of ``SYSTEMS`` and ``SETTINGS``."""
+    ids = set()
+    for node in ast.walk(tree):
+        targets = getattr(node, 'targets', None) or [getattr(node, 'target', None)]
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and any(
+                isinstance(target, ast.Name) and target.id in ('SYSTEMS', 'SETTINGS')
+                for target in targets):
+            ids.update(id(inner) for inner in ast.walk(node.value))
+    return ids
+
+
+def _code_text(node: ast.AST) -> Optional[str]:
+    """The text a node puts in the code: a string, a name used, defined or imported."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.alias)):
+        return node.name
+    return getattr(node, 'id', None) if isinstance(node, ast.Name) else getattr(node, 'attr', None)
+
+
 def find_batch_names(modules: Dict[str, Module]) -> List[str]:
     found = []
+    systems = _registered(modules)
     for module in modules.values():
-        if module.name == 'cluster.batch' or module.name.startswith('cluster.batch.'):
+        if _own_module(module.name, systems):
             continue
-        docstrings = _docstrings(module.tree)
+        skipped = _docstrings(module.tree) | _registry(module.tree)
         for node in sorted(ast.walk(module.tree), key=lambda n: getattr(n, 'lineno', 0)):
-            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                    and id(node) not in docstrings):
-                match = SYSTEM_NAME.search(node.value)
-                if match:
-                    found.append(f'{module.path}:{node.lineno}: {match.group(0)!r} in {node.value!r}')
+            text = None if id(node) in skipped else _code_text(node)
+            match = SYSTEM_NAME.search(text) if isinstance(text, str) else None
+            if match:
+                found.append(f'{module.path}:{node.lineno}: {match.group(0)!r} in {text!r}')
     return found
 
 
@@ -255,7 +300,7 @@ def test_xenon_backend_imports_nothing_from_cluster():
     _check(find_cluster_imports(MODULES))
 
 
-def test_batch_systems_are_named_only_in_cluster_batch():
+def test_batch_systems_are_named_only_in_their_own_modules():
     _check(find_batch_names(MODULES))
 
 
@@ -324,19 +369,27 @@ def test_checker_finds_xenon_backend_importing_cluster(tmp_path):
     assert find_cluster_imports(modules) == ['xenon_backend/tls.py:2: imports cluster.run']
 
 
-def test_checker_finds_a_batch_system_named_outside_cluster_batch(tmp_path):
+def test_checker_finds_a_batch_system_named_outside_its_own_modules(tmp_path):
     modules = _package(tmp_path, {
         'cluster/__init__.py': '"""Runs on Slurm."""\n',
         'cluster/cli.py': ('"""Choose slurm."""\n'
                            'CHOICES = ("local", "SLURM")\n'
                            'ENV = f"{1}PBS_JOBID"\n'
                            'FINE = "message sbatchy"\n'),
-        'cluster/batch/__init__.py': '',
+        'cluster/batch/__init__.py': ('SYSTEMS: dict = {"slurm": "slurm:Slurm"}\n'
+                                      'SETTINGS: dict = {"slurm": {}}\n'),
+        'cluster/batch/_shared.py': ('def slurm_limit():\n'
+                                     '    """Asks scontrol."""\n'
+                                     '    return ["#$ -N x"]\n'),
         'cluster/batch/slurm.py': 'COMMAND = "sbatch"\n',
+        'cluster/batch/_slurm_arrays.py': 'ARGV = ["scontrol", "show", "config"]\n',
+        'cluster/batch/_qsub.py': 'FAMILY = "qsub"\n',
         'xenon_backend/__init__.py': '',
     })
-    found = find_batch_names(modules)
-    assert found == ["cluster/cli.py:2: 'SLURM' in 'SLURM'", "cluster/cli.py:3: 'PBS' in 'PBS_JOBID'"]
+    found = sorted(find_batch_names(modules))
+    assert found == ["cluster/batch/_shared.py:1: 'slurm' in 'slurm_limit'",
+                     "cluster/batch/_shared.py:3: '#$ ' in '#$ -N x'",
+                     "cluster/cli.py:2: 'SLURM' in 'SLURM'", "cluster/cli.py:3: 'PBS' in 'PBS_JOBID'"]
 
 
 def test_checker_finds_a_long_module_and_a_long_function(tmp_path):

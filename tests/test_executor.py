@@ -13,7 +13,8 @@ from conftest import _require_slurm
 import cluster
 from cluster import JobError
 from cluster.batch import State
-from cluster.batch._arrays import array_spec, expand, parse_config_value, task_ids
+from cluster.batch._arrays import array_spec, expand, task_ids
+from cluster.batch._slurm_arrays import parse_config_value
 from cluster.batch.slurm import parse_sacct, parse_squeue
 from cluster.job.progress import Progress
 from cluster.script.function import RemoteTraceback

@@ -15,7 +15,7 @@ import cluster
 from cluster import JobError
 from cluster.batch import State, local_shell
 from cluster.batch.sge import GridEngine
-from cluster.batch.sge_status import listed_keys, max_array_tasks, split_key
+from cluster.batch._sge_parse import listed_keys, max_array_tasks, split_key
 
 DEADLINE = 180
 

@@ -2,12 +2,11 @@
 several schedulers print alike (times, durations, wait statuses, empty fields)."""
 from __future__ import annotations
 
-import datetime
 import logging
 import re
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from ..run.errors import CommandError
 
@@ -166,39 +165,3 @@ def last_line(out: str) -> str:
     """The last non-empty line a command printed (a submit command's job id)."""
     lines = [line.strip() for line in out.splitlines() if line.strip()]
     return lines[-1] if lines else ''
-
-
-_NOW = re.compile(r'now(?:\+(\d+)([a-z]+))?')
-
-
-def begin_stamp(value: str) -> str:
-    """The ``[[CC]YY]MMDDhhmm.SS`` form (``qsub -a``) of a normalised begin time
-    (``hhmm.SS`` for a time of day); ``now+N<units>`` becomes an absolute time, now."""
-    if re.fullmatch(r'\d{2}:\d{2}:\d{2}', value):
-        hour, minute, second = value.split(':')
-        return f'{hour}{minute}.{second}'
-    now = _NOW.fullmatch(value)
-    if now:
-        count, unit = now.groups()
-        delta = datetime.timedelta(**{unit or 'seconds': int(count or 0)})
-        moment = datetime.datetime.now().replace(microsecond=0) + delta
-    else:
-        moment = datetime.datetime.fromisoformat(value)
-    return moment.strftime('%Y%m%d%H%M.%S')
-
-
-class QsubArguments:
-    """For the ``qsub`` family (Torque, Grid Engine), put before
-    :class:`~cluster.batch.base.BatchSystem` among the bases: ``begin`` in ``qsub -a``
-    form, ``export`` ALL as ``-V`` and NONE as nothing."""
-
-    @classmethod
-    def arguments(cls, name: str, value: Any) -> List[str]:
-        if name == 'begin':
-            value = begin_stamp(value)
-        elif name == 'export':
-            items = value.split(',')
-            rest = ','.join(item for item in items if item not in ('ALL', 'NONE'))
-            return (['-V'] if 'ALL' in items else []) + (
-                super().arguments(name, rest) if rest else [])  # type: ignore[misc]
-        return super().arguments(name, value)  # type: ignore[misc]

@@ -36,7 +36,7 @@ TRANSIENT_MESSAGES = (
     'socket timed out', 'unable to contact', 'connection refused', 'connect failure',
     'communication connection failure', 'communication failure', 'zero bytes were transmitted',
     'connection reset', 'broken pipe', 'temporarily unavailable', 'timed out',
-    'cannot connect', 'slurm_receive_msg', 'transport endpoint')
+    'cannot connect', 'transport endpoint')
 #: seconds between two empty answers before a job counts as not taken
 CONFIRM_ABSENT = 2.0
 

@@ -18,7 +18,7 @@ dependent stopped there exits :data:`DEPENDENCY_EXIT` without writing its own co
 and is reported CANCELLED ("dependency N failed").
 
 Arrays (an Executor's tasks): ``qsub -t 1-N [-tc T]``, tasks numbered from 1 and known
-here as ``<job>_<n-1>``; parsing and accounting: :mod:`cluster.batch.sge_status`.
+here as ``<job>_<n-1>``; parsing and accounting: :mod:`cluster.batch._sge_parse`.
 """
 from __future__ import annotations
 
@@ -35,13 +35,14 @@ from . import SETTINGS
 from ..run.errors import CommandError
 from ..script.files import MARKER, JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
-from ._commands import (QsubArguments, connection_problem, header_options,
-                        last_line, output_paths, parse_iso, run_retried)
+from ._commands import (connection_problem, header_options, last_line, output_paths,
+                        parse_iso, run_retried)
+from ._qsub import QsubArguments
 from ._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, cached_limit
 from ._dependencies import DependencyGate
 from . import _sge_requeue
 from ._submit import given_name, submit_once, unique_name
-from .sge_status import (accounting_info, is_grid_engine, listed_keys,  # noqa: F401
+from ._sge_parse import (accounting_info, is_grid_engine, listed_keys,  # noqa: F401
                          map_state, max_array_tasks, parse_qacct, parse_qstat_xml, split_key)
 
 logger = logging.getLogger(__name__)

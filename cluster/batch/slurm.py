@@ -23,9 +23,10 @@ from ..script.files import MARKER, JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
 from ._commands import (connection_problem, field, header_options, output_paths, parse_iso,
                         run_retried, wait_status)
-from ._arrays import array_arguments, expand_keys, slurm_array_limit, slurm_slots
+from ._arrays import expand_keys
+from ._slurm_arrays import array_arguments, slurm_array_limit, slurm_slots
 from ._dependencies import DependencyGate
-from . import _requeue
+from . import _slurm_requeue
 from ._submit import Undecidable, given_name, submit_once, unique_name
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def parse_squeue(text: str) -> Dict[str, JobInfo]:
             continue
         job_id, native, reason, user, nodes, start, end, name = parts
         state = map_state(native)
-        reason = _requeue.preempted_reason(native, field(reason))
+        reason = _slurm_requeue.preempted_reason(native, field(reason))
         state = _job_state(state, reason)
         started = state not in (State.PENDING, State.HELD, State.UNKNOWN)
         jobs[job_id.strip()] = JobInfo(
@@ -164,7 +165,7 @@ def parse_sacct(text: str) -> Dict[str, JobInfo]:
         if '.' in job_id:
             continue  # a step, not the allocation
         state = map_state(native)
-        reason = _requeue.preempted_reason(native, field(reason))
+        reason = _slurm_requeue.preempted_reason(native, field(reason))
         if native.startswith('CANCELLED by'):
             reason = reason or native.lower()
         state = _job_state(state, reason)
@@ -214,7 +215,7 @@ class Slurm(BatchSystem):
     }
     list_separator = '&'
     help_note = 'On slurm, mem is the memory per node.'
-    notes = {'requeue': _requeue.NOTE}
+    notes = {'requeue': _slurm_requeue.NOTE}
     can_requeue = can_requeue_arrays = True
     array_variable, array_limit = 'SLURM_ARRAY_TASK_ID', slurm_array_limit
     slots = slurm_slots  # CPUs of the default partition: what chunksize=None counts with
@@ -232,10 +233,10 @@ class Slurm(BatchSystem):
 
     def requeue_header(self, requeue: bool, grace: Optional[int] = None,
                        limit: Optional[str] = None) -> List[str]:
-        return _requeue.header(requeue, grace)
+        return _slurm_requeue.header(requeue, grace)
 
     def attempt_lines(self) -> List[str]:
-        return list(_requeue.ATTEMPT_LINES)
+        return list(_slurm_requeue.ATTEMPT_LINES)
 
     # scripts ------------------------------------------------------------------------------
     def render_header(self, options: Mapping, files: JobFiles) -> List[str]:
@@ -356,7 +357,7 @@ class Slurm(BatchSystem):
                 logger.warning('sacct failed; exit codes come from files: %s', exc)
             return unsubmitted
         self._accounting = True
-        jobs = _requeue.follow({k: v for k, v in parse_sacct(out).items() if k in set(ids)},
+        jobs = _slurm_requeue.follow({k: v for k, v in parse_sacct(out).items() if k in set(ids)},
                                self.statuses)
         self._mark_unrunnable(jobs)
         jobs.update(unsubmitted)

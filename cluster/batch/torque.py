@@ -27,9 +27,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 from ..run.errors import CommandError, SubmissionError
 from ..script.files import JobFiles
 from .base import BatchSystem, JobInfo, Shell, State, local_shell
-from ._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, array_spec, slurm_array_limit
-from ._commands import (QsubArguments, connection_problem, header_options,
-                        last_line, output_paths, run_retried)
+from ._arrays import AFTER_ANY_OPTION, ARRAY_OPTION, array_spec
+from ._slurm_arrays import slurm_array_limit
+from ._commands import connection_problem, header_options, last_line, output_paths, run_retried
+from ._qsub import QsubArguments
 from ._submit import submit_once, unique_name
 from ._torque_arrays import WrapperArrays, array_of
 from ._torque_parse import (  # noqa: F401 (the tables and parsers are this module's API too)

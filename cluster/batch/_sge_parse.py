@@ -109,7 +109,8 @@ def accounting_info(record: Mapping[str, str]) -> JobInfo:
             and status > 128 else '')
         if status == 0:
             status = None                # execd failed before the script could end
-    return JobInfo(id=task_key(record.get('jobnumber', ''), record.get('taskid')), state=state, exitcode=status,
+    return JobInfo(id=task_key(record.get('jobnumber', ''), record.get('taskid')),
+                   state=state, exitcode=status,
                    name=given_name(record.get('jobname')), user=record.get('owner') or None,
                    node=record.get('hostname') or None, start=_ctime(record.get('start_time')),
                    end=_ctime(record.get('end_time')), reason=reason)

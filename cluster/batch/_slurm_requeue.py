@@ -20,7 +20,8 @@ from .base import JobInfo, State
 ATTEMPT_LINES = ['export CLUSTER_ATTEMPT="${SLURM_RESTART_COUNT:-0}"',
                  'export CLUSTER_REQUEUE="scontrol requeue $SLURM_JOB_ID"']
 #: what the keyword help says of ``requeue`` on Slurm
-NOTE = '#SBATCH --requeue (else --no-requeue); --signal=B:USR2@grace for a function that checkpoints'
+NOTE = ('#SBATCH --requeue (else --no-requeue); --signal=B:USR2@grace for a function that '
+        'checkpoints')
 #: the reason parse_squeue and parse_sacct give a job Slurm lists as PREEMPTED
 PREEMPTED = 'preempted'
 
