@@ -203,14 +203,17 @@ def _docstrings(tree: ast.Module) -> Set[int]:
     return ids
 
 
-def _registered(modules: Dict[str, Module]) -> Tuple[str, ...]:
-    """The names of the registry ``SYSTEMS`` of ``cluster/batch/__init__.py``, read from its
-    source."""
+def _registry(modules: Dict[str, Module]) -> Dict[str, ast.expr]:
+    """The values assigned to ``SYSTEMS`` and ``SETTINGS`` in ``cluster/batch/__init__.py``."""
+    values = {}
     for node in ast.walk(modules['cluster.batch'].tree):
-        target = getattr(node, 'target', None)
-        if isinstance(node, ast.AnnAssign) and getattr(target, 'id', None) == 'SYSTEMS':
-            return tuple(ast.literal_eval(node.value))
-    raise AssertionError('no SYSTEMS: Dict[...] = {...} in cluster/batch/__init__.py')
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+            continue
+        for target in getattr(node, 'targets', None) or [node.target]:
+            if isinstance(target, ast.Name) and target.id in ('SYSTEMS', 'SETTINGS'):
+                values[target.id] = node.value
+    assert 'SYSTEMS' in values, 'no SYSTEMS = {...} in cluster/batch/__init__.py'
+    return values
 
 
 def _own_module(name: str, systems: Tuple[str, ...]) -> bool:
@@ -221,18 +224,6 @@ def _own_module(name: str, systems: Tuple[str, ...]) -> bool:
     leaf = name.rpartition('.')[2]
     return leaf in systems or leaf == '_qsub' or any(
         leaf.startswith(f'_{system}_') for system in systems)
-
-
-def _registry(tree: ast.Module) -> Set[int]:
-    """ids of the nodes inside the assignments of ``SYSTEMS`` and ``SETTINGS``."""
-    ids = set()
-    for node in ast.walk(tree):
-        targets = getattr(node, 'targets', None) or [getattr(node, 'target', None)]
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and any(
-                isinstance(target, ast.Name) and target.id in ('SYSTEMS', 'SETTINGS')
-                for target in targets):
-            ids.update(id(inner) for inner in ast.walk(node.value))
-    return ids
 
 
 def _code_text(node: ast.AST) -> Optional[str]:
@@ -246,11 +237,13 @@ def _code_text(node: ast.AST) -> Optional[str]:
 
 def find_batch_names(modules: Dict[str, Module]) -> List[str]:
     found = []
-    systems = _registered(modules)
+    registry = _registry(modules)
+    systems = tuple(ast.literal_eval(registry['SYSTEMS']))
+    entries = {id(inner) for value in registry.values() for inner in ast.walk(value)}
     for module in modules.values():
         if _own_module(module.name, systems):
             continue
-        skipped = _docstrings(module.tree) | _registry(module.tree)
+        skipped = _docstrings(module.tree) | entries   # entries: nodes of cluster.batch only
         for node in sorted(ast.walk(module.tree), key=lambda n: getattr(n, 'lineno', 0)):
             text = None if id(node) in skipped else _code_text(node)
             match = SYSTEM_NAME.search(text) if isinstance(text, str) else None
