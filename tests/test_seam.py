@@ -58,7 +58,7 @@ def test_grid_engine_leaves_with_its_modules_and_its_two_registry_lines(tmp_path
     home = tmp_path / 'home'
     home.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith('SGE_')}
-    env.update(HOME=str(home), PYTHONPATH=str(copy.parent), CLUSTER_TEST_STRICT='',
+    env.update(HOME=str(home), PYTHONPATH=str(copy.parent),
                CLUSTER_CONFIG=str(tmp_path / 'cluster.ini'))
     result = subprocess.run([sys.executable, '-c', WITHOUT_GRID_ENGINE, str(copy)],
                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
